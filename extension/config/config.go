@@ -1,0 +1,161 @@
+// Package config loads fanotify.ext's JSON configuration file.
+//
+// osqueryd passes no custom flags to autoloaded extensions, so a file is the
+// only way a fleet configures the extension. A missing file means defaults. A
+// file with unknown keys or bad values yields an error naming the key together
+// with the defaults, so the extension keeps serving.
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"slices"
+	"strings"
+)
+
+// DefaultPath is where packages install the configuration file.
+const DefaultPath = "/etc/osquery/fanotify.json"
+
+// Config is the whole configuration file.
+type Config struct {
+	// GenerateTimeoutS bounds one table generate, in seconds.
+	GenerateTimeoutS int `json:"generate_timeout_s"`
+	// MaxConcurrentGenerates caps generates running at once; osqueryd calls
+	// them concurrently, one goroutine per connection.
+	MaxConcurrentGenerates int `json:"max_concurrent_generates"`
+	// RiskWarningPct and RiskCriticalPct are utilization thresholds in percent.
+	RiskWarningPct  float64 `json:"risk_warning_pct"`
+	RiskCriticalPct float64 `json:"risk_critical_pct"`
+	// ScanBudgetMS bounds one walk of /proc; a walk over it is reported as
+	// incomplete instead of silently undercounting.
+	ScanBudgetMS int `json:"scan_budget_ms"`
+
+	Collector Collector `json:"collector"`
+}
+
+// Collector configures the fanotify event collector.
+type Collector struct {
+	Enabled      bool     `json:"enabled"`
+	Paths        []string `json:"paths"`
+	Mark         string   `json:"mark"`
+	Events       []string `json:"events"`
+	ExcludePaths []string `json:"exclude_paths"`
+	BufferMax    int      `json:"buffer_max"`
+	ExpiryS      int      `json:"expiry_s"`
+}
+
+// MarkStrategies are the accepted values of collector.mark.
+var MarkStrategies = []string{"auto", "filesystem", "mount", "inode"}
+
+// EventNames are the accepted values of collector.events.
+var EventNames = []string{
+	"access", "modify", "open", "open_exec", "close_write", "close_nowrite",
+	"create", "delete", "moved_from", "moved_to", "attrib", "delete_self", "move_self",
+}
+
+// Default returns the configuration used when no file exists.
+func Default() Config {
+	return Config{
+		GenerateTimeoutS:       60,
+		MaxConcurrentGenerates: 4,
+		RiskWarningPct:         75,
+		RiskCriticalPct:        90,
+		ScanBudgetMS:           10000,
+		Collector: Collector{
+			Mark:      "auto",
+			Events:    []string{"modify", "close_write", "create", "delete", "moved_from", "moved_to"},
+			BufferMax: 50000,
+			ExpiryS:   3600,
+		},
+	}
+}
+
+// Load reads the file at path. A missing file yields defaults and no error.
+// Any other problem yields defaults and an error that names the offending key.
+func Load(path string) (Config, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Default(), nil
+	}
+	if err != nil {
+		return Default(), fmt.Errorf("config %s: %w", path, err)
+	}
+	cfg, err := Parse(data)
+	if err != nil {
+		return Default(), fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Parse decodes and validates a configuration document. Keys left out keep
+// their defaults.
+func Parse(data []byte) (Config, error) {
+	cfg := Default()
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&cfg); err != nil {
+		return Default(), decodeError(err)
+	}
+	if dec.More() {
+		return Default(), errors.New("trailing data after the JSON object")
+	}
+	if err := cfg.validate(); err != nil {
+		return Default(), err
+	}
+	return cfg, nil
+}
+
+// decodeError rewrites encoding/json's messages so they lead with the key.
+func decodeError(err error) error {
+	var typeErr *json.UnmarshalTypeError
+	if errors.As(err, &typeErr) {
+		return fmt.Errorf("key %q: expected %s, got JSON %s", typeErr.Field, typeErr.Type, typeErr.Value)
+	}
+	if field, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		return fmt.Errorf("key %s: unknown key", field)
+	}
+	return fmt.Errorf("invalid JSON: %w", err)
+}
+
+func (c Config) validate() error {
+	checks := []struct {
+		key string
+		ok  bool
+		why string
+	}{
+		{"generate_timeout_s", c.GenerateTimeoutS >= 1 && c.GenerateTimeoutS <= 3600, "must be 1..3600"},
+		{"max_concurrent_generates", c.MaxConcurrentGenerates >= 1 && c.MaxConcurrentGenerates <= 64, "must be 1..64"},
+		{"risk_warning_pct", c.RiskWarningPct > 0 && c.RiskWarningPct < 100, "must be between 0 and 100"},
+		{"risk_critical_pct", c.RiskCriticalPct > c.RiskWarningPct && c.RiskCriticalPct <= 100, "must be above risk_warning_pct and at most 100"},
+		{"scan_budget_ms", c.ScanBudgetMS >= 100, "must be at least 100"},
+		{"collector.mark", slices.Contains(MarkStrategies, c.Collector.Mark), "must be one of " + strings.Join(MarkStrategies, ", ")},
+		{"collector.buffer_max", c.Collector.BufferMax >= 1 && c.Collector.BufferMax <= 1000000, "must be 1..1000000"},
+		{"collector.expiry_s", c.Collector.ExpiryS >= 1, "must be at least 1"},
+		{"collector.events", len(c.Collector.Events) > 0, "must name at least one event"},
+	}
+	for _, ch := range checks {
+		if !ch.ok {
+			return fmt.Errorf("key %q: %s", ch.key, ch.why)
+		}
+	}
+	for _, e := range c.Collector.Events {
+		if !slices.Contains(EventNames, e) {
+			return fmt.Errorf("key \"collector.events\": unknown event %q (known: %s)", e, strings.Join(EventNames, ", "))
+		}
+	}
+	for key, paths := range map[string][]string{"collector.paths": c.Collector.Paths, "collector.exclude_paths": c.Collector.ExcludePaths} {
+		for _, p := range paths {
+			if !strings.HasPrefix(p, "/") {
+				return fmt.Errorf("key %q: path %q is not absolute", key, p)
+			}
+		}
+	}
+	if c.Collector.Enabled && len(c.Collector.Paths) == 0 {
+		return errors.New(`key "collector.paths": the enabled collector needs at least one path`)
+	}
+	return nil
+}

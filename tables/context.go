@@ -1,0 +1,213 @@
+package tables
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"strconv"
+)
+
+// Operator is SQLite's index-constraint code as osqueryd forwards it.
+type Operator int
+
+// The operators osqueryd sends. Codes 68-72 are SQLite's; 1 (UNIQUE) and 3
+// (IN) are osquery's own.
+const (
+	OpUnique    Operator = 1
+	OpEquals    Operator = 2
+	OpIn        Operator = 3
+	OpGreater   Operator = 4
+	OpLessEq    Operator = 8
+	OpLess      Operator = 16
+	OpGreaterEq Operator = 32
+	OpMatch     Operator = 64
+	OpLike      Operator = 65
+	OpGlob      Operator = 66
+	OpRegexp    Operator = 67
+	OpNotEquals Operator = 68
+	OpIsNot     Operator = 69
+	OpIsNotNull Operator = 70
+	OpIsNull    Operator = 71
+	OpIs        Operator = 72
+)
+
+// Constraint is one `column OP expr` term of the query.
+type Constraint struct {
+	Op   Operator
+	Expr string
+}
+
+// QueryContext is the deserialized context osqueryd sends with a generate.
+type QueryContext struct {
+	// Constraints maps a column name to its constraints.
+	Constraints map[string][]Constraint
+	// colsUsed holds the columns the query reads; nil means all of them.
+	colsUsed map[string]bool
+}
+
+// NewQueryContext builds a context; cols nil means every column is used.
+func NewQueryContext(constraints map[string][]Constraint, cols []string) QueryContext {
+	q := QueryContext{Constraints: constraints}
+	if cols != nil {
+		q.colsUsed = make(map[string]bool, len(cols))
+		for _, c := range cols {
+			q.colsUsed[c] = true
+		}
+	}
+	return q
+}
+
+type contextJSON struct {
+	Constraints []struct {
+		Name     string          `json:"name"`
+		Affinity string          `json:"affinity"`
+		List     json.RawMessage `json:"list"`
+	} `json:"constraints"`
+	ColsUsed []string `json:"colsUsed"`
+}
+
+type constraintJSON struct {
+	Op   json.RawMessage `json:"op"`
+	Expr json.RawMessage `json:"expr"`
+}
+
+// ParseContext decodes osqueryd's context JSON. The op may be a number or a
+// string (old osquery) and an empty list arrives as "".
+func ParseContext(data string) (QueryContext, error) {
+	if data == "" {
+		return NewQueryContext(nil, nil), nil
+	}
+	var raw contextJSON
+	if err := json.Unmarshal([]byte(data), &raw); err != nil {
+		return QueryContext{}, fmt.Errorf("context JSON: %w", err)
+	}
+	constraints := make(map[string][]Constraint, len(raw.Constraints))
+	for _, c := range raw.Constraints {
+		list, err := parseConstraintList(c.List)
+		if err != nil {
+			return QueryContext{}, fmt.Errorf("context JSON: column %q: %w", c.Name, err)
+		}
+		constraints[c.Name] = append(constraints[c.Name], list...)
+	}
+	return NewQueryContext(constraints, raw.ColsUsed), nil
+}
+
+func parseConstraintList(data json.RawMessage) ([]Constraint, error) {
+	if len(data) == 0 || string(data) == "null" || string(data) == `""` {
+		return nil, nil
+	}
+	var items []constraintJSON
+	if err := json.Unmarshal(data, &items); err != nil {
+		return nil, fmt.Errorf("constraint list: %w", err)
+	}
+	out := make([]Constraint, 0, len(items))
+	for _, it := range items {
+		op, err := jsonScalar(it.Op)
+		if err != nil {
+			return nil, fmt.Errorf("op: %w", err)
+		}
+		code, err := strconv.Atoi(op)
+		if err != nil {
+			return nil, fmt.Errorf("op %q is not a number", op)
+		}
+		expr, err := jsonScalar(it.Expr)
+		if err != nil {
+			return nil, fmt.Errorf("expr: %w", err)
+		}
+		out = append(out, Constraint{Op: Operator(code), Expr: expr})
+	}
+	return out, nil
+}
+
+// jsonScalar returns a JSON string's contents or a number's text.
+func jsonScalar(data json.RawMessage) (string, error) {
+	var s string
+	if json.Unmarshal(data, &s) == nil {
+		return s, nil
+	}
+	var n json.Number
+	if err := json.Unmarshal(data, &n); err != nil {
+		return "", fmt.Errorf("want a string or number, got %s", data)
+	}
+	return n.String(), nil
+}
+
+// Uses reports whether the query reads column col. Without colsUsed in the
+// context every column counts as used.
+func (q QueryContext) Uses(col string) bool {
+	return q.colsUsed == nil || q.colsUsed[col]
+}
+
+// Equals returns the values col must equal (=, IN, IS), and false when the
+// query does not restrict col to a finite set.
+func (q QueryContext) Equals(col string) ([]string, bool) {
+	var vals []string
+	for _, c := range q.Constraints[col] {
+		switch c.Op {
+		case OpEquals, OpIn, OpIs:
+			vals = append(vals, c.Expr)
+		}
+	}
+	return vals, len(vals) > 0
+}
+
+// IntEquals is Equals for an integer column. A value that is not an integer
+// (`pid = 'abc'`) disables narrowing rather than failing the query.
+func (q QueryContext) IntEquals(col string) ([]int64, bool) {
+	strs, ok := q.Equals(col)
+	if !ok {
+		return nil, false
+	}
+	vals := make([]int64, 0, len(strs))
+	for _, s := range strs {
+		v, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return nil, false
+		}
+		vals = append(vals, v)
+	}
+	return vals, true
+}
+
+// Range is an inclusive integer interval.
+type Range struct{ Min, Max int64 }
+
+// Contains reports whether v lies in r.
+func (r Range) Contains(v int64) bool { return v >= r.Min && v <= r.Max }
+
+// IntRange returns the interval that the numeric comparisons on col allow.
+// Values that are not numbers are ignored: they narrow nothing.
+func (q QueryContext) IntRange(col string) Range {
+	r := Range{Min: math.MinInt64, Max: math.MaxInt64}
+	for _, c := range q.Constraints[col] {
+		f, err := strconv.ParseFloat(c.Expr, 64)
+		if err != nil {
+			continue
+		}
+		switch c.Op {
+		case OpEquals:
+			r.Min, r.Max = max(r.Min, clampInt(math.Ceil(f))), min(r.Max, clampInt(math.Floor(f)))
+		case OpGreater:
+			r.Min = max(r.Min, clampInt(math.Floor(f))+1)
+		case OpGreaterEq:
+			r.Min = max(r.Min, clampInt(math.Ceil(f)))
+		case OpLess:
+			r.Max = min(r.Max, clampInt(math.Ceil(f))-1)
+		case OpLessEq:
+			r.Max = min(r.Max, clampInt(math.Floor(f)))
+		}
+	}
+	return r
+}
+
+// clampInt converts an integral float to int64, saturating instead of
+// overflowing on values such as 1e30.
+func clampInt(f float64) int64 {
+	switch {
+	case f >= math.MaxInt64:
+		return math.MaxInt64
+	case f <= math.MinInt64:
+		return math.MinInt64
+	}
+	return int64(f)
+}

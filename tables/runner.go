@@ -1,0 +1,91 @@
+package tables
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"time"
+)
+
+// Runner runs generates the way both osquery mode and the embedded engine
+// need them: bounded in time, capped in concurrency, and never panicking into
+// the caller. osqueryd serves each connection in its own goroutine, so
+// generates arrive concurrently.
+type Runner struct {
+	tables  map[string]*Table
+	order   []*Table
+	timeout time.Duration
+	slots   chan struct{}
+	log     *slog.Logger
+}
+
+// NewRunner wraps the given tables.
+func NewRunner(list []*Table, timeout time.Duration, maxConcurrent int, log *slog.Logger) *Runner {
+	r := &Runner{
+		tables:  make(map[string]*Table, len(list)),
+		order:   list,
+		timeout: timeout,
+		slots:   make(chan struct{}, max(1, maxConcurrent)),
+		log:     log,
+	}
+	for _, t := range list {
+		r.tables[t.Name] = t
+	}
+	return r
+}
+
+// Tables returns the wrapped tables in registration order.
+func (r *Runner) Tables() []*Table { return r.order }
+
+// Table returns the named table.
+func (r *Runner) Table(name string) (*Table, bool) {
+	t, ok := r.tables[name]
+	return t, ok
+}
+
+// Generate runs the named table's generate under the timeout and the
+// concurrency cap. A panic becomes an error. On timeout the generate keeps
+// its slot until it returns, so the cap bounds real work, not waiting.
+func (r *Runner) Generate(ctx context.Context, name string, q QueryContext) ([]Row, error) {
+	t, ok := r.tables[name]
+	if !ok {
+		return nil, fmt.Errorf("unknown table %q", name)
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+
+	select {
+	case r.slots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%s: waiting for a free generate slot: %w", name, ctx.Err())
+	}
+
+	type result struct {
+		rows []Row
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		defer func() { <-r.slots }()
+		defer func() {
+			if p := recover(); p != nil {
+				r.log.Error("generate panicked", "table", name, "panic", p, "stack", string(debug.Stack()))
+				done <- result{err: fmt.Errorf("%s: internal error: %v", name, p)}
+			}
+		}()
+		rows, err := t.Generate(ctx, q)
+		done <- result{rows, err}
+	}()
+
+	select {
+	case res := <-done:
+		if res.err != nil {
+			r.log.Debug("generate failed", "table", name, "err", res.err)
+		}
+		return res.rows, res.err
+	case <-ctx.Done():
+		r.log.Warn("generate timed out", "table", name, "timeout", r.timeout)
+		return nil, fmt.Errorf("%s: generate did not finish within %s", name, r.timeout)
+	}
+}
