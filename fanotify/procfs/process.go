@@ -1,0 +1,214 @@
+package procfs
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// ErrProcessGone reports that a process exited (or became a zombie, which
+// has no namespaces left) while it was being read. Walks over every process
+// test for it with errors.Is and skip the process.
+var ErrProcessGone = errors.New("process exited")
+
+// Identity is who a process is, as the tables show it.
+type Identity struct {
+	PID int
+	// Comm is the command name, ready for display: bytes that are not
+	// UTF-8 (a name cut inside a multi-byte character) are written \xNN.
+	Comm string
+	// EUID is the effective uid in the process's own user namespace: the
+	// uid charged for the fanotify groups and inotify instances it creates.
+	EUID uint32
+	// UserNS and MntNS are the inodes of /proc/PID/ns/user and ns/mnt.
+	UserNS, MntNS uint64
+	// Cgroup is the cgroup path, ready for display (see ParseCgroup).
+	Cgroup string
+}
+
+// Pids lists the processes (thread-group leaders) in ascending order.
+func (fs FS) Pids() ([]int, error) {
+	dir, err := os.Open(fs.Root)
+	if err != nil {
+		return nil, err
+	}
+	defer dir.Close()
+	names, err := dir.Readdirnames(-1)
+	if err != nil {
+		return nil, fmt.Errorf("listing %s: %w", fs.Root, err)
+	}
+	pids := make([]int, 0, len(names))
+	for _, name := range names {
+		if pid, err := strconv.Atoi(name); err == nil && pid > 0 {
+			pids = append(pids, pid)
+		}
+	}
+	slices.Sort(pids)
+	return pids, nil
+}
+
+// Identity reads the command name, effective uid, user and mount
+// namespaces and cgroup of pid. The error wraps ErrProcessGone when the
+// process exited.
+func (fs FS) Identity(pid int) (Identity, error) {
+	id := Identity{PID: pid}
+	comm, err := fs.readPid(pid, "comm")
+	if err != nil {
+		return Identity{}, err
+	}
+	id.Comm = DisplayPath(string(bytes.TrimSuffix(comm, []byte("\n"))))
+
+	status, err := fs.readPid(pid, "status")
+	if err != nil {
+		return Identity{}, err
+	}
+	st, err := ParseStatus(status)
+	if err != nil {
+		return Identity{}, fmt.Errorf("pid %d status: %w", pid, err)
+	}
+	id.EUID = st.EUID
+
+	if id.UserNS, err = fs.NamespaceInode(pid, "user"); err != nil {
+		return Identity{}, err
+	}
+	if id.MntNS, err = fs.NamespaceInode(pid, "mnt"); err != nil {
+		return Identity{}, err
+	}
+
+	cgroup, err := fs.readPid(pid, "cgroup")
+	if err != nil {
+		return Identity{}, err
+	}
+	id.Cgroup = DisplayPath(ParseCgroup(cgroup))
+	return id, nil
+}
+
+// namespaceKinds are the entries of /proc/PID/ns. An unknown name would
+// fail with ENOENT, which must not be mistaken for an exited process.
+var namespaceKinds = []string{
+	"cgroup", "ipc", "mnt", "net", "pid", "pid_for_children",
+	"time", "time_for_children", "user", "uts",
+}
+
+// NamespaceInode returns the inode number identifying pid's namespace of
+// the given kind ("mnt", "user", "net", ... as named in /proc/PID/ns).
+func (fs FS) NamespaceInode(pid int, kind string) (uint64, error) {
+	if !slices.Contains(namespaceKinds, kind) {
+		return 0, fmt.Errorf("unknown namespace kind %q", kind)
+	}
+	link, err := os.Readlink(fs.Path(strconv.Itoa(pid), "ns", kind))
+	if err != nil {
+		return 0, pidError(pid, err)
+	}
+	ino, err := ParseNamespaceLink(link)
+	if err != nil {
+		return 0, fmt.Errorf("pid %d ns/%s: %w", pid, kind, err)
+	}
+	return ino, nil
+}
+
+// ParseNamespaceLink returns the inode of a namespace link target such as
+// "mnt:[4026531841]".
+func ParseNamespaceLink(link string) (uint64, error) {
+	_, rest, ok := strings.Cut(link, ":[")
+	digits, closed := strings.CutSuffix(rest, "]")
+	if !ok || !closed {
+		return 0, fmt.Errorf("namespace link %q: want kind:[inode]", link)
+	}
+	ino, err := strconv.ParseUint(digits, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("namespace link %q: %w", link, err)
+	}
+	return ino, nil
+}
+
+// Status holds the fields of /proc/PID/status that the tables use.
+type Status struct {
+	// UID and EUID are the real and effective uids.
+	UID, EUID uint32
+}
+
+// ParseStatus parses /proc/PID/status. Its "Uid:" line holds the real,
+// effective, saved and filesystem uids.
+func ParseStatus(data []byte) (Status, error) {
+	for line := range bytes.Lines(data) {
+		rest, ok := bytes.CutPrefix(line, []byte("Uid:"))
+		if !ok {
+			continue
+		}
+		fields := strings.Fields(string(rest))
+		if len(fields) < 2 {
+			return Status{}, fmt.Errorf("status Uid line %q: want real and effective uid", bytes.TrimSpace(line))
+		}
+		uid, err := strconv.ParseUint(fields[0], 10, 32)
+		if err != nil {
+			return Status{}, fmt.Errorf("status Uid line: real uid: %w", err)
+		}
+		euid, err := strconv.ParseUint(fields[1], 10, 32)
+		if err != nil {
+			return Status{}, fmt.Errorf("status Uid line: effective uid: %w", err)
+		}
+		st := Status{UID: uint32(uid), EUID: uint32(euid)}
+		return st, nil
+	}
+	return Status{}, errors.New("no Uid line")
+}
+
+// ParseCgroup returns the cgroup path from /proc/PID/cgroup: the cgroup v2
+// line ("0::/path"). On a v1 or hybrid host the v2 path is absent or "/",
+// so the first v1 hierarchy with a path below the root is used instead
+// (container runtimes place every controller at the same path). The result
+// is "/" when the process sits at the root everywhere, "" when the file
+// holds no cgroup line.
+func ParseCgroup(data []byte) string {
+	var v2, v1 string
+	seen := false
+	for line := range bytes.Lines(data) {
+		// hierarchy-ID:controllers:path; the path itself may hold colons.
+		parts := strings.SplitN(strings.TrimSuffix(string(line), "\n"), ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		seen = true
+		switch {
+		case parts[0] == "0" && parts[1] == "":
+			v2 = parts[2]
+		case v1 == "" && parts[2] != "/":
+			v1 = parts[2]
+		}
+	}
+	switch {
+	case v2 != "" && v2 != "/":
+		return v2
+	case v1 != "":
+		return v1
+	case seen:
+		return "/"
+	}
+	return ""
+}
+
+// readPid reads /proc/PID/name whole.
+func (fs FS) readPid(pid int, name string) ([]byte, error) {
+	data, err := os.ReadFile(fs.Path(strconv.Itoa(pid), name))
+	if err != nil {
+		return nil, pidError(pid, err)
+	}
+	return data, nil
+}
+
+// pidError wraps ErrProcessGone around the errors an exited process gives:
+// ENOENT once it is reaped (or for the namespace links of a zombie) and
+// ESRCH while it is being torn down.
+func pidError(pid int, err error) error {
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("pid %d: %w: %w", pid, ErrProcessGone, err)
+	}
+	return fmt.Errorf("pid %d: %w", pid, err)
+}

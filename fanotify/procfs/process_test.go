@@ -1,0 +1,257 @@
+package procfs
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+func processFixture(t *testing.T, name string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("testdata", "process", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// fixtureProc is a proc tree: 7 and 12 are processes, 30 exited.
+const fixtureProc = "testdata/process/proc"
+
+func TestParseStatus(t *testing.T) {
+	st, err := ParseStatus(processFixture(t, "status"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (Status{UID: 1000, EUID: 1001}); st != want {
+		t.Errorf("ParseStatus = %+v, want %+v", st, want)
+	}
+}
+
+func TestParseStatusErrors(t *testing.T) {
+	for name, data := range map[string][]byte{
+		"no Uid line": processFixture(t, "status_no_uid"),
+		"one uid":     []byte("Name:\tx\nUid:\t0\n"),
+		"not numeric": []byte("Uid:\t0\tx\t0\t0\n"),
+		"too large":   []byte("Uid:\t0\t4294967296\t0\t0\n"),
+		"empty":       nil,
+	} {
+		if _, err := ParseStatus(data); err == nil {
+			t.Errorf("%s: ParseStatus succeeded", name)
+		}
+	}
+}
+
+func TestParseCgroup(t *testing.T) {
+	for _, tc := range []struct{ file, want string }{
+		{"cgroup_v2", "/system.slice/docker-4f1c2e.scope"},
+		{"cgroup_v1", "/docker/4f1c2e"},
+		// v2 hierarchy unused ("0::/"): the first v1 path below the root.
+		{"cgroup_hybrid", "/process_api/d90d6c939f3abc1a90f55c9cf344aac1"},
+		{"cgroup_colon", "/user.slice/a:b"},
+	} {
+		if got := ParseCgroup(processFixture(t, tc.file)); got != tc.want {
+			t.Errorf("%s: ParseCgroup = %q, want %q", tc.file, got, tc.want)
+		}
+	}
+	if got := ParseCgroup([]byte("0::/\n1:cpu:/\n")); got != "/" {
+		t.Errorf("root everywhere: ParseCgroup = %q, want /", got)
+	}
+	if got := ParseCgroup(nil); got != "" {
+		t.Errorf("empty file: ParseCgroup = %q, want empty", got)
+	}
+}
+
+func TestParseNamespaceLink(t *testing.T) {
+	for link, want := range map[string]uint64{
+		"mnt:[4026531841]":  4026531841,
+		"user:[4026531837]": 4026531837,
+		"pid:[1]":           1,
+	} {
+		got, err := ParseNamespaceLink(link)
+		if err != nil || got != want {
+			t.Errorf("ParseNamespaceLink(%q) = %d, %v; want %d", link, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "mnt:[]", "mnt:[12", "mnt:12]", "mnt:[x]", "mnt:[-1]", "/proc/1/ns/mnt"} {
+		if _, err := ParseNamespaceLink(bad); err == nil {
+			t.Errorf("ParseNamespaceLink(%q) succeeded", bad)
+		}
+	}
+}
+
+func TestPidsFixture(t *testing.T) {
+	pids, err := NewFS(fixtureProc).Pids()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []int{7, 12, 30}; !slices.Equal(pids, want) {
+		t.Errorf("Pids = %v, want %v (numeric entries only, ascending)", pids, want)
+	}
+}
+
+func TestIdentityFixture(t *testing.T) {
+	fsys := NewFS(fixtureProc)
+	for _, want := range []Identity{
+		{PID: 7, Comm: "sshd", EUID: 1001, UserNS: 4026531837, MntNS: 4026531841, Cgroup: "/system.slice/docker-4f1c2e.scope"},
+		// A name cut inside a UTF-8 sequence is shown byte by byte.
+		{PID: 12, Comm: `ab\xe2\x82`, EUID: 1001, UserNS: 4026531837, MntNS: 4026532001, Cgroup: "/process_api/d90d6c939f3abc1a90f55c9cf344aac1"},
+	} {
+		got, err := fsys.Identity(want.PID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Errorf("Identity(%d) = %+v, want %+v", want.PID, got, want)
+		}
+	}
+}
+
+func TestIdentityGone(t *testing.T) {
+	fsys := NewFS(fixtureProc)
+	// 30 has no namespace links, like a zombie; 99 does not exist.
+	for _, pid := range []int{30, 99} {
+		if _, err := fsys.Identity(pid); !errors.Is(err, ErrProcessGone) {
+			t.Errorf("Identity(%d) error = %v, want ErrProcessGone", pid, err)
+		}
+	}
+}
+
+func TestNamespaceInodeUnknownKind(t *testing.T) {
+	_, err := NewFS(fixtureProc).NamespaceInode(7, "bogus")
+	if err == nil || errors.Is(err, ErrProcessGone) {
+		t.Errorf("NamespaceInode(bogus) error = %v, want an error that is not ErrProcessGone", err)
+	}
+}
+
+// startSleep starts a child process that lives until the test ends.
+func startSleep(t *testing.T) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command("sleep", "600")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	return cmd
+}
+
+func linkInode(t *testing.T, path string) uint64 {
+	t.Helper()
+	link, err := os.Readlink(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ino, err := ParseNamespaceLink(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ino
+}
+
+func TestIdentityLive(t *testing.T) {
+	fsys := NewFS(DefaultRoot)
+	cmd := startSleep(t)
+	pid := cmd.Process.Pid
+
+	// Until exec completes the child is still named after the test binary.
+	var id Identity
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var err error
+		if id, err = fsys.Identity(pid); err != nil {
+			t.Fatal(err)
+		}
+		if id.Comm == "sleep" || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cgroup, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Identity{
+		PID:    pid,
+		Comm:   "sleep",
+		EUID:   uint32(os.Geteuid()),
+		UserNS: linkInode(t, "/proc/self/ns/user"),
+		MntNS:  linkInode(t, "/proc/self/ns/mnt"),
+		Cgroup: ParseCgroup(cgroup), // the child inherits our cgroup
+	}
+	if id != want {
+		t.Errorf("Identity(%d) = %+v, want %+v", pid, id, want)
+	}
+
+	pids, err := fsys.Pids()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []int{os.Getpid(), pid} {
+		if _, found := slices.BinarySearch(pids, p); !found {
+			t.Errorf("Pids lacks %d", p)
+		}
+	}
+}
+
+func TestNamespaceInodeLive(t *testing.T) {
+	fsys := NewFS(DefaultRoot)
+	for _, kind := range namespaceKinds {
+		path := "/proc/self/ns/" + kind
+		if _, err := os.Lstat(path); err != nil {
+			continue // namespace kind not built into this kernel
+		}
+		got, err := fsys.NamespaceInode(os.Getpid(), kind)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := linkInode(t, path); got != want {
+			t.Errorf("NamespaceInode(self, %s) = %d, want %d", kind, got, want)
+		}
+	}
+}
+
+// TestIdentityExited covers both ways a process disappears under a walk:
+// as a zombie (files readable, namespaces gone) and once reaped.
+func TestIdentityExited(t *testing.T) {
+	fsys := NewFS(DefaultRoot)
+	cmd := exec.Command("true")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := cmd.Process.Pid
+	waitZombie(t, pid)
+	if _, err := fsys.Identity(pid); !errors.Is(err, ErrProcessGone) {
+		t.Errorf("zombie: Identity error = %v, want ErrProcessGone", err)
+	}
+	cmd.Wait()
+	if _, err := fsys.Identity(pid); !errors.Is(err, ErrProcessGone) {
+		t.Errorf("reaped: Identity error = %v, want ErrProcessGone", err)
+	}
+}
+
+// waitZombie waits until the unreaped child pid has exited.
+func waitZombie(t *testing.T, pid int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// pid (comm) state ...: the state follows the last ')'.
+		if fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:])); fields[0] == "Z" {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("pid %d did not exit", pid)
+}
