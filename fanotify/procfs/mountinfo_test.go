@@ -1,0 +1,121 @@
+package procfs
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/moby/sys/mountinfo"
+	"golang.org/x/sys/unix"
+)
+
+func mountinfoFixture(t *testing.T, name string) []*mountinfo.Info {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("testdata", "mountinfo", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mounts, err := ParseMountinfo(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mounts
+}
+
+func checkMounts(t *testing.T, got, want []*mountinfo.Info) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("got %d mounts, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if *got[i] != *want[i] {
+			t.Errorf("mount %d:\n got %+v\nwant %+v", i, *got[i], *want[i])
+		}
+	}
+}
+
+// The hostile fixture is this kernel's output for mount points named with a
+// space, a tab, a newline and a byte that is not UTF-8, a source with a
+// space and a backslash, and every propagation state.
+func TestParseMountinfoHostile(t *testing.T) {
+	const source = `src with space\back`
+	bind := func(id int, path, optional string) *mountinfo.Info {
+		return &mountinfo.Info{
+			ID: id, Parent: 63, Major: 0, Minor: 39, Root: "/src dir", Mountpoint: path,
+			Options: "rw,relatime", Optional: optional, FSType: "tmpfs", Source: source, VFSOptions: "rw",
+		}
+	}
+	checkMounts(t, mountinfoFixture(t, "hostile"), []*mountinfo.Info{
+		{ID: 43, Parent: 42, Major: 254, Minor: 0, Root: "/", Mountpoint: "/", Options: "rw,relatime",
+			FSType: "ext4", Source: "/dev/vda", VFSOptions: "rw,discard,resv_strict,resuid=65534,resgid=65534"},
+		{ID: 63, Parent: 43, Major: 0, Minor: 39, Root: "/", Mountpoint: "/tmp/mi-fixture",
+			Options: "rw,relatime", FSType: "tmpfs", Source: source, VFSOptions: "rw"},
+		bind(64, "/tmp/mi-fixture/a b", ""),
+		bind(65, "/tmp/mi-fixture/t\tab", ""),
+		bind(66, "/tmp/mi-fixture/n\nl", ""),
+		bind(67, "/tmp/mi-fixture/bad\xff", ""),
+		bind(68, "/tmp/mi-fixture/shared", "shared:1"),
+		bind(69, "/tmp/mi-fixture/slave", "master:1"),
+		bind(70, "/tmp/mi-fixture/both", "shared:2 master:1"),
+		bind(71, "/tmp/mi-fixture/unb", "unbindable"),
+	})
+}
+
+func TestParseMountinfoOptional(t *testing.T) {
+	checkMounts(t, mountinfoFixture(t, "optional"), []*mountinfo.Info{
+		{ID: 1, Parent: 1, Major: 0, Minor: 2, Root: "/", Mountpoint: "/", Options: "rw",
+			FSType: "rootfs", Source: "none", VFSOptions: "rw"},
+		{ID: 2, Parent: 1, Major: 0, Minor: 3, Root: "/", Mountpoint: "/x", Options: "rw",
+			Optional: "shared:3 master:1 propagate_from:4", FSType: "tmpfs", Source: "none", VFSOptions: "rw"},
+		{ID: 3, Parent: 1, Major: 0, Minor: 4, Root: "/", Mountpoint: "/y", Options: "rw",
+			FSType: "fuse.sshfs", Source: "user@host:/a b", VFSOptions: "rw,user_id=0"},
+	})
+}
+
+func TestParseMountinfoErrors(t *testing.T) {
+	for _, name := range []string{"no_separator", "short"} {
+		data, err := os.ReadFile(filepath.Join("testdata", "mountinfo", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ParseMountinfo(data); err == nil {
+			t.Errorf("%s: ParseMountinfo succeeded", name)
+		}
+	}
+}
+
+func TestMountsLive(t *testing.T) {
+	var stx unix.Statx_t
+	if err := unix.Statx(unix.AT_FDCWD, "/", 0, unix.STATX_MNT_ID, &stx); err != nil {
+		t.Fatal(err)
+	}
+	mounts, err := NewFS(DefaultRoot).Mounts(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range mounts {
+		if m.Mountpoint == "/" && uint64(m.ID) == stx.Mnt_id {
+			return
+		}
+	}
+	t.Errorf("Mounts(self) lacks the root mount %d", stx.Mnt_id)
+}
+
+func TestMountsExited(t *testing.T) {
+	fsys := NewFS(DefaultRoot)
+	cmd := exec.Command("true")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := cmd.Process.Pid
+	waitZombie(t, pid)
+	if _, err := fsys.Mounts(pid); !errors.Is(err, ErrProcessGone) {
+		t.Errorf("zombie: Mounts error = %v, want ErrProcessGone", err)
+	}
+	cmd.Wait()
+	if _, err := fsys.Mounts(pid); !errors.Is(err, ErrProcessGone) {
+		t.Errorf("reaped: Mounts error = %v, want ErrProcessGone", err)
+	}
+}
