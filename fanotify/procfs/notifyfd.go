@@ -1,0 +1,175 @@
+package procfs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// The subsystems, as the tables and the limits (Limit.Subsystem) name them.
+const (
+	SubsystemFanotify = "fanotify"
+	SubsystemInotify  = "inotify"
+)
+
+// notifySubsystem tells from an fd's link target whether it is a fanotify
+// group or an inotify instance ("inotify" alone on kernels before 2.6.33).
+func notifySubsystem(link []byte) string {
+	switch string(link) {
+	case "anon_inode:[fanotify]":
+		return SubsystemFanotify
+	case "anon_inode:inotify", "inotify":
+		return SubsystemInotify
+	}
+	return ""
+}
+
+// NotifyFD is one fanotify or inotify file descriptor held by a process.
+type NotifyFD struct {
+	PID, FD   int
+	Subsystem string
+	// Text is the fdinfo as read. Two fds with different texts are
+	// different groups; equal texts may still be different groups.
+	Text []byte
+	// Info is Text parsed; zero when Err is set.
+	Info Fdinfo
+	// Err is the parse error of a text that could not be read.
+	Err error
+}
+
+// NotifyWalk is what one walk over /proc found.
+type NotifyWalk struct {
+	// FDs are sorted by pid, then fd.
+	FDs []NotifyFD
+	// Holders maps each pid in FDs to its identity.
+	Holders map[int]Identity
+	// TimedOut is set when the context ended the walk before it visited
+	// every process: FDs then undercount.
+	TimedOut bool
+	// Unreadable counts processes whose fds could not be listed (no
+	// permission): their groups and instances are missing from FDs.
+	Unreadable int
+}
+
+// Complete reports whether the walk saw every fd and parsed every fdinfo.
+func (w *NotifyWalk) Complete() bool {
+	if w.TimedOut || w.Unreadable > 0 {
+		return false
+	}
+	for _, f := range w.FDs {
+		if f.Err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// WalkNotifyFDs finds every fanotify and inotify fd on the host, reading
+// each fdinfo once, with workers goroutines over the processes. Processes
+// and fds that vanish meanwhile are skipped. When ctx ends the walk stops
+// early and the result is marked TimedOut rather than failing.
+func (fs FS) WalkNotifyFDs(ctx context.Context, workers int) (*NotifyWalk, error) {
+	pids, err := fs.Pids()
+	if err != nil {
+		return nil, err
+	}
+	walk := &NotifyWalk{Holders: make(map[int]Identity)}
+	var mu sync.Mutex
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range max(1, workers) {
+		wg.Go(func() {
+			for pid := range next {
+				fds, id, err := fs.processNotifyFDs(pid)
+				mu.Lock()
+				switch {
+				case errors.Is(err, ErrProcessGone):
+				case err != nil:
+					walk.Unreadable++
+				case len(fds) > 0:
+					walk.FDs = append(walk.FDs, fds...)
+					walk.Holders[pid] = id
+				}
+				mu.Unlock()
+			}
+		})
+	}
+feed:
+	for _, pid := range pids {
+		select {
+		case next <- pid:
+		case <-ctx.Done():
+			walk.TimedOut = true
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	slices.SortFunc(walk.FDs, func(a, b NotifyFD) int {
+		if a.PID != b.PID {
+			return a.PID - b.PID
+		}
+		return a.FD - b.FD
+	})
+	return walk, nil
+}
+
+// processNotifyFDs returns pid's fanotify and inotify fds and, when it holds
+// any, its identity.
+func (fs FS) processNotifyFDs(pid int) ([]NotifyFD, Identity, error) {
+	dirPath := fs.Path(strconv.Itoa(pid), "fd")
+	dir, err := os.Open(dirPath)
+	if err != nil {
+		return nil, Identity{}, pidError(pid, err)
+	}
+	defer dir.Close()
+	names, err := dir.Readdirnames(-1)
+	if err != nil {
+		return nil, Identity{}, pidError(pid, err)
+	}
+	var fds []NotifyFD
+	link := make([]byte, 64)
+	for _, name := range names {
+		n, err := unix.Readlinkat(int(dir.Fd()), name, link)
+		if err != nil {
+			continue // closed since the listing
+		}
+		sub := notifySubsystem(link[:n])
+		if sub == "" {
+			continue
+		}
+		fd, err := strconv.Atoi(name)
+		if err != nil {
+			continue
+		}
+		text, err := os.ReadFile(fs.Path(strconv.Itoa(pid), "fdinfo", name))
+		if errors.Is(err, os.ErrNotExist) {
+			continue // closed since the readlink
+		}
+		if err != nil {
+			return nil, Identity{}, pidError(pid, err)
+		}
+		if n2, err := unix.Readlinkat(int(dir.Fd()), name, link); err != nil || notifySubsystem(link[:n2]) != sub {
+			continue // the fd number was reused meanwhile
+		}
+		info, err := ParseFdinfo(text)
+		if err != nil {
+			err = fmt.Errorf("pid %d fd %d: %w", pid, fd, err)
+		}
+		fds = append(fds, NotifyFD{PID: pid, FD: fd, Subsystem: sub, Text: text, Info: info, Err: err})
+	}
+	if len(fds) == 0 {
+		return nil, Identity{}, nil
+	}
+	id, err := fs.Identity(pid)
+	if err != nil {
+		return nil, Identity{}, err
+	}
+	return fds, id, nil
+}
