@@ -1,0 +1,266 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/apache/thrift/lib/go/thrift"
+	osqueryclient "github.com/osquery/osquery-go"
+	"github.com/osquery/osquery-go/gen/osquery"
+	"github.com/osquery/osquery-go/transport"
+)
+
+// duplicateMessage is osqueryd's answer while an extension of the same name
+// is registered, e.g. our own previous instance that was SIGKILLed and that
+// osqueryd has not yet noticed.
+const duplicateMessage = "Duplicate extension registered"
+
+// stopStep bounds each step of exiting (deregistering, closing the server),
+// so that a stuck osqueryd cannot keep the extension past its 1 s budget.
+const stopStep = 300 * time.Millisecond
+
+// connectivityCheck is how often an in-flight call checks that osqueryd is
+// still connected; thrift's default of 5 ms costs syscalls for nothing.
+const connectivityCheck = 100 * time.Millisecond
+
+// checkSocketPath rejects paths too long for the listening socket: osqueryd
+// appends ".<uuid>" and Linux allows 107 bytes.
+func checkSocketPath(path string) error {
+	if n := len(path); n > osqueryclient.MaxSocketPathCharacters {
+		return fmt.Errorf("socket path %s is %d bytes; at most %d fit once osqueryd appends .<uuid> (Linux allows 107)",
+			path, n, osqueryclient.MaxSocketPathCharacters)
+	}
+	return nil
+}
+
+// serve registers with osqueryd, serves calls, and returns the exit code:
+// 0 when asked to stop (shutdown(), SIGTERM, SIGINT), 1 when osqueryd is gone,
+// dropped the extension, or refused to register it.
+func serve(opts options, h *handler, log *slog.Logger) int {
+	thrift.ServerConnectivityCheckInterval = connectivityCheck
+	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer cancel()
+
+	failed := make(chan error, 1)
+	fail := func(err error) {
+		select {
+		case failed <- err:
+		default:
+		}
+	}
+	var live atomic.Pointer[session]
+	go func() {
+		s, err := start(ctx, opts, h, log, fail)
+		if err != nil {
+			fail(err)
+			return
+		}
+		live.Store(s)
+		if err := s.watch(ctx); err != nil {
+			fail(err)
+		}
+	}()
+
+	select {
+	case err := <-failed:
+		log.Error("exiting", "err", err)
+		if s := live.Load(); s != nil {
+			s.close(false)
+		}
+		return 1
+	case <-ctx.Done():
+		log.Info("exiting on signal")
+	case <-h.shutdown:
+		log.Info("exiting: osqueryd called shutdown")
+	}
+	// A stop that arrives during registration leaves nothing to undo here:
+	// osqueryd drops an entry whose socket does not answer its pings.
+	if s := live.Load(); s != nil {
+		s.close(true)
+	}
+	return 0
+}
+
+// session is one registration with osqueryd and the server answering it.
+type session struct {
+	client   *osqueryclient.ExtensionManagerClient
+	uuid     osquery.ExtensionRouteUUID
+	server   *thrift.TSimpleServer
+	interval time.Duration
+	log      *slog.Logger
+}
+
+// start registers and starts serving on PATH.<uuid>. Serving errors that
+// happen later are reported through fail.
+func start(ctx context.Context, opts options, h *handler, log *slog.Logger, fail func(error)) (*session, error) {
+	client, uuid, err := register(ctx, opts, h.registry(), log)
+	if err != nil {
+		return nil, err
+	}
+	s := &session{client: client, uuid: uuid, interval: opts.interval, log: log}
+	path := fmt.Sprintf("%s.%d", opts.socket, uuid)
+	s.server, err = listen(path, h)
+	if err != nil {
+		s.close(true)
+		return nil, err
+	}
+	go func() {
+		if err := s.server.AcceptLoop(); err != nil {
+			fail(fmt.Errorf("serving %s: %w", path, err))
+		}
+	}()
+	log.Info("registered", "uuid", uuid, "socket", path, "tables", len(h.routes))
+	return s, nil
+}
+
+// register announces the tables to osqueryd. Waiting for its socket is
+// bounded by --timeout; a refused or failed registration is retried for two
+// health intervals, long enough for osqueryd's ping sweep to drop a stale
+// entry of ours, then given up.
+func register(ctx context.Context, opts options, registry osquery.ExtensionRegistry, log *slog.Logger) (*osqueryclient.ExtensionManagerClient, osquery.ExtensionRouteUUID, error) {
+	info := &osquery.InternalExtensionInfo{Name: extensionName, Version: version}
+	var deadline time.Time
+	backoff := 200 * time.Millisecond
+	for {
+		client, err := osqueryclient.NewClient(opts.socket, opts.timeout)
+		if err != nil {
+			return nil, 0, fmt.Errorf("connecting to osqueryd: %w", err)
+		}
+		status, err := client.RegisterExtension(info, registry)
+		if err == nil && status.Code == 0 {
+			return client, status.UUID, nil
+		}
+		client.Close()
+		if err == nil {
+			err = errors.New(status.Message)
+			if status.Message != duplicateMessage {
+				return nil, 0, fmt.Errorf("osqueryd refused the registration: %w", err)
+			}
+		}
+		if deadline.IsZero() {
+			deadline = time.Now().Add(2 * opts.interval)
+		}
+		if time.Now().Add(backoff).After(deadline) {
+			return nil, 0, fmt.Errorf("registering with osqueryd: %w (retried for %s)", err, 2*opts.interval)
+		}
+		log.Info("registration failed, retrying", "err", err, "in", backoff)
+		select {
+		case <-ctx.Done():
+			return nil, 0, ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, opts.interval)
+	}
+}
+
+// listen opens the extension socket. Responses go through a buffer so that
+// large results are written in few syscalls.
+func listen(path string, h *handler) (*thrift.TSimpleServer, error) {
+	if err := removeStaleSocket(path); err != nil {
+		return nil, err
+	}
+	sock, err := transport.OpenServer(path, 0)
+	if err != nil {
+		return nil, err
+	}
+	server := thrift.NewTSimpleServer4(osquery.NewExtensionProcessor(h), sock,
+		thrift.NewTBufferedTransportFactory(64<<10), thrift.NewTBinaryProtocolFactoryConf(nil))
+	if err := server.Listen(); err != nil {
+		return nil, fmt.Errorf("listening on %s: %w", path, err)
+	}
+	return server, nil
+}
+
+// removeStaleSocket removes a socket left at path by a killed process, which
+// would otherwise make listening fail.
+func removeStaleSocket(path string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if fi.Mode()&os.ModeSocket == 0 {
+		return fmt.Errorf("%s exists and is not a socket", path)
+	}
+	return os.Remove(path)
+}
+
+// watch checks every interval that osqueryd lives and still lists this
+// extension. It returns nil when ctx ends.
+func (s *session) watch(ctx context.Context) error {
+	tick := time.NewTicker(s.interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		if err := s.check(); err != nil {
+			return err
+		}
+	}
+}
+
+// check pings osqueryd and looks for our UUID. osqueryd deregisters an
+// extension whose pings fail while it is busy; tables of an extension that
+// lingers after that are gone for good, so exiting lets osqueryd restart it.
+func (s *session) check() error {
+	status, err := s.client.Ping()
+	if err != nil {
+		return fmt.Errorf("osqueryd is gone: ping: %w", err)
+	}
+	if status.Code != 0 {
+		return fmt.Errorf("osqueryd ping returned status %d: %s", status.Code, status.Message)
+	}
+	list, err := s.client.Extensions()
+	if err != nil {
+		return fmt.Errorf("osqueryd is gone: listing extensions: %w", err)
+	}
+	if _, ok := list[s.uuid]; !ok {
+		return fmt.Errorf("osqueryd no longer lists extension uuid %d", s.uuid)
+	}
+	return nil
+}
+
+// close deregisters if asked, stops serving and closes the connection, each
+// step bounded by stopStep.
+func (s *session) close(deregister bool) {
+	if deregister {
+		within(stopStep, func() {
+			status, err := s.client.DeregisterExtension(s.uuid)
+			if err == nil && status.Code != 0 {
+				err = errors.New(status.Message)
+			}
+			if err != nil {
+				s.log.Info("deregistering failed", "err", err)
+			}
+		})
+	}
+	if s.server != nil {
+		within(stopStep, func() { _ = s.server.Stop() })
+	}
+	s.client.Close()
+}
+
+// within runs f and waits for it at most d.
+func within(d time.Duration, f func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	select {
+	case <-done:
+	case <-time.After(d):
+	}
+}
