@@ -30,5 +30,7 @@ func (env *Env) Close() {}
 // All returns every table of the extension, in the order they are
 // registered with osqueryd and the embedded engine.
 func All(env *Env) []*Table {
-	return []*Table{}
+	return []*Table{
+		mountPoints(env),
+	}
 }

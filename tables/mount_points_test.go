@@ -1,0 +1,436 @@
+package tables
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/osquery-fanotify/osquery-fanotify/fanotify/procfs"
+)
+
+func testEnv(root string) *Env {
+	return &Env{Proc: procfs.NewFS(root), Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+}
+
+func equals(col string, vals ...string) map[string][]Constraint {
+	var cs []Constraint
+	for _, v := range vals {
+		cs = append(cs, Constraint{Op: OpEquals, Expr: v})
+	}
+	return map[string][]Constraint{col: cs}
+}
+
+func generateMounts(t *testing.T, env *Env, constraints map[string][]Constraint) []Row {
+	t.Helper()
+	rows, err := mountPoints(env).Generate(context.Background(), NewQueryContext(constraints, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rows
+}
+
+// privateNamespace is a mount namespace held by a sleeping child.
+type privateNamespace struct {
+	pid   int
+	mntNS uint64
+}
+
+// newPrivateNamespace starts `unshare -m --propagation private sleep`, so
+// that nothing mounted inside reaches the host. Its mounts vanish with it.
+func newPrivateNamespace(t *testing.T) privateNamespace {
+	t.Helper()
+	cmd := exec.Command("unshare", "-m", "--propagation", "private", "sleep", "600")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	pid := cmd.Process.Pid
+	// unshare execs sleep only after making every mount private.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(comm) == "sleep\n" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("unshare did not exec sleep")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	ns, err := procfs.NewFS("/proc").NamespaceInode(pid, "mnt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if own, _ := procfs.NewFS("/proc").NamespaceInode(os.Getpid(), "mnt"); own == ns {
+		t.Fatal("child shares our mount namespace")
+	}
+	return privateNamespace{pid: pid, mntNS: ns}
+}
+
+// run calls fn on an OS thread that has joined the namespace. The thread
+// stays locked, so it is discarded when fn returns.
+func (ns privateNamespace) run(t *testing.T, fn func() error) {
+	t.Helper()
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		// setns into a mount namespace needs a thread of its own fs struct.
+		if err := unix.Unshare(unix.CLONE_FS); err != nil {
+			errc <- fmt.Errorf("unshare CLONE_FS: %w", err)
+			return
+		}
+		fd, err := unix.Open(fmt.Sprintf("/proc/%d/ns/mnt", ns.pid), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer unix.Close(fd)
+		if err := unix.Setns(fd, unix.CLONE_NEWNS); err != nil {
+			errc <- fmt.Errorf("setns: %w", err)
+			return
+		}
+		errc <- fn()
+	}()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// wantMount is what a row must show for one mount the test created.
+type wantMount struct{ root, fsType, source, propagation string }
+
+// populate mounts a tmpfs on dir inside ns, then binds >1000 directories
+// and names that need escaping in mountinfo. It returns the expected rows'
+// fields by displayed path.
+func (ns privateNamespace) populate(t *testing.T, dir string, binds int) map[string]wantMount {
+	t.Helper()
+	const source = `test src\with space`
+	hostile := []string{"with space", "with\ttab", "with\nnewline", "bad\xffbyte", `back\slash`}
+	want := map[string]wantMount{dir: {"/", "tmpfs", source, "private"}}
+	bindWant := func(propagation string) wantMount {
+		return wantMount{"/src dir", "tmpfs", source, propagation}
+	}
+	ns.run(t, func() error {
+		if err := unix.Mount(source, dir, "tmpfs", 0, "size=1m"); err != nil {
+			return fmt.Errorf("mount tmpfs: %w", err)
+		}
+		src := filepath.Join(dir, "src dir")
+		bind := func(from, name string) error {
+			target := filepath.Join(dir, name)
+			if err := os.Mkdir(target, 0o755); err != nil {
+				return err
+			}
+			if err := unix.Mount(from, target, "", unix.MS_BIND, ""); err != nil {
+				return fmt.Errorf("bind %q: %w", target, err)
+			}
+			return nil
+		}
+		if err := os.Mkdir(src, 0o755); err != nil {
+			return err
+		}
+		for i := range binds {
+			name := fmt.Sprintf("b%04d", i)
+			if err := bind(src, name); err != nil {
+				return err
+			}
+			want[filepath.Join(dir, name)] = bindWant("private")
+		}
+		for _, name := range hostile {
+			if err := bind(src, name); err != nil {
+				return err
+			}
+			want[procfs.DisplayPath(filepath.Join(dir, name))] = bindWant("private")
+		}
+		// A shared mount, and a slave of it that is itself shared.
+		shared, slave := filepath.Join(dir, "shared"), filepath.Join(dir, "slave")
+		if err := bind(src, "shared"); err != nil {
+			return err
+		}
+		if err := unix.Mount("", shared, "", unix.MS_SHARED, ""); err != nil {
+			return fmt.Errorf("make shared: %w", err)
+		}
+		if err := bind(shared, "slave"); err != nil {
+			return err
+		}
+		for _, flags := range []uintptr{unix.MS_SLAVE, unix.MS_SHARED} {
+			if err := unix.Mount("", slave, "", flags, ""); err != nil {
+				return fmt.Errorf("propagation of %s: %w", slave, err)
+			}
+		}
+		return nil
+	})
+	// Peer group IDs are the kernel's to choose: read them back.
+	mounts, err := procfs.NewFS("/proc").Mounts(ns.pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	groups := map[string]string{}
+	for _, m := range mounts {
+		groups[m.Mountpoint] = m.Optional
+	}
+	sharedOpt := groups[filepath.Join(dir, "shared")]
+	peer, ok := strings.CutPrefix(sharedOpt, "shared:")
+	if !ok {
+		t.Fatalf("shared mount shows %q", sharedOpt)
+	}
+	want[filepath.Join(dir, "shared")] = bindWant(sharedOpt)
+	slaveOpt := groups[filepath.Join(dir, "slave")]
+	if !strings.HasPrefix(slaveOpt, "shared:") || !strings.HasSuffix(slaveOpt, " master:"+peer) {
+		t.Fatalf("slave mount shows %q, want shared:N master:%s", slaveOpt, peer)
+	}
+	want[filepath.Join(dir, "slave")] = bindWant(slaveOpt)
+	return want
+}
+
+// device returns the major:minor of path as seen in the namespace.
+func (ns privateNamespace) device(t *testing.T, path string) string {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Stat(fmt.Sprintf("/proc/%d/root%s", ns.pid, path), &st); err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("%d:%d", unix.Major(st.Dev), unix.Minor(st.Dev))
+}
+
+// rowsUnder returns the rows of ns whose path is dir or below it.
+func rowsUnder(rows []Row, ns uint64, dir string) map[string]Row {
+	out := map[string]Row{}
+	for _, r := range rows {
+		if r["mnt_ns"] == strconv.FormatUint(ns, 10) && (r["path"] == dir || strings.HasPrefix(r["path"], dir+"/")) {
+			out[r["path"]] = r
+		}
+	}
+	return out
+}
+
+func checkCreatedMounts(t *testing.T, got map[string]Row, want map[string]wantMount, ns privateNamespace, dir string) {
+	t.Helper()
+	if !slices.Equal(slices.Sorted(maps.Keys(got)), slices.Sorted(maps.Keys(want))) {
+		t.Fatalf("paths under %s:\n got %q\nwant %q", dir, slices.Sorted(maps.Keys(got)), slices.Sorted(maps.Keys(want)))
+	}
+	device := ns.device(t, dir)
+	for path, w := range want {
+		r := got[path]
+		if r["pid"] != strconv.Itoa(ns.pid) || r["device"] != device || r["root"] != w.root ||
+			r["fs_type"] != w.fsType || r["source"] != w.source || r["propagation"] != w.propagation {
+			t.Errorf("row %q = %v\nwant pid %d device %s %+v", path, r, ns.pid, device, w)
+		}
+		for _, col := range markColumns {
+			if v, ok := r[col]; !ok || v != "" {
+				t.Errorf("row %q: %s = %q, want NULL (empty)", path, col, v)
+			}
+		}
+	}
+}
+
+func TestMountPointsPrivateNamespace(t *testing.T) {
+	env := testEnv("/proc")
+	ns := newPrivateNamespace(t)
+	dir := t.TempDir()
+	want := ns.populate(t, dir, 1000)
+	if len(want) < 1000 {
+		t.Fatalf("created only %d mounts", len(want))
+	}
+	nsText := strconv.FormatUint(ns.mntNS, 10)
+
+	t.Run("mnt_ns", func(t *testing.T) {
+		rows := generateMounts(t, env, equals("mnt_ns", nsText))
+		for _, r := range rows {
+			if r["mnt_ns"] != nsText {
+				t.Fatalf("row of namespace %s under mnt_ns = %s", r["mnt_ns"], nsText)
+			}
+		}
+		checkCreatedMounts(t, rowsUnder(rows, ns.mntNS, dir), want, ns, dir)
+	})
+	t.Run("pid", func(t *testing.T) {
+		rows := generateMounts(t, env, equals("pid", strconv.Itoa(ns.pid)))
+		checkCreatedMounts(t, rowsUnder(rows, ns.mntNS, dir), want, ns, dir)
+	})
+	t.Run("unconstrained", func(t *testing.T) {
+		rows := generateMounts(t, env, nil)
+		checkCreatedMounts(t, rowsUnder(rows, ns.mntNS, dir), want, ns, dir)
+		// The host never sees the mounts of a private namespace.
+		own, err := env.Proc.NamespaceInode(os.Getpid(), "mnt")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if leaked := rowsUnder(rows, own, dir); len(leaked) > 0 {
+			t.Errorf("host namespace shows %d mounts created in the private one", len(leaked))
+		}
+	})
+	t.Run("other namespace", func(t *testing.T) {
+		own, err := env.Proc.NamespaceInode(os.Getpid(), "mnt")
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows := generateMounts(t, env, equals("mnt_ns", strconv.FormatUint(own, 10)))
+		if len(rows) == 0 {
+			t.Fatal("no rows for our own namespace")
+		}
+		for _, r := range rows {
+			if r["mnt_ns"] != strconv.FormatUint(own, 10) {
+				t.Fatalf("row of namespace %s under mnt_ns = %d", r["mnt_ns"], own)
+			}
+		}
+	})
+}
+
+// Every namespace any process is in shows up, read through its lowest pid.
+func TestMountPointsEveryNamespace(t *testing.T) {
+	env := testEnv("/proc")
+	ns := newPrivateNamespace(t)
+	before := namespacesByGlob(t)
+	rows := generateMounts(t, env, nil)
+	after := namespacesByGlob(t)
+
+	reader := map[string]string{} // mnt_ns -> pid column
+	for _, r := range rows {
+		if p, seen := reader[r["mnt_ns"]]; seen && p != r["pid"] {
+			t.Fatalf("namespace %s read through pids %s and %s", r["mnt_ns"], p, r["pid"])
+		}
+		reader[r["mnt_ns"]] = r["pid"]
+	}
+	for inode, pids := range before {
+		if _, ok := reader[inode]; !ok && after[inode] != nil {
+			t.Errorf("namespace %s of pids %v is missing", inode, pids)
+		}
+	}
+	if got := reader[strconv.FormatUint(ns.mntNS, 10)]; got != strconv.Itoa(ns.pid) {
+		t.Errorf("private namespace read through pid %q, want %d", got, ns.pid)
+	}
+}
+
+// namespacesByGlob maps mount namespace inodes to their pids, found
+// independently of procfs.FS through /proc/*/ns/mnt.
+func namespacesByGlob(t *testing.T) map[string][]int {
+	t.Helper()
+	links, err := filepath.Glob("/proc/[0-9]*/ns/mnt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]int{}
+	for _, l := range links {
+		target, err := os.Readlink(l)
+		if err != nil {
+			continue // exited meanwhile
+		}
+		pid, _ := strconv.Atoi(strings.Split(l, "/")[2])
+		inode := strings.TrimSuffix(strings.TrimPrefix(target, "mnt:["), "]")
+		out[inode] = append(out[inode], pid)
+	}
+	return out
+}
+
+// A pid constraint shows that process in the pid column, even when a lower
+// pid shares its namespace, and IN lists give one view per pid.
+func TestMountPointsPidConstraint(t *testing.T) {
+	env := testEnv("/proc")
+	ns := newPrivateNamespace(t)
+	self := os.Getpid()
+	own, err := env.Proc.NamespaceInode(self, "mnt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := generateMounts(t, env, equals("pid", strconv.Itoa(self), strconv.Itoa(ns.pid)))
+	perPid := map[string]string{}
+	for _, r := range rows {
+		perPid[r["pid"]] = r["mnt_ns"]
+	}
+	want := map[string]string{
+		strconv.Itoa(self):   strconv.FormatUint(own, 10),
+		strconv.Itoa(ns.pid): strconv.FormatUint(ns.mntNS, 10),
+	}
+	if !maps.Equal(perPid, want) {
+		t.Errorf("pid -> mnt_ns = %v, want %v", perPid, want)
+	}
+	// Both namespaces filtered away.
+	cons := equals("pid", strconv.Itoa(self))
+	cons["mnt_ns"] = []Constraint{{Op: OpEquals, Expr: strconv.FormatUint(ns.mntNS, 10)}}
+	if rows := generateMounts(t, env, cons); len(rows) != 0 {
+		t.Errorf("pid of one namespace with mnt_ns of another gave %d rows", len(rows))
+	}
+}
+
+func TestMountPointsExitedProcess(t *testing.T) {
+	env := testEnv("/proc")
+	cmd := exec.Command("true")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := strconv.Itoa(cmd.Process.Pid)
+	waitExited(t, cmd.Process.Pid)
+	if rows := generateMounts(t, env, equals("pid", pid)); len(rows) != 0 {
+		t.Errorf("zombie %s gave %d rows", pid, len(rows))
+	}
+	cmd.Wait()
+	if rows := generateMounts(t, env, equals("pid", pid)); len(rows) != 0 {
+		t.Errorf("reaped %s gave %d rows", pid, len(rows))
+	}
+}
+
+// waitExited waits until the unreaped child pid is a zombie.
+func waitExited(t *testing.T, pid int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:])); fields[0] == "Z" {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("pid %d did not exit", pid)
+}
+
+// When a namespace's lowest pid exits between the walk and the read, the
+// next process of that namespace is used.
+func TestMountPointsFallsBackToNextPid(t *testing.T) {
+	root := t.TempDir()
+	mountinfo := "1 0 0:2 / / rw - tmpfs none rw\n"
+	for pid, proc := range map[string]struct{ ns, mountinfo string }{
+		"5": {"mnt:[100]", ""}, // exited after its ns link was read
+		"6": {"mnt:[100]", mountinfo},
+		"7": {"", ""}, // exited before
+	} {
+		dir := filepath.Join(root, pid)
+		if err := os.MkdirAll(filepath.Join(dir, "ns"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if proc.ns != "" {
+			if err := os.Symlink(proc.ns, filepath.Join(dir, "ns", "mnt")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if proc.mountinfo != "" {
+			if err := os.WriteFile(filepath.Join(dir, "mountinfo"), []byte(proc.mountinfo), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	rows := generateMounts(t, testEnv(root), nil)
+	if len(rows) != 1 || rows[0]["pid"] != "6" || rows[0]["mnt_ns"] != "100" || rows[0]["path"] != "/" {
+		t.Errorf("rows = %v, want the root mount of namespace 100 read through pid 6", rows)
+	}
+}
