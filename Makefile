@@ -2,7 +2,13 @@ GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: build test lint clean
+.PHONY: build test lint clean content package
+
+# Packages take their version from the latest vX.Y.Z tag (0.0.0-dev before the first).
+PKG_VERSION ?= $(shell git describe --tags --match 'v[0-9]*' 2>/dev/null | sed 's/^v//')
+PKG_ARCHES ?= amd64 arm64
+PKG_DIR ?= build/packages
+NFPM ?= $(GO) run github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o build/fanotify.ext ./extension
@@ -17,3 +23,18 @@ lint:
 
 clean:
 	rm -rf build
+
+# Regenerates the osquery pack, Fleet YAML and checks from integration/content/queries.yml.
+content:
+	$(GO) run ./integration/content/gen integration/content
+
+# .deb and .rpm of fanotify.ext for every PKG_ARCHES, into PKG_DIR.
+package:
+	mkdir -p $(PKG_DIR)
+	set -e; for arch in $(PKG_ARCHES); do \
+		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o build/linux_$$arch/fanotify.ext ./extension; \
+		for format in deb rpm; do \
+			ARCH=$$arch BIN=build/linux_$$arch/fanotify.ext VERSION=$(or $(PKG_VERSION),0.0.0-dev) \
+				$(NFPM) package -f integration/packaging/nfpm.yaml -p $$format -t $(PKG_DIR)/; \
+		done; \
+	done
