@@ -2,8 +2,10 @@ package tables
 
 import (
 	"log/slog"
+	"time"
 
 	"github.com/osquery-fanotify/osquery-fanotify/extension/config"
+	"github.com/osquery-fanotify/osquery-fanotify/fanotify"
 	"github.com/osquery-fanotify/osquery-fanotify/fanotify/procfs"
 )
 
@@ -13,14 +15,19 @@ type Env struct {
 	Proc   procfs.FS
 	Config config.Config
 	Log    *slog.Logger
+	// Usage walks /proc for fanotify groups and inotify instances; every
+	// table of a query (and concurrent queries) share its snapshots.
+	Usage *fanotify.Scanner
 }
 
 // NewEnv prepares the readers every table shares. Close releases them.
 func NewEnv(cfg config.Config, log *slog.Logger) *Env {
+	proc := procfs.NewFS(procfs.DefaultRoot)
 	return &Env{
-		Proc:   procfs.NewFS(procfs.DefaultRoot),
+		Proc:   proc,
 		Config: cfg,
 		Log:    log,
+		Usage:  fanotify.NewScanner(proc, time.Duration(cfg.ScanBudgetMS)*time.Millisecond, log),
 	}
 }
 

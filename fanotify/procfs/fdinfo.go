@@ -111,6 +111,23 @@ func ParseFdinfo(data []byte) (Fdinfo, error) {
 	return info, nil
 }
 
+// NotifyLines returns the part of an fdinfo text that describes the group
+// and its marks, without the header (pos:, flags:, ...). The header differs
+// between fds of one open file: flags: shows each fd's close-on-exec flag.
+func NotifyLines(text []byte) []byte {
+	for i := 0; i < len(text); {
+		if bytes.HasPrefix(text[i:], prefixFanotify) || bytes.HasPrefix(text[i:], prefixInotify) {
+			return text[i:]
+		}
+		nl := bytes.IndexByte(text[i:], '\n')
+		if nl < 0 {
+			break
+		}
+		i += nl + 1
+	}
+	return nil
+}
+
 var (
 	prefixFanotify = []byte("fanotify ")
 	prefixInotify  = []byte("inotify ")

@@ -170,3 +170,16 @@ func BenchmarkFdinfo(b *testing.B) {
 		}
 	})
 }
+
+func TestNotifyLines(t *testing.T) {
+	tests := map[string]string{
+		"pos:\t0\nflags:\t02000002\nino:\t1038\nfanotify flags:0 event-flags:8000\nfanotify sdev:4 mflags:0 mask:8 ignored_mask:0\n": "fanotify flags:0 event-flags:8000\nfanotify sdev:4 mflags:0 mask:8 ignored_mask:0\n",
+		"pos:\t0\nflags:\t00\ninotify wd:1 ino:2 sdev:3 mask:4 ignored_mask:0\n":                                                     "inotify wd:1 ino:2 sdev:3 mask:4 ignored_mask:0\n",
+		"pos:\t0\nflags:\t00\nmnt_id:\t17\nino:\t1038\n":                                                                             "",
+	}
+	for text, want := range tests {
+		if got := string(NotifyLines([]byte(text))); got != want {
+			t.Errorf("NotifyLines(%q) = %q, want %q", text, got, want)
+		}
+	}
+}

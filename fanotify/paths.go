@@ -1,0 +1,132 @@
+package fanotify
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+
+	"github.com/moby/sys/mountinfo"
+	"golang.org/x/sys/unix"
+
+	"github.com/osquery-fanotify/osquery-fanotify/fanotify/procfs"
+)
+
+// pathResolver turns marks into paths for the tables, on demand: resolving
+// costs syscalls per mark, so only queries reading a path column pay. It
+// caches what it reads for the snapshot's lifetime.
+type pathResolver struct {
+	fs procfs.FS
+
+	mu      sync.Mutex
+	mounts  map[int][]*mountinfo.Info // by pid; nil entry: unreadable
+	handles map[string]string         // by device and handle
+}
+
+func (r *pathResolver) init(fs procfs.FS) {
+	r.fs = fs
+	r.mounts = make(map[int][]*mountinfo.Info)
+	r.handles = make(map[string]string)
+}
+
+// MarkPath is the path of a mark's object as holder h sees it, best effort:
+// for an inode mark or inotify watch the file its handle decodes to, for a
+// mount mark the mount point, for a superblock mark a mount point of the
+// filesystem. Empty when unknown: no handle printed, a handle that does not
+// decode (deleted file, filesystem without open_by_handle_at), no
+// CAP_DAC_READ_SEARCH, or the holder gone. A mount-namespace mark has none.
+func (s *Snapshot) MarkPath(h Holder, m procfs.Mark) string {
+	r := &s.paths
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch m.Kind {
+	case procfs.MarkMount:
+		for _, mi := range r.mountsOf(h.PID) {
+			if uint64(mi.ID) == m.MountID {
+				return procfs.DisplayPath(mi.Mountpoint)
+			}
+		}
+	case procfs.MarkFilesystem:
+		if mi := mountOfDev(r.mountsOf(h.PID), m.Dev); mi != nil {
+			return procfs.DisplayPath(mi.Mountpoint)
+		}
+	case procfs.MarkInode, procfs.InotifyWatch:
+		return procfs.DisplayPath(r.handlePath(h.PID, m))
+	}
+	return ""
+}
+
+func (r *pathResolver) mountsOf(pid int) []*mountinfo.Info {
+	mounts, seen := r.mounts[pid]
+	if !seen {
+		mounts, _ = r.fs.Mounts(pid) // unreadable or gone: no paths
+		r.mounts[pid] = mounts
+	}
+	return mounts
+}
+
+// mountOfDev returns a mount of the filesystem dev, preferring one of its
+// root directory: handles decode to a reachable path through it.
+func mountOfDev(mounts []*mountinfo.Info, dev procfs.Dev) *mountinfo.Info {
+	var found *mountinfo.Info
+	for _, mi := range mounts {
+		if uint32(mi.Major) != dev.Major || uint32(mi.Minor) != dev.Minor {
+			continue
+		}
+		if mi.Root == "/" {
+			return mi
+		}
+		if found == nil {
+			found = mi
+		}
+	}
+	return found
+}
+
+// handlePath decodes a mark's file handle through a mount of its
+// filesystem: one in this process's namespace, else one in the holder's
+// reached through /proc/PID/root.
+func (r *pathResolver) handlePath(pid int, m procfs.Mark) string {
+	if len(m.Handle.Hex) == 0 {
+		return ""
+	}
+	key := m.Dev.String() + "/" + strconv.Itoa(int(m.Handle.Type)) + "/" + string(m.Handle.Hex)
+	if p, seen := r.handles[key]; seen {
+		return p
+	}
+	var p string
+	if mi := mountOfDev(r.mountsOf(os.Getpid()), m.Dev); mi != nil {
+		p = openByHandle(mi.Mountpoint, m.Handle)
+	} else if mi := mountOfDev(r.mountsOf(pid), m.Dev); mi != nil {
+		p = openByHandle(filepath.Join(r.fs.Path(strconv.Itoa(pid), "root"), mi.Mountpoint), m.Handle)
+	}
+	r.handles[key] = p
+	return p
+}
+
+// openByHandle opens the handle's file with O_PATH relative to the
+// filesystem mounted at mountPoint and reads back its path; "" on failure.
+// The mount fd must be a real open file (O_PATH is refused): O_DIRECTORY
+// keeps the open from touching a device or FIFO bind-mounted there.
+func openByHandle(mountPoint string, h procfs.Handle) string {
+	raw, err := h.Bytes()
+	if err != nil {
+		return ""
+	}
+	mfd, err := unix.Open(mountPoint, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return ""
+	}
+	defer unix.Close(mfd)
+	fd, err := unix.OpenByHandleAt(mfd, unix.NewFileHandle(h.Type, raw), unix.O_PATH|unix.O_CLOEXEC)
+	if err != nil {
+		return ""
+	}
+	defer unix.Close(fd)
+	p, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", fd))
+	if err != nil {
+		return ""
+	}
+	return p
+}

@@ -1,0 +1,92 @@
+package fanotify
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/osquery-fanotify/osquery-fanotify/fanotify/procfs"
+)
+
+// snapshotMaxAge is how long one walk serves later queries. Reading fdinfo
+// formats every mark under the group's lock and stalls its owner, so
+// queries arriving together share one walk.
+const snapshotMaxAge = time.Second
+
+// scanWorkers bounds the goroutines reading /proc during a walk.
+const scanWorkers = 4
+
+// Scanner takes Snapshots of fanotify and inotify usage for every table and
+// the report. Concurrent callers share one walk, and a walk serves callers
+// for snapshotMaxAge after it started. It is safe for concurrent use.
+type Scanner struct {
+	fs     procfs.FS
+	budget time.Duration
+	log    *slog.Logger
+
+	mu      sync.Mutex
+	last    *Snapshot
+	pending *scan
+}
+
+// scan is one walk in progress; done closes when snap and err are set.
+type scan struct {
+	done chan struct{}
+	snap *Snapshot
+	err  error
+}
+
+// NewScanner returns a Scanner reading fs. A walk longer than budget stops
+// early and yields a Snapshot marked incomplete.
+func NewScanner(fs procfs.FS, budget time.Duration, log *slog.Logger) *Scanner {
+	return &Scanner{fs: fs, budget: budget, log: log}
+}
+
+// Snapshot returns a snapshot at most snapshotMaxAge old, joining the walk
+// in progress or starting one. ctx bounds only the wait: the walk itself is
+// bounded by the budget and keeps going for the other callers.
+func (s *Scanner) Snapshot(ctx context.Context) (*Snapshot, error) {
+	s.mu.Lock()
+	if s.last != nil && time.Since(s.last.Taken) < snapshotMaxAge {
+		snap := s.last
+		s.mu.Unlock()
+		return snap, nil
+	}
+	if s.pending == nil {
+		s.pending = &scan{done: make(chan struct{})}
+		go s.walk(s.pending)
+	}
+	sc := s.pending
+	s.mu.Unlock()
+
+	select {
+	case <-sc.done:
+		return sc.snap, sc.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (s *Scanner) walk(sc *scan) {
+	taken := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), s.budget)
+	walk, err := s.fs.WalkNotifyFDs(ctx, scanWorkers)
+	cancel()
+	if err == nil {
+		if walk.TimedOut {
+			s.log.Warn("fanotify/inotify scan ran out of its budget: usage counts are incomplete",
+				"budget", s.budget, "fds_found", len(walk.FDs))
+		}
+		sc.snap = newSnapshot(s.fs, walk, taken)
+	}
+	sc.err = err
+
+	s.mu.Lock()
+	if err == nil {
+		s.last = sc.snap
+	}
+	s.pending = nil
+	s.mu.Unlock()
+	close(sc.done)
+}

@@ -1,0 +1,225 @@
+package fanotify
+
+import (
+	"bytes"
+	"hash/maphash"
+	"strconv"
+	"time"
+
+	"github.com/osquery-fanotify/osquery-fanotify/fanotify/procfs"
+)
+
+// Group flags read from the fdinfo group line (fanotify_init flags).
+const (
+	flagUnlimitedQueue = 0x10 // FAN_UNLIMITED_QUEUE
+	flagUnlimitedMarks = 0x20 // FAN_UNLIMITED_MARKS: marks are not charged
+)
+
+// Snapshot is one walk of /proc: every fanotify group and inotify instance
+// on the host, deduplicated, with its holders, marks and charge. A Snapshot
+// is shared by concurrent queries and must not be modified; its methods are
+// safe for concurrent use.
+type Snapshot struct {
+	// Taken is when the walk started.
+	Taken time.Time
+	// Fanotify holds the fanotify groups and Inotify the inotify instances,
+	// each ordered by primary holder (pid, then fd).
+	Fanotify, Inotify []*Group
+	// Complete is false when the walk ran out of its time budget, some
+	// process could not be read, or some fdinfo did not parse: counts are
+	// then lower bounds.
+	Complete bool
+	// TimedOut is set when the time budget cut the walk short.
+	TimedOut bool
+	// Visible is false when some processes' fds could not be read (no
+	// permission): their groups and instances are missing.
+	Visible bool
+	// DedupExact is false when kcmp was unavailable or refused: a group
+	// held through several fds (dup, fork, SCM_RIGHTS) then counts once per
+	// fd instead of once.
+	DedupExact bool
+	// Ancestors maps each holder's user namespace to the charges the
+	// kernel makes above it: the uid owning the namespace in its parent,
+	// then the parent's owner in the grandparent, up to the initial user
+	// namespace (or the one this process runs in). Empty for the initial
+	// namespace; missing when the namespace could not be opened.
+	Ancestors map[uint64][]Charge
+
+	fs    procfs.FS
+	paths pathResolver
+}
+
+// Group is one fanotify group or inotify instance: one open file, however
+// many fds and processes hold it.
+type Group struct {
+	// ID is "pid:fd" of the primary holder; it does not depend on which
+	// pids a query asks for.
+	ID string
+	// Subsystem is procfs.SubsystemFanotify or procfs.SubsystemInotify.
+	Subsystem string
+	// Holders are the fds holding the group ordered by pid, then fd;
+	// Holders[0] is the primary holder.
+	Holders []Holder
+	// Info is the parsed fdinfo: group flags and marks (fanotify) or
+	// watches (inotify). Empty when ParseErr is set.
+	Info     procfs.Fdinfo
+	ParseErr error
+
+	first *procfs.NotifyFD // the primary holder's fd, to compare others with
+}
+
+// Holder is one fd through which a process holds a group.
+type Holder struct {
+	procfs.Identity
+	FD int
+}
+
+// Primary is the lowest-pid holder (lowest fd on ties).
+func (g *Group) Primary() Holder { return g.Holders[0] }
+
+// Charge is what the group is charged to. The creator is not visible in
+// /proc, so the primary holder's effective uid and user namespace stand in
+// for it: an estimate, wrong when the creator changed uid afterwards or
+// passed the fd to another user's process.
+func (g *Group) Charge() Charge {
+	p := g.Primary()
+	return Charge{UserNS: p.UserNS, UID: p.EUID}
+}
+
+// UnlimitedMarks reports a fanotify group created with FAN_UNLIMITED_MARKS.
+func (g *Group) UnlimitedMarks() bool {
+	return g.Info.HasGroup && g.Info.GroupFlags&flagUnlimitedMarks != 0
+}
+
+// UnlimitedQueue reports a fanotify group created with FAN_UNLIMITED_QUEUE.
+func (g *Group) UnlimitedQueue() bool {
+	return g.Info.HasGroup && g.Info.GroupFlags&flagUnlimitedQueue != 0
+}
+
+// ChargedMarks is how many of the group's marks (or watches) count against
+// the per-user mark (or watch) limit.
+func (g *Group) ChargedMarks() int64 {
+	if g.UnlimitedMarks() {
+		return 0
+	}
+	return int64(len(g.Info.Marks))
+}
+
+// Direct returns the usage charged where each group was created, keyed by
+// Charge (see Group.Charge: the uid is an estimate). Feed it with Ancestors
+// to Totals for the usage at every level of the user-namespace tree.
+func (s *Snapshot) Direct() map[Charge]Counts {
+	direct := make(map[Charge]Counts)
+	for _, g := range s.Fanotify {
+		c := direct[g.Charge()]
+		c.Groups++
+		c.Marks += g.ChargedMarks()
+		direct[g.Charge()] = c
+	}
+	for _, g := range s.Inotify {
+		c := direct[g.Charge()]
+		c.Instances++
+		c.Watches += g.ChargedMarks()
+		direct[g.Charge()] = c
+	}
+	return direct
+}
+
+// GroupMarks lists every fanotify group's charged marks, for the per-group
+// limit of kernels before 5.13.
+func (s *Snapshot) GroupMarks() []GroupMarks {
+	out := make([]GroupMarks, 0, len(s.Fanotify))
+	for _, g := range s.Fanotify {
+		out = append(out, GroupMarks{ID: g.ID, Charge: g.Charge(), Marks: g.ChargedMarks()})
+	}
+	return out
+}
+
+// ChargeChain returns every level charged for an object charged to ch: ch
+// itself, then its user namespace's ancestors. complete is false when the
+// namespace's ancestry could not be read.
+func (s *Snapshot) ChargeChain(ch Charge) (levels []Charge, complete bool) {
+	up, ok := s.Ancestors[ch.UserNS]
+	return append([]Charge{ch}, up...), ok
+}
+
+// newSnapshot groups the fds of a walk by open file and charges them.
+func newSnapshot(fs procfs.FS, walk *procfs.NotifyWalk, taken time.Time) *Snapshot {
+	s := &Snapshot{
+		Taken:      taken,
+		Complete:   walk.Complete(),
+		TimedOut:   walk.TimedOut,
+		Visible:    walk.Unreadable == 0,
+		DedupExact: true,
+		fs:         fs,
+	}
+	groups, exact := dedup(walk, sameOpenFile)
+	s.DedupExact = exact
+	for _, g := range groups {
+		switch g.Subsystem {
+		case procfs.SubsystemFanotify:
+			s.Fanotify = append(s.Fanotify, g)
+		default:
+			s.Inotify = append(s.Inotify, g)
+		}
+	}
+	s.Ancestors = ancestorsOf(fs, append(s.Fanotify, s.Inotify...))
+	s.paths.init(fs)
+	return s
+}
+
+// sameFileFunc reports whether two fds are the same open file. An error
+// means the kernel cannot tell (kcmp unavailable or refused).
+type sameFileFunc func(a, b *procfs.NotifyFD) (bool, error)
+
+// dedup turns the walk's fds into groups. Only fds of the same subsystem
+// with the same group and mark lines can be one open file, and same confirms
+// it; when same cannot tell, the fds stay separate groups and exact is
+// false. walk.FDs is sorted by pid and fd, so each group's first fd is its
+// primary holder and groups come out ordered by it.
+func dedup(walk *procfs.NotifyWalk, same sameFileFunc) (groups []*Group, exact bool) {
+	exact = true
+	var h maphash.Hash
+	candidates := make(map[uint64][]*Group) // by hash of subsystem and notify lines
+	for i := range walk.FDs {
+		fd := &walk.FDs[i]
+		holder := Holder{Identity: walk.Holders[fd.PID], FD: fd.FD}
+		h.Reset()
+		h.WriteString(fd.Subsystem)
+		h.Write(procfs.NotifyLines(fd.Text))
+		key := h.Sum64()
+		if g := findGroup(candidates[key], fd, same, &exact); g != nil {
+			g.Holders = append(g.Holders, holder)
+			continue
+		}
+		g := &Group{
+			ID:        strconv.Itoa(fd.PID) + ":" + strconv.Itoa(fd.FD),
+			Subsystem: fd.Subsystem,
+			Holders:   []Holder{holder},
+			Info:      fd.Info,
+			ParseErr:  fd.Err,
+			first:     fd,
+		}
+		candidates[key] = append(candidates[key], g)
+		groups = append(groups, g)
+	}
+	return groups, exact
+}
+
+// findGroup returns the group among candidates that fd is an fd of.
+func findGroup(candidates []*Group, fd *procfs.NotifyFD, same sameFileFunc, exact *bool) *Group {
+	for _, g := range candidates {
+		if g.Subsystem != fd.Subsystem || !bytes.Equal(procfs.NotifyLines(g.first.Text), procfs.NotifyLines(fd.Text)) {
+			continue
+		}
+		ok, err := same(g.first, fd)
+		if err != nil {
+			*exact = false
+			return nil // cannot tell: count it separately
+		}
+		if ok {
+			return g
+		}
+	}
+	return nil
+}
