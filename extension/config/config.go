@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"slices"
@@ -100,7 +101,8 @@ func Parse(data []byte) (Config, error) {
 	if err := dec.Decode(&cfg); err != nil {
 		return Default(), decodeError(err)
 	}
-	if dec.More() {
+	// More() misses a stray '}' or ']', so demand the end of input instead.
+	if _, err := dec.Token(); err != io.EOF {
 		return Default(), errors.New("trailing data after the JSON object")
 	}
 	if err := cfg.validate(); err != nil {
@@ -113,6 +115,9 @@ func Parse(data []byte) (Config, error) {
 func decodeError(err error) error {
 	var typeErr *json.UnmarshalTypeError
 	if errors.As(err, &typeErr) {
+		if typeErr.Field == "" {
+			return fmt.Errorf("the configuration must be a JSON object, got JSON %s", typeErr.Value)
+		}
 		return fmt.Errorf("key %q: expected %s, got JSON %s", typeErr.Field, typeErr.Type, typeErr.Value)
 	}
 	if field, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
@@ -131,10 +136,11 @@ func (c Config) validate() error {
 		{"max_concurrent_generates", c.MaxConcurrentGenerates >= 1 && c.MaxConcurrentGenerates <= 64, "must be 1..64"},
 		{"risk_warning_pct", c.RiskWarningPct > 0 && c.RiskWarningPct < 100, "must be between 0 and 100"},
 		{"risk_critical_pct", c.RiskCriticalPct > c.RiskWarningPct && c.RiskCriticalPct <= 100, "must be above risk_warning_pct and at most 100"},
-		{"scan_budget_ms", c.ScanBudgetMS >= 100, "must be at least 100"},
+		// Upper bounds keep the values clear of time.Duration overflow.
+		{"scan_budget_ms", c.ScanBudgetMS >= 100 && c.ScanBudgetMS <= 3600000, "must be 100..3600000"},
 		{"collector.mark", slices.Contains(MarkStrategies, c.Collector.Mark), "must be one of " + strings.Join(MarkStrategies, ", ")},
 		{"collector.buffer_max", c.Collector.BufferMax >= 1 && c.Collector.BufferMax <= 1000000, "must be 1..1000000"},
-		{"collector.expiry_s", c.Collector.ExpiryS >= 1, "must be at least 1"},
+		{"collector.expiry_s", c.Collector.ExpiryS >= 1 && c.Collector.ExpiryS <= 31536000, "must be 1..31536000 (one year)"},
 		{"collector.events", len(c.Collector.Events) > 0, "must name at least one event"},
 	}
 	for _, ch := range checks {
@@ -147,15 +153,25 @@ func (c Config) validate() error {
 			return fmt.Errorf("key \"collector.events\": unknown event %q (known: %s)", e, strings.Join(EventNames, ", "))
 		}
 	}
-	for key, paths := range map[string][]string{"collector.paths": c.Collector.Paths, "collector.exclude_paths": c.Collector.ExcludePaths} {
-		for _, p := range paths {
-			if !strings.HasPrefix(p, "/") {
-				return fmt.Errorf("key %q: path %q is not absolute", key, p)
-			}
-		}
+	if err := checkPaths("collector.paths", c.Collector.Paths); err != nil {
+		return err
+	}
+	if err := checkPaths("collector.exclude_paths", c.Collector.ExcludePaths); err != nil {
+		return err
 	}
 	if c.Collector.Enabled && len(c.Collector.Paths) == 0 {
 		return errors.New(`key "collector.paths": the enabled collector needs at least one path`)
+	}
+	return nil
+}
+
+// checkPaths rejects paths the kernel cannot take: relative ones, and ones
+// holding a NUL byte, which would only fail later at fanotify_mark.
+func checkPaths(key string, paths []string) error {
+	for _, p := range paths {
+		if !strings.HasPrefix(p, "/") || strings.ContainsRune(p, 0) {
+			return fmt.Errorf("key %q: path %q must be absolute and free of NUL bytes", key, p)
+		}
 	}
 	return nil
 }
