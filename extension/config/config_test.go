@@ -167,7 +167,9 @@ func TestParseAccepts(t *testing.T) {
 		{"null document", `null`, func(c Config) bool { return reflect.DeepEqual(c, Default()) }},
 		{"surrounding whitespace", " \n{}\n\t ", func(c Config) bool { return reflect.DeepEqual(c, Default()) }},
 		{"bounds", `{"generate_timeout_s": 3600, "max_concurrent_generates": 64, "scan_budget_ms": 100}`,
-			func(c Config) bool { return c.GenerateTimeoutS == 3600 && c.MaxConcurrentGenerates == 64 && c.ScanBudgetMS == 100 }},
+			func(c Config) bool {
+				return c.GenerateTimeoutS == 3600 && c.MaxConcurrentGenerates == 64 && c.ScanBudgetMS == 100
+			}},
 		{"critical 100", `{"risk_warning_pct": 99.9, "risk_critical_pct": 100}`,
 			func(c Config) bool { return c.RiskWarningPct == 99.9 && c.RiskCriticalPct == 100 }},
 		{"every mark", `{"collector": {"mark": "inode"}}`, func(c Config) bool { return c.Collector.Mark == "inode" }},
@@ -177,7 +179,9 @@ func TestParseAccepts(t *testing.T) {
 		{"disabled collector without paths", `{"collector": {"enabled": false, "exclude_paths": ["/proc"]}}`,
 			func(c Config) bool { return !c.Collector.Enabled && c.Collector.ExcludePaths[0] == "/proc" }},
 		{"collector keeps unset keys", `{"collector": {"buffer_max": 10}}`,
-			func(c Config) bool { return c.Collector.BufferMax == 10 && c.Collector.ExpiryS == 3600 && c.Collector.Mark == "auto" }},
+			func(c Config) bool {
+				return c.Collector.BufferMax == 10 && c.Collector.ExpiryS == 3600 && c.Collector.Mark == "auto"
+			}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
