@@ -1,0 +1,248 @@
+package fanotify
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/osquery-fanotify/osquery-fanotify/extension/config"
+	"github.com/osquery-fanotify/osquery-fanotify/fanotify/procfs"
+)
+
+// Collector records the fanotify events under the configured paths into a
+// bounded in-memory buffer for the fanotify_events table. It holds one
+// notification-class group: it never makes a writer wait.
+type Collector struct {
+	cfg     config.Collector
+	log     *slog.Logger
+	proc    procfs.FS
+	started time.Time
+
+	// group is nil when fanotify_init failed; every watch then says why.
+	group      *os.File
+	groupFlags uint
+	fidMode    bool
+	// eventMask holds the configured event bits the group can report.
+	eventMask uint64
+	watches   []*watch
+	excludes  []string
+	// mountFDs holds an O_PATH fd per marked filesystem (by fsid), the
+	// reference open_by_handle_at needs to turn handles into paths.
+	mountFDs map[[8]byte]int
+
+	done     chan struct{}
+	stopOnce sync.Once
+	// beforeRead, when set, runs before each read of the group: tests hold
+	// the reader back with it to overflow the kernel queue.
+	beforeRead func()
+
+	mu        sync.Mutex
+	ring      eventRing
+	nextID    uint64
+	total     uint64
+	overflows uint64
+	dropped   uint64
+	readErr   string
+}
+
+// Stats is the collector's state as the fanotify_collector table shows it.
+type Stats struct {
+	Watches []WatchStatus
+	// GroupFlags names the fanotify_init flags, e.g.
+	// "FAN_CLASS_NOTIF|FAN_CLOEXEC|FAN_NONBLOCK|FAN_REPORT_FID|...".
+	GroupFlags string
+	EventsTotal, Overflows, Dropped uint64
+	Buffered, BufferMax              int
+	Started                          time.Time
+	// ReadError is the last error reading the group, "" if none.
+	ReadError string
+}
+
+// collectorOptions are knobs for tests.
+type collectorOptions struct {
+	// fdMode forces a group without file handles, as on kernels before 5.9.
+	fdMode     bool
+	beforeRead func()
+}
+
+// StartCollector creates the group, marks the configured paths and starts
+// reading. It never fails as a whole: a path that cannot be watched, or a
+// group that cannot be created, shows in Stats with the reason.
+func StartCollector(cfg config.Collector, log *slog.Logger) *Collector {
+	return startCollector(cfg, log, collectorOptions{})
+}
+
+func startCollector(cfg config.Collector, log *slog.Logger, opts collectorOptions) *Collector {
+	c := &Collector{
+		cfg:        cfg,
+		log:        log,
+		proc:       procfs.NewFS(procfs.DefaultRoot),
+		started:    time.Now(),
+		mountFDs:   map[[8]byte]int{},
+		done:       make(chan struct{}),
+		beforeRead: opts.beforeRead,
+		ring:       eventRing{max: cfg.BufferMax},
+	}
+	c.fidMode = !opts.fdMode && featureSupport("FAN_REPORT_NAME") != Unsupported &&
+		featureSupport("FAN_REPORT_FID") != Unsupported
+	c.excludes = matchPaths(cfg.ExcludePaths)
+	if err := c.initGroup(); err != nil {
+		c.failAll(err.Error())
+		close(c.done)
+		return c
+	}
+	c.markAll()
+	go c.readLoop()
+	return c
+}
+
+// initGroup creates the notification-class group, with file handles
+// (FID mode) where the kernel has them, else with an fd per event.
+func (c *Collector) initGroup() error {
+	c.groupFlags = baseInitFlags
+	if c.fidMode {
+		c.groupFlags |= unix.FAN_REPORT_DFID_NAME | unix.FAN_REPORT_FID
+	}
+	fd, err := unix.FanotifyInit(c.groupFlags, eventFileFlags)
+	if err != nil {
+		c.groupFlags = 0
+		note := ""
+		if errors.Is(err, unix.EMFILE) {
+			note = limitNote(c.proc, procfs.FanotifyGroups) + " or RLIMIT_NOFILE"
+		}
+		return fmt.Errorf("fanotify_init: %s%s", errnoName(err), note)
+	}
+	c.group = os.NewFile(uintptr(fd), "fanotify")
+	c.eventMask = configuredMask(c.cfg.Events)
+	if !c.fidMode {
+		c.eventMask &= fdEvents
+	}
+	return nil
+}
+
+func (c *Collector) failAll(reason string) {
+	for _, p := range c.cfg.Paths {
+		c.watches = append(c.watches, &watch{WatchStatus: WatchStatus{Path: p, Status: StatusFailed, Error: reason}})
+	}
+}
+
+// Stop closes the group and waits for the reader to return. It is safe to
+// call more than once.
+func (c *Collector) Stop() {
+	c.stopOnce.Do(func() {
+		if c.group == nil {
+			return
+		}
+		c.group.Close()
+		<-c.done
+		for _, fd := range c.mountFDs {
+			unix.Close(fd)
+		}
+	})
+}
+
+// Events returns the buffered events that keep accepts, oldest first, after
+// dropping those older than collector.expiry_s.
+func (c *Collector) Events(keep func(*Event) bool) []Event {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.ring.dropOlderThan(time.Now().Add(-time.Duration(c.cfg.ExpiryS) * time.Second).UnixNano())
+	var out []Event
+	for i := range c.ring.len() {
+		if e := c.ring.at(i); keep(e) {
+			out = append(out, *e)
+		}
+	}
+	return out
+}
+
+// Stats returns the collector's configuration outcome and counters.
+func (c *Collector) Stats() Stats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := Stats{
+		GroupFlags:  initFlagNames(c.groupFlags),
+		EventsTotal: c.total,
+		Overflows:   c.overflows,
+		Dropped:     c.dropped,
+		Buffered:    c.ring.len(),
+		BufferMax:   c.cfg.BufferMax,
+		Started:     c.started,
+		ReadError:   c.readErr,
+	}
+	for _, w := range c.watches {
+		s.Watches = append(s.Watches, w.WatchStatus)
+	}
+	return s
+}
+
+// record stores events read at one time, numbering them.
+func (c *Collector) record(events []Event) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, e := range events {
+		c.nextID++
+		e.ID = c.nextID
+		c.total++
+		if e.Overflow() {
+			c.overflows++
+		}
+		if c.ring.push(e) {
+			c.dropped++
+		}
+	}
+}
+
+func (c *Collector) setReadError(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.readErr = err.Error()
+}
+
+var initFlagBits = []struct {
+	bit  uint
+	name string
+}{
+	{unix.FAN_CLOEXEC, "FAN_CLOEXEC"},
+	{unix.FAN_NONBLOCK, "FAN_NONBLOCK"},
+	{unix.FAN_REPORT_TID, "FAN_REPORT_TID"},
+	{unix.FAN_REPORT_FID, "FAN_REPORT_FID"},
+	{unix.FAN_REPORT_DIR_FID, "FAN_REPORT_DIR_FID"},
+	{unix.FAN_REPORT_NAME, "FAN_REPORT_NAME"},
+}
+
+// initFlagNames names the group's init flags; the class is always
+// FAN_CLASS_NOTIF. Zero means no group was created.
+func initFlagNames(flags uint) string {
+	if flags == 0 {
+		return ""
+	}
+	names := []string{"FAN_CLASS_NOTIF"}
+	for _, f := range initFlagBits {
+		if flags&f.bit != 0 {
+			names = append(names, f.name)
+		}
+	}
+	return strings.Join(names, "|")
+}
+
+// limitNote names the limit l and the value this process is held to: the
+// lower of the initial namespace's sysctl and this user namespace's own.
+func limitNote(proc procfs.FS, l procfs.Limit) string {
+	s, err := proc.ReadSysctls()
+	if err != nil {
+		return ""
+	}
+	v, _ := s.Lookup(l)
+	name, value := l.Name, v.Value
+	if own, ok := s.Own[l]; ok && own < value {
+		name, value = l.UserFile, own
+	}
+	return fmt.Sprintf(" (%s=%d)", name, value)
+}

@@ -1,0 +1,326 @@
+package fanotify
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+	"unique"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/osquery-fanotify/osquery-fanotify/fanotify/procfs"
+)
+
+// readBufferSize is what one read of the group may return: large enough
+// for thousands of events per system call (fatrace uses the same).
+const readBufferSize = 256 << 10
+
+// maxCachedDirs bounds the directory-handle cache; it is emptied when full.
+const maxCachedDirs = 1 << 16
+
+const unknownUID = ^uint32(0)
+
+// Layout of struct fanotify_event_metadata and the info records.
+const (
+	metadataLen  = unix.FAN_EVENT_METADATA_LEN
+	infoHeaderLn = 4  // info_type, pad, len
+	fidHeaderLen = 20 // header, fsid (8), handle_bytes (4), handle_type (4)
+)
+
+// readLoop is the collector's one reader goroutine. It returns when Stop
+// closes the group.
+func (c *Collector) readLoop() {
+	defer close(c.done)
+	r := newEventReader(c)
+	buf := make([]byte, readBufferSize)
+	for {
+		if c.beforeRead != nil {
+			c.beforeRead()
+		}
+		n, err := c.group.Read(buf)
+		if errors.Is(err, os.ErrClosed) {
+			return
+		}
+		if err != nil {
+			// Such as EMFILE in fd mode: the kernel dropped that event.
+			c.setReadError(fmt.Errorf("reading the fanotify group: %w", err))
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		c.record(r.decode(buf[:n], time.Now().UnixNano()))
+	}
+}
+
+// eventReader turns raw events into Events. Only the reader goroutine uses it.
+type eventReader struct {
+	c    *Collector
+	self int32
+	// dirs maps a directory's fsid+file handle to its path (FID mode).
+	dirs map[string]string
+	// dirsPerRead empties dirs before each read: mount marks cannot see
+	// directory renames, which would leave stale paths behind.
+	dirsPerRead bool
+	// procs caches command and uid per pid for one read: a pid seen in a
+	// later read may belong to another process by then.
+	procs map[int32]procInfo
+	out   []Event
+	link  []byte
+	empty unique.Handle[string]
+}
+
+type procInfo struct {
+	comm unique.Handle[string]
+	uid  uint32
+}
+
+func newEventReader(c *Collector) *eventReader {
+	r := &eventReader{
+		c:     c,
+		self:  int32(os.Getpid()),
+		dirs:  map[string]string{},
+		procs: map[int32]procInfo{},
+		link:  make([]byte, unix.PathMax),
+		empty: unique.Make(""),
+	}
+	for _, w := range c.watches {
+		r.dirsPerRead = r.dirsPerRead || (c.fidMode && w.Strategy == markMount.name)
+	}
+	return r
+}
+
+// decode walks one read's events (FAN_EVENT_OK / FAN_EVENT_NEXT).
+func (r *eventReader) decode(buf []byte, nowNs int64) []Event {
+	clear(r.procs)
+	if r.dirsPerRead {
+		clear(r.dirs)
+	}
+	r.out = r.out[:0]
+	for len(buf) >= metadataLen {
+		n := binary.NativeEndian.Uint32(buf)
+		if n < metadataLen || int(n) > len(buf) {
+			break
+		}
+		r.decodeEvent(buf[:n], nowNs)
+		buf = buf[n:]
+	}
+	return r.out
+}
+
+func (r *eventReader) decodeEvent(ev []byte, nowNs int64) {
+	vers := ev[4]
+	infoOff := int(binary.NativeEndian.Uint16(ev[6:]))
+	mask := binary.NativeEndian.Uint64(ev[8:])
+	fd := int32(binary.NativeEndian.Uint32(ev[16:]))
+	pid := int32(binary.NativeEndian.Uint32(ev[20:]))
+
+	var path string
+	ok := false
+	if fd >= 0 {
+		path, ok = r.fdPath(int(fd))
+		unix.Close(int(fd))
+	}
+	switch {
+	case vers != unix.FANOTIFY_METADATA_VERSION:
+		r.c.setReadError(fmt.Errorf("fanotify metadata version %d, want %d", vers, unix.FANOTIFY_METADATA_VERSION))
+		return
+	case mask&unix.FAN_Q_OVERFLOW != 0:
+		r.out = append(r.out, Event{TimeNs: nowNs, Mask: unix.FAN_Q_OVERFLOW, UID: unknownUID, path: r.empty, comm: r.empty, watch: r.empty})
+		return
+	case pid == r.self:
+		return
+	}
+	if r.c.fidMode && infoOff >= metadataLen && infoOff <= len(ev) {
+		path, ok = r.fidPath(ev[infoOff:], mask)
+	}
+	if !ok || mask&r.c.eventMask == 0 {
+		return
+	}
+	w := r.c.watchFor(path)
+	if w == nil {
+		return
+	}
+	proc := r.process(pid)
+	r.out = append(r.out, Event{
+		TimeNs: nowNs,
+		Mask:   mask & (r.c.eventMask | unix.FAN_ONDIR),
+		PID:    pid,
+		UID:    proc.uid,
+		path:   unique.Make(procfs.DisplayPath(path)),
+		comm:   proc.comm,
+		watch:  w.name,
+	})
+}
+
+// fidPath builds the event's path from its info records: the parent
+// directory's handle plus the entry name, or the object's own handle.
+func (r *eventReader) fidPath(records []byte, mask uint64) (string, bool) {
+	var dirKey, objKey []byte
+	var name string
+	for len(records) >= infoHeaderLn {
+		n := int(binary.NativeEndian.Uint16(records[2:]))
+		if n < infoHeaderLn || n > len(records) {
+			break
+		}
+		rec := records[:n]
+		records = records[n:]
+		key, rest, ok := splitFid(rec)
+		if !ok {
+			continue
+		}
+		switch rec[0] {
+		case unix.FAN_EVENT_INFO_TYPE_DFID_NAME:
+			dirKey, name = key, cString(rest)
+		case unix.FAN_EVENT_INFO_TYPE_DFID:
+			dirKey = key
+		case unix.FAN_EVENT_INFO_TYPE_FID:
+			objKey = key
+		}
+	}
+	var path string
+	var ok bool
+	switch {
+	case dirKey != nil:
+		var dir string
+		if dir, ok = r.dirPath(dirKey); ok {
+			path = joinName(dir, name)
+		}
+	case objKey != nil:
+		path, ok = r.handlePath(objKey)
+	}
+	if ok && mask&unix.FAN_ONDIR != 0 && mask&cacheEvents != 0 {
+		r.forgetDirs(path)
+	}
+	return path, ok
+}
+
+// splitFid returns a fid record's fsid+handle, the cache key and
+// open_by_handle_at's input, and what follows it (a name, for *_NAME records).
+func splitFid(rec []byte) (key, rest []byte, ok bool) {
+	if len(rec) < fidHeaderLen {
+		return nil, nil, false
+	}
+	end := fidHeaderLen + int(binary.NativeEndian.Uint32(rec[12:]))
+	if end > len(rec) {
+		return nil, nil, false
+	}
+	return rec[4:end], rec[end:], true
+}
+
+func cString(b []byte) string {
+	if i := strings.IndexByte(string(b), 0); i >= 0 {
+		b = b[:i]
+	}
+	return string(b)
+}
+
+func joinName(dir, name string) string {
+	switch {
+	case name == "" || name == ".":
+		return dir
+	case dir == "/":
+		return "/" + name
+	}
+	return dir + "/" + name
+}
+
+// dirPath resolves a directory handle through the cache.
+func (r *eventReader) dirPath(key []byte) (string, bool) {
+	if p, ok := r.dirs[string(key)]; ok {
+		return p, true
+	}
+	p, ok := r.handlePath(key)
+	if !ok {
+		return "", false
+	}
+	if len(r.dirs) >= maxCachedDirs {
+		clear(r.dirs)
+	}
+	r.dirs[string(key)] = p
+	return p, true
+}
+
+// forgetDirs drops the cached paths at or below a renamed or deleted
+// directory.
+func (r *eventReader) forgetDirs(path string) {
+	for k, p := range r.dirs {
+		if under(p, path) {
+			delete(r.dirs, k)
+		}
+	}
+}
+
+// handlePath opens a handle (fsid, handle_bytes, handle_type, f_handle) on
+// the filesystem it came from and reads the path back.
+func (r *eventReader) handlePath(key []byte) (string, bool) {
+	mountFD, ok := r.c.mountFDs[[8]byte(key[:8])]
+	if !ok {
+		return "", false
+	}
+	n := binary.NativeEndian.Uint32(key[8:])
+	handle := unix.NewFileHandle(int32(binary.NativeEndian.Uint32(key[12:])), key[16:16+n])
+	fd, err := unix.OpenByHandleAt(mountFD, handle, unix.O_PATH|unix.O_CLOEXEC)
+	if err != nil {
+		return "", false
+	}
+	defer unix.Close(fd)
+	return r.fdPath(fd)
+}
+
+// fdPath reads the path of one of this process's fds.
+func (r *eventReader) fdPath(fd int) (string, bool) {
+	n, err := unix.Readlink("/proc/self/fd/"+strconv.Itoa(fd), r.link)
+	if err != nil {
+		return "", false
+	}
+	return string(r.link[:n]), true
+}
+
+// process returns the command name and effective uid of pid, best effort:
+// a short-lived process may be gone before its events are read.
+func (r *eventReader) process(pid int32) procInfo {
+	if p, ok := r.procs[pid]; ok {
+		return p
+	}
+	p := procInfo{comm: r.empty, uid: unknownUID}
+	dir := strconv.Itoa(int(pid))
+	if data, err := os.ReadFile(r.c.proc.Path(dir, "comm")); err == nil {
+		p.comm = unique.Make(procfs.DisplayPath(strings.TrimSuffix(string(data), "\n")))
+	}
+	if data, err := os.ReadFile(r.c.proc.Path(dir, "status")); err == nil {
+		if st, err := procfs.ParseStatus(data); err == nil {
+			p.uid = st.EUID
+		}
+	}
+	r.procs[pid] = p
+	return p
+}
+
+// watchFor returns the watched path an event path belongs to, the deepest
+// one when they nest, or nil when the path is outside every watched
+// subtree or inside an excluded one.
+func (c *Collector) watchFor(path string) *watch {
+	for _, ex := range c.excludes {
+		if under(path, ex) {
+			return nil
+		}
+	}
+	var best *watch
+	for _, w := range c.watches {
+		if w.Strategy != "" && under(path, w.match) && (best == nil || len(w.match) > len(best.match)) {
+			best = w
+		}
+	}
+	return best
+}
+
+// fsidKey is the 8 bytes of a __kernel_fsid_t as events carry it.
+func fsidKey(a, b int32) [8]byte {
+	var k [8]byte
+	binary.NativeEndian.PutUint32(k[:], uint32(a))
+	binary.NativeEndian.PutUint32(k[4:], uint32(b))
+	return k
+}
