@@ -56,10 +56,10 @@ type Stats struct {
 	Watches []WatchStatus
 	// GroupFlags names the fanotify_init flags, e.g.
 	// "FAN_CLASS_NOTIF|FAN_CLOEXEC|FAN_NONBLOCK|FAN_REPORT_FID|...".
-	GroupFlags string
+	GroupFlags                      string
 	EventsTotal, Overflows, Dropped uint64
-	Buffered, BufferMax              int
-	Started                          time.Time
+	Buffered, BufferMax             int
+	Started                         time.Time
 	// ReadError is the last error reading the group, "" if none.
 	ReadError string
 }

@@ -33,7 +33,7 @@ type Feature struct {
 	Since string
 	// Expected tells whether the running release promises the feature.
 	// Distributions backport, so only Supported is authoritative.
-	Expected bool
+	Expected  bool
 	Supported Support
 	// Detail explains an Unknown or Unsupported outcome.
 	Detail string
