@@ -18,26 +18,39 @@ type Env struct {
 	// Usage walks /proc for fanotify groups and inotify instances; every
 	// table of a query (and concurrent queries) share its snapshots.
 	Usage *fanotify.Scanner
+	// Collector records file events when collector.enabled; nil otherwise.
+	Collector *fanotify.Collector
 }
 
 // NewEnv prepares the readers every table shares. Close releases them.
 func NewEnv(cfg config.Config, log *slog.Logger) *Env {
 	proc := procfs.NewFS(procfs.DefaultRoot)
-	return &Env{
+	env := &Env{
 		Proc:   proc,
 		Config: cfg,
 		Log:    log,
 		Usage:  fanotify.NewScanner(proc, time.Duration(cfg.ScanBudgetMS)*time.Millisecond, log),
 	}
+	if cfg.Collector.Enabled {
+		env.Collector = fanotify.StartCollector(cfg.Collector, log)
+	}
+	return env
 }
 
 // Close stops whatever NewEnv started.
-func (env *Env) Close() {}
+func (env *Env) Close() {
+	if env.Collector != nil {
+		env.Collector.Stop()
+	}
+}
 
 // All returns every table of the extension, in the order they are
 // registered with osqueryd and the embedded engine.
 func All(env *Env) []*Table {
 	return []*Table{
 		mountPoints(env),
+		fanotifyFeatures(),
+		fanotifyEvents(env),
+		fanotifyCollector(env),
 	}
 }

@@ -1,0 +1,47 @@
+package tables
+
+import (
+	"context"
+
+	"github.com/osquery-fanotify/osquery-fanotify/fanotify"
+	"github.com/osquery/osquery-go/plugin/table"
+)
+
+// fanotifyFeatures lists fanotify capabilities: what the running kernel
+// release promises and what probing it found.
+func fanotifyFeatures() *Table {
+	return &Table{
+		Name:        "fanotify_features",
+		Description: "fanotify capabilities of the running kernel: the mainline release that introduced each, whether this release promises it, and whether probing it (fanotify_init/fanotify_mark, then close) works. Distributions backport: trust supported over expected.",
+		Columns: []table.ColumnDefinition{
+			text("name", "Feature: a FAN_* init flag, mark flag or event, or a named capability", index),
+			text("since_version", "First mainline Linux release with the feature"),
+			integer("expected", "1 when the running release (major.minor.patch) is at or after since_version"),
+			integer("supported", "1 when probing shows the feature works, 0 when the kernel rejects it, NULL when the probe could not decide (see probe_detail)"),
+			text("probe_detail", "Why supported is 0 or NULL: the errno of the probe, or why the feature is not probed"),
+		},
+		Generate: func(ctx context.Context, q QueryContext) ([]Row, error) {
+			var rows []Row
+			for _, f := range fanotify.Features() {
+				rows = append(rows, Row{
+					"name":          f.Name,
+					"since_version": f.Since,
+					"expected":      boolInt(f.Expected),
+					"supported":     supportText(f.Supported),
+					"probe_detail":  f.Detail,
+				})
+			}
+			return rows, nil
+		},
+	}
+}
+
+func supportText(s fanotify.Support) string {
+	switch s {
+	case fanotify.Supported:
+		return "1"
+	case fanotify.Unsupported:
+		return "0"
+	}
+	return ""
+}
