@@ -33,7 +33,7 @@ func equals(col string, vals ...string) map[string][]Constraint {
 	return map[string][]Constraint{col: cs}
 }
 
-func generateMounts(t *testing.T, env *Env, constraints map[string][]Constraint) []Row {
+func generateMounts(t testing.TB, env *Env, constraints map[string][]Constraint) []Row {
 	t.Helper()
 	rows, err := mountPoints(env).Generate(context.Background(), NewQueryContext(constraints, nil))
 	if err != nil {
@@ -50,7 +50,7 @@ type privateNamespace struct {
 
 // newPrivateNamespace starts `unshare -m --propagation private sleep`, so
 // that nothing mounted inside reaches the host. Its mounts vanish with it.
-func newPrivateNamespace(t *testing.T) privateNamespace {
+func newPrivateNamespace(t testing.TB) privateNamespace {
 	t.Helper()
 	cmd := exec.Command("unshare", "-m", "--propagation", "private", "sleep", "600")
 	if err := cmd.Start(); err != nil {
@@ -88,7 +88,7 @@ func newPrivateNamespace(t *testing.T) privateNamespace {
 
 // run calls fn on an OS thread that has joined the namespace. The thread
 // stays locked, so it is discarded when fn returns.
-func (ns privateNamespace) run(t *testing.T, fn func() error) {
+func (ns privateNamespace) run(t testing.TB, fn func() error) {
 	t.Helper()
 	errc := make(chan error, 1)
 	go func() {
@@ -121,7 +121,7 @@ type wantMount struct{ root, fsType, source, propagation string }
 // populate mounts a tmpfs on dir inside ns, then binds >1000 directories
 // and names that need escaping in mountinfo. It returns the expected rows'
 // fields by displayed path.
-func (ns privateNamespace) populate(t *testing.T, dir string, binds int) map[string]wantMount {
+func (ns privateNamespace) populate(t testing.TB, dir string, binds int) map[string]wantMount {
 	t.Helper()
 	const source = `test src\with space`
 	hostile := []string{"with space", "with\ttab", "with\nnewline", "bad\xffbyte", `back\slash`}
@@ -432,5 +432,74 @@ func TestMountPointsFallsBackToNextPid(t *testing.T) {
 	rows := generateMounts(t, testEnv(root), nil)
 	if len(rows) != 1 || rows[0]["pid"] != "6" || rows[0]["mnt_ns"] != "100" || rows[0]["path"] != "/" {
 		t.Errorf("rows = %v, want the root mount of namespace 100 read through pid 6", rows)
+	}
+}
+
+// A process that may not be inspected (another user's, when the extension
+// does not run as root) is left out instead of failing the query.
+func TestMountPointsSkipsUnreadableProcesses(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to switch to an unprivileged uid")
+	}
+	env := testEnv("/proc")
+	own, err := env.Proc.NamespaceInode(os.Getpid(), "mnt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		rows []Row
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		// The uid change is this thread's alone (a raw setresuid, not Go's
+		// all-threads one); the thread stays locked and is discarded.
+		runtime.LockOSThread()
+		if err := unix.Setresuid(-1, 65534, -1); err != nil {
+			done <- result{err: err}
+			return
+		}
+		rows, err := mountPoints(env).Generate(context.Background(), NewQueryContext(nil, nil))
+		done <- result{rows, err}
+	}()
+	res := <-done
+	if res.err != nil {
+		t.Fatalf("Generate as uid 65534: %v", res.err)
+	}
+	// pid 1 is root's: unreadable, while our own process stays readable.
+	self := strconv.Itoa(os.Getpid())
+	for _, r := range res.rows {
+		if r["pid"] == "1" {
+			t.Fatal("pid 1 was read as uid 65534")
+		}
+		if r["pid"] != self || r["mnt_ns"] != strconv.FormatUint(own, 10) {
+			t.Fatalf("unexpected view %s/%s as uid 65534", r["mnt_ns"], r["pid"])
+		}
+	}
+	if len(res.rows) == 0 {
+		t.Error("our own namespace is missing")
+	}
+}
+
+// BenchmarkMountPointsHost scans every namespace of this host.
+func BenchmarkMountPointsHost(b *testing.B) {
+	env := testEnv("/proc")
+	for b.Loop() {
+		if _, err := mountPoints(env).Generate(context.Background(), NewQueryContext(nil, nil)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkMountPointsNamespace1000 lists one namespace of ~1000 mounts.
+func BenchmarkMountPointsNamespace1000(b *testing.B) {
+	env := testEnv("/proc")
+	ns := newPrivateNamespace(b)
+	ns.populate(b, b.TempDir(), 1000)
+	q := NewQueryContext(equals("mnt_ns", strconv.FormatUint(ns.mntNS, 10)), nil)
+	for b.Loop() {
+		if _, err := mountPoints(env).Generate(context.Background(), q); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
