@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
@@ -167,7 +166,7 @@ func (c *Collector) Stats() Stats {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s := Stats{
-		GroupFlags:  initFlagNames(c.groupFlags),
+		GroupFlags:  c.groupFlagNames(),
 		EventsTotal: c.total,
 		Overflows:   c.overflows,
 		Dropped:     c.dropped,
@@ -199,37 +198,18 @@ func (c *Collector) record(events []Event) {
 	}
 }
 
+// groupFlagNames names the group's init flags, "" when there is no group.
+func (c *Collector) groupFlagNames() string {
+	if c.group == nil {
+		return ""
+	}
+	return GroupFlagNames(uint32(c.groupFlags))
+}
+
 func (c *Collector) setReadError(err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.readErr = err.Error()
-}
-
-var initFlagBits = []struct {
-	bit  uint
-	name string
-}{
-	{unix.FAN_CLOEXEC, "FAN_CLOEXEC"},
-	{unix.FAN_NONBLOCK, "FAN_NONBLOCK"},
-	{unix.FAN_REPORT_TID, "FAN_REPORT_TID"},
-	{unix.FAN_REPORT_FID, "FAN_REPORT_FID"},
-	{unix.FAN_REPORT_DIR_FID, "FAN_REPORT_DIR_FID"},
-	{unix.FAN_REPORT_NAME, "FAN_REPORT_NAME"},
-}
-
-// initFlagNames names the group's init flags; the class is always
-// FAN_CLASS_NOTIF. Zero means no group was created.
-func initFlagNames(flags uint) string {
-	if flags == 0 {
-		return ""
-	}
-	names := []string{"FAN_CLASS_NOTIF"}
-	for _, f := range initFlagBits {
-		if flags&f.bit != 0 {
-			names = append(names, f.name)
-		}
-	}
-	return strings.Join(names, "|")
 }
 
 // limitNote names the limit l and the value this process is held to: the
