@@ -191,15 +191,26 @@ func (m *Manager) Extension(name string) (*Extension, bool) {
 	return e, ok
 }
 
-// WaitRegistered waits until an extension called name is registered.
+// WaitRegistered waits until an extension called name is registered and
+// listening on its socket.
 func (m *Manager) WaitRegistered(name string, timeout time.Duration) (*Extension, error) {
-	return m.waitFor(name, timeout, func(e *Extension) bool { return e != nil })
+	return m.waitFor(name, timeout, m.serving)
 }
 
-// WaitRegisteredAgain waits until name is registered under a UUID other
-// than old, as after a restart.
+// WaitRegisteredAgain waits until name is registered and listening under a
+// UUID other than old, as after a restart.
 func (m *Manager) WaitRegisteredAgain(name string, old osquery.ExtensionRouteUUID, timeout time.Duration) (*Extension, error) {
-	return m.waitFor(name, timeout, func(e *Extension) bool { return e != nil && e.UUID != old })
+	return m.waitFor(name, timeout, func(e *Extension) bool { return m.serving(e) && e.UUID != old })
+}
+
+// serving reports whether e is registered and its socket exists: an
+// extension learns its UUID, and so its socket path, from the registration.
+func (m *Manager) serving(e *Extension) bool {
+	if e == nil {
+		return false
+	}
+	_, err := os.Stat(m.ExtensionSocket(e.UUID))
+	return err == nil
 }
 
 // WaitGone waits until no extension called name is registered.

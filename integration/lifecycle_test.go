@@ -1,0 +1,232 @@
+package integration_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/osquery-fanotify/osquery-fanotify/integration/standin"
+)
+
+// stopLimit is how fast the extension must exit when asked to (osqueryd
+// sends SIGKILL soon after), and slack absorbs a loaded machine.
+const (
+	stopLimit = time.Second
+	slack     = 2 * time.Second
+)
+
+// interval is the --interval the stand-in passes, as osqueryd does.
+func interval(m *standin.Manager) time.Duration { return time.Duration(m.Interval) * time.Second }
+
+// waitExit waits for p to exit and returns its exit code and how long it took.
+func waitExit(t *testing.T, p *standin.Process, limit time.Duration) (int, time.Duration) {
+	t.Helper()
+	begin := time.Now()
+	code, err := p.Wait(limit + slack)
+	if err != nil {
+		t.Fatalf("%v\nstderr:\n%s", err, p.Stderr())
+	}
+	took := time.Since(begin)
+	if took > limit {
+		t.Errorf("exited after %s, want within %s", took, limit)
+	}
+	return code, took
+}
+
+func TestStopsOnRequest(t *testing.T) {
+	stops := map[string]func(*standin.Manager, *standin.Process) error{
+		"shutdown": func(m *standin.Manager, _ *standin.Process) error { return m.Shutdown("fanotify") },
+		"SIGTERM":  func(_ *standin.Manager, p *standin.Process) error { return p.Signal(syscall.SIGTERM) },
+		"SIGINT":   func(_ *standin.Manager, p *standin.Process) error { return p.Signal(syscall.SIGINT) },
+	}
+	for name, stop := range stops {
+		t.Run(name, func(t *testing.T) {
+			m, p, ext := launch(t, false)
+			if err := stop(m, p); err != nil {
+				t.Fatal(err)
+			}
+			if code, _ := waitExit(t, p, stopLimit); code != 0 {
+				t.Errorf("exit code %d, want 0\nstderr:\n%s", code, p.Stderr())
+			}
+			if _, still := m.Extension("fanotify"); still {
+				t.Error("still registered after exiting: it did not deregister")
+			}
+			if _, err := os.Stat(m.ExtensionSocket(ext.UUID)); !os.IsNotExist(err) {
+				t.Errorf("extension socket left behind: %v", err)
+			}
+		})
+	}
+}
+
+func TestExitsWhenOsquerydIsGone(t *testing.T) {
+	m, p, _ := launch(t, false)
+	m.Stop()
+	if code, _ := waitExit(t, p, 2*interval(m)); code == 0 {
+		t.Error("exit code 0, want non-zero")
+	}
+	if !strings.Contains(p.Stderr(), "osqueryd is gone") {
+		t.Errorf("stderr does not say why:\n%s", p.Stderr())
+	}
+}
+
+// osqueryd deregisters an extension whose pings failed while it was busy;
+// one that lingers then serves nothing (fleetdm/fleet#52093).
+func TestExitsWhenDroppedByOsqueryd(t *testing.T) {
+	m, p, ext := launch(t, false)
+	if !m.Drop("fanotify") {
+		t.Fatal("nothing to drop")
+	}
+	if code, _ := waitExit(t, p, 2*interval(m)); code == 0 {
+		t.Error("exit code 0, want non-zero")
+	}
+	if want := "no longer lists extension uuid"; !strings.Contains(p.Stderr(), want) {
+		t.Errorf("stderr lacks %q:\n%s", want, p.Stderr())
+	}
+	if _, err := os.Stat(m.ExtensionSocket(ext.UUID)); !os.IsNotExist(err) {
+		t.Errorf("extension socket left behind: %v", err)
+	}
+}
+
+// killAndRelaunch SIGKILLs a registered extension, whose entry lingers in
+// the manager, and starts a new one that osqueryd would restart.
+func killAndRelaunch(t *testing.T) (*standin.Manager, *standin.Process, *standin.Extension) {
+	m, old, ext := launch(t, false)
+	old.Kill()
+	if _, still := m.Extension("fanotify"); !still {
+		t.Fatal("the killed extension's entry did not linger")
+	}
+	p := m.Launch(t, standin.BuildBinary(t), false)
+	deadline := time.Now().Add(registerTimeout)
+	for m.Rejections("fanotify") == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the new instance never tried to register\nstderr:\n%s", p.Stderr())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return m, p, ext
+}
+
+func TestRegistersOnceTheStaleEntryIsDropped(t *testing.T) {
+	m, p, old := killAndRelaunch(t)
+	time.Sleep(interval(m) / 2) // osqueryd's ping sweep comes later
+	if dropped := m.Sweep(); len(dropped) != 1 || dropped[0] != "fanotify" {
+		t.Fatalf("sweep dropped %v, want the killed instance", dropped)
+	}
+	ext, err := m.WaitRegisteredAgain("fanotify", old.UUID, 2*interval(m))
+	if err != nil {
+		t.Fatalf("%v\nstderr:\n%s", err, p.Stderr())
+	}
+	if m.Rejections("fanotify") < 2 {
+		t.Errorf("registered after %d refusal(s): it did not keep retrying", m.Rejections("fanotify"))
+	}
+	if dropped := m.Sweep(); len(dropped) != 0 {
+		t.Errorf("the new instance (uuid %d) does not answer pings", ext.UUID)
+	}
+}
+
+func TestGivesUpWhileTheStaleEntryLingers(t *testing.T) {
+	m, p, _ := killAndRelaunch(t)
+	if code, _ := waitExit(t, p, 2*interval(m)); code == 0 {
+		t.Error("exit code 0, want non-zero")
+	}
+	if !strings.Contains(p.Stderr(), standin.DuplicateMessage) {
+		t.Errorf("stderr lacks %q:\n%s", standin.DuplicateMessage, p.Stderr())
+	}
+}
+
+// shortManager starts a manager whose socket path is exactly n bytes long.
+func shortManager(t *testing.T, n int) *standin.Manager {
+	dir, err := os.MkdirTemp("/tmp", "oq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	name := strings.Repeat("s", n-len(dir)-1)
+	m, err := standin.Listen(filepath.Join(dir, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Stop)
+	return m
+}
+
+func TestSocketPathLimit(t *testing.T) {
+	bin := standin.BuildBinary(t)
+	longest := shortManager(t, 97)
+	longest.Launch(t, bin, false)
+	if _, err := longest.WaitRegistered("fanotify", registerTimeout); err != nil {
+		t.Errorf("97-byte socket path: %v", err)
+	}
+
+	tooLong := shortManager(t, 98)
+	p := tooLong.Launch(t, bin, false)
+	if code, _ := waitExit(t, p, registerTimeout); code == 0 {
+		t.Error("98-byte socket path: exit code 0, want non-zero")
+	}
+	if want := "is 98 bytes; at most 97 fit"; !strings.Contains(p.Stderr(), want) {
+		t.Errorf("stderr lacks %q:\n%s", want, p.Stderr())
+	}
+	if len(tooLong.Extensions()) != 0 {
+		t.Error("registered despite the path osqueryd cannot serve")
+	}
+}
+
+func TestExitsWhenTheSocketNeverAppears(t *testing.T) {
+	dir := t.TempDir()
+	p := standin.Start(t, standin.BuildBinary(t), "--socket", filepath.Join(dir, "missing.em"), "--timeout", "1", "--interval", "1")
+	if code, _ := waitExit(t, p, time.Second+stopLimit); code == 0 {
+		t.Error("exit code 0, want non-zero")
+	}
+	if want := "connecting to osqueryd"; !strings.Contains(p.Stderr(), want) {
+		t.Errorf("stderr lacks %q:\n%s", want, p.Stderr())
+	}
+}
+
+func TestArguments(t *testing.T) {
+	t.Run("unknown arguments are ignored", func(t *testing.T) {
+		_, p, _ := launch(t, false, "--some_future_flag", "value", "--other=1", "positional")
+		if want := "ignoring unknown arguments"; !strings.Contains(p.Stderr(), want) {
+			t.Errorf("stderr lacks %q:\n%s", want, p.Stderr())
+		}
+	})
+	t.Run("flag=value", func(t *testing.T) {
+		m := standin.New(t)
+		p := standin.Start(t, standin.BuildBinary(t), "--socket="+m.Socket, "--timeout=3", "--interval=3")
+		if _, err := m.WaitRegistered("fanotify", registerTimeout); err != nil {
+			t.Fatalf("%v\nstderr:\n%s", err, p.Stderr())
+		}
+	})
+	t.Run("verbose logs registration, quiet does not", func(t *testing.T) {
+		_, quiet, _ := launch(t, false)
+		_, verbose, _ := launch(t, true)
+		time.Sleep(100 * time.Millisecond) // the log line follows the registration
+		if !strings.Contains(verbose.Stderr(), "msg=registered") {
+			t.Errorf("--verbose stderr lacks the registration:\n%s", verbose.Stderr())
+		}
+		if strings.Contains(quiet.Stderr(), "msg=registered") {
+			t.Errorf("stderr without --verbose logs info:\n%s", quiet.Stderr())
+		}
+	})
+	t.Run("bad config file keeps defaults", func(t *testing.T) {
+		cfg := filepath.Join(t.TempDir(), "fanotify.json")
+		if err := os.WriteFile(cfg, []byte(`{"max_concurrent_generates": 0}`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, p, _ := launch(t, false, "--config", cfg)
+		if want := `max_concurrent_generates`; !strings.Contains(p.Stderr(), want) {
+			t.Errorf("stderr does not name the key %s:\n%s", want, p.Stderr())
+		}
+	})
+	t.Run("missing --socket", func(t *testing.T) {
+		p := standin.Start(t, standin.BuildBinary(t), "--timeout", "3")
+		if code, _ := waitExit(t, p, time.Second); code != 2 {
+			t.Errorf("exit code %d, want 2 (usage)", code)
+		}
+		if !strings.Contains(p.Stderr(), "--socket is required") {
+			t.Errorf("stderr:\n%s", p.Stderr())
+		}
+	})
+}
