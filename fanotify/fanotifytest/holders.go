@@ -1,0 +1,89 @@
+// Package fanotifytest gives tests processes that hold fanotify groups and
+// inotify instances, so that counts read back through /proc can be checked
+// against known numbers. Tests using it create kernel objects: never run
+// them in parallel.
+package fanotifytest
+
+import (
+	"os"
+	"os/exec"
+	"syscall"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// Hold starts a `sleep` that holds fds as its fds 3, 4, ... in order (the
+// same fd twice gives it two fds of one open file) and returns its pid. The
+// process is killed at cleanup. attr may set namespaces or credentials.
+func Hold(t testing.TB, attr *syscall.SysProcAttr, fds ...int) int {
+	t.Helper()
+	return HoldCommand(t, exec.Command("sleep", "1000"), attr, fds...)
+}
+
+// HoldCommand is Hold for a command of the caller's choice (such as
+// `unshare -U sleep 1000` for a nested user namespace).
+func HoldCommand(t testing.TB, cmd *exec.Cmd, attr *syscall.SysProcAttr, fds ...int) int {
+	t.Helper()
+	for _, fd := range fds {
+		// A copy: the os.File closes it, never the caller's fd.
+		dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := os.NewFile(uintptr(dup), "notify")
+		defer f.Close()
+		cmd.ExtraFiles = append(cmd.ExtraFiles, f)
+	}
+	cmd.SysProcAttr = attr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	return cmd.Process.Pid
+}
+
+// Inotify creates an inotify instance watching paths with IN_MODIFY.
+func Inotify(t testing.TB, paths ...string) int {
+	t.Helper()
+	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range paths {
+		if _, err := unix.InotifyAddWatch(fd, p, unix.IN_MODIFY); err != nil {
+			t.Fatalf("inotify_add_watch %s: %v", p, err)
+		}
+	}
+	return fd
+}
+
+// Fanotify creates a notification-class fanotify group with extra init
+// flags.
+func Fanotify(t testing.TB, flags uint) int {
+	t.Helper()
+	fd, err := unix.FanotifyInit(unix.FAN_CLASS_NOTIF|unix.FAN_CLOEXEC|flags, unix.O_RDONLY)
+	if err != nil {
+		t.Fatalf("fanotify_init %#x: %v", flags, err)
+	}
+	return fd
+}
+
+// Mark adds (FAN_MARK_ADD|flags) a mark with mask on path to group fd.
+func Mark(t testing.TB, fd int, flags uint, mask uint64, path string) {
+	t.Helper()
+	if err := unix.FanotifyMark(fd, unix.FAN_MARK_ADD|flags, mask, unix.AT_FDCWD, path); err != nil {
+		t.Fatalf("fanotify_mark %#x %#x %s: %v", flags, mask, path, err)
+	}
+}
+
+// Close closes the caller's copies once holders have them, so that the
+// test process itself holds none of the objects it counts.
+func Close(fds ...int) {
+	for _, fd := range fds {
+		unix.Close(fd)
+	}
+}

@@ -1,0 +1,291 @@
+package fanotify
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"maps"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/osquery-fanotify/osquery-fanotify/fanotify/fanotifytest"
+	"github.com/osquery-fanotify/osquery-fanotify/fanotify/procfs"
+)
+
+// testUID is the euid the holders run as, so that the usage charged to it
+// is only what these tests create.
+const testUID = 3123456789
+
+func newTestScanner() *Scanner {
+	return NewScanner(procfs.NewFS(procfs.DefaultRoot), 10*time.Second, slog.New(slog.NewTextHandler(io.Discard, nil)))
+}
+
+// groupHeldBy finds the group that pid holds as fd.
+func groupHeldBy(t *testing.T, groups []*Group, pid, fd int) *Group {
+	t.Helper()
+	for _, g := range groups {
+		for _, h := range g.Holders {
+			if h.PID == pid && h.FD == fd {
+				return g
+			}
+		}
+	}
+	t.Fatalf("no group held by pid %d fd %d", pid, fd)
+	return nil
+}
+
+func countKinds(g *Group) map[procfs.MarkKind]int {
+	n := make(map[procfs.MarkKind]int)
+	for _, m := range g.Info.Marks {
+		n[m.Kind]++
+	}
+	return n
+}
+
+// testFiles creates n empty files in a new directory.
+func testFiles(t *testing.T, n int) (string, []string) {
+	dir := t.TempDir()
+	var files []string
+	for i := range n {
+		p := filepath.Join(dir, "f"+strconv.Itoa(i))
+		if err := os.WriteFile(p, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, p)
+	}
+	return dir, files
+}
+
+// heldObjects are the groups and instances of TestSnapshotCountsSharedGroups.
+type heldObjects struct {
+	pid1, pid2 int
+	files      []string
+}
+
+// holdKnownObjects creates, as testUID holders:
+//   - group A (FAN_REPORT_FID) with 2 inode marks (one updated, costing 0),
+//     an ignore-only inode mark, a mount mark and a filesystem mark: 5 marks,
+//     held by pid1 as fds 3 and 4 (dup) and by pid2 as fd 3 (fork);
+//   - group B (FAN_UNLIMITED_MARKS) with 1 inode mark, pid2 fd 5;
+//   - group C (FAN_REPORT_MNT) with 1 mount-namespace mark, pid2 fd 6;
+//   - instance I1 with 2 watches (one added twice), pid1 fd 5;
+//   - instance I2 with none, pid2 fd 4.
+func holdKnownObjects(t *testing.T) heldObjects {
+	dir, files := testFiles(t, 4)
+	a := fanotifytest.Fanotify(t, unix.FAN_REPORT_FID)
+	fanotifytest.Mark(t, a, 0, unix.FAN_MODIFY, files[0])
+	fanotifytest.Mark(t, a, 0, unix.FAN_CLOSE_WRITE, files[0]) // mask update: same mark
+	fanotifytest.Mark(t, a, 0, unix.FAN_MODIFY, files[1])
+	fanotifytest.Mark(t, a, unix.FAN_MARK_IGNORED_MASK|unix.FAN_MARK_IGNORED_SURV_MODIFY, unix.FAN_OPEN, files[2])
+	fanotifytest.Mark(t, a, unix.FAN_MARK_MOUNT, unix.FAN_CLOSE_WRITE, "/")
+	fanotifytest.Mark(t, a, unix.FAN_MARK_FILESYSTEM, unix.FAN_CLOSE_WRITE, "/")
+	b := fanotifytest.Fanotify(t, unix.FAN_UNLIMITED_MARKS|unix.FAN_REPORT_FID)
+	fanotifytest.Mark(t, b, 0, unix.FAN_MODIFY, files[3])
+	c := fanotifytest.Fanotify(t, unix.FAN_REPORT_MNT)
+	fanotifytest.Mark(t, c, unix.FAN_MARK_MNTNS, unix.FAN_MNT_ATTACH, "/proc/self/ns/mnt")
+	i1 := fanotifytest.Inotify(t, dir, files[0], files[0])
+	i2 := fanotifytest.Inotify(t)
+
+	cred := &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: testUID, Gid: testUID}}
+	h := heldObjects{files: files}
+	h.pid1 = fanotifytest.Hold(t, cred, a, a, i1)
+	h.pid2 = fanotifytest.Hold(t, cred, a, i2, b, c)
+	fanotifytest.Close(a, b, c, i1, i2)
+	return h
+}
+
+func TestSnapshotCountsSharedGroups(t *testing.T) {
+	h := holdKnownObjects(t)
+	snap, err := newTestScanner().Snapshot(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !snap.DedupExact {
+		t.Fatal("kcmp is available as root, yet dedup is not exact")
+	}
+
+	a := groupHeldBy(t, snap.Fanotify, h.pid1, 3)
+	if a != groupHeldBy(t, snap.Fanotify, h.pid1, 4) || a != groupHeldBy(t, snap.Fanotify, h.pid2, 3) {
+		t.Fatal("a dup and a fork of one group show up as different groups")
+	}
+	wantID := strconv.Itoa(min(h.pid1, h.pid2)) + ":3"
+	if len(a.Holders) != 3 || a.ID != wantID {
+		t.Errorf("group A: %d holders, ID %s; want 3 and %s", len(a.Holders), a.ID, wantID)
+	}
+	wantKinds := map[procfs.MarkKind]int{procfs.MarkInode: 3, procfs.MarkMount: 1, procfs.MarkFilesystem: 1}
+	if got := countKinds(a); !maps.Equal(got, wantKinds) || a.ChargedMarks() != 5 {
+		t.Errorf("group A marks %v (charged %d), want %v (5)", got, a.ChargedMarks(), wantKinds)
+	}
+	if a.Charge() != (Charge{UserNS: InitialUserNS, UID: testUID}) {
+		t.Errorf("group A charged to %+v", a.Charge())
+	}
+
+	b := groupHeldBy(t, snap.Fanotify, h.pid2, 5)
+	if !b.UnlimitedMarks() || len(b.Info.Marks) != 1 || b.ChargedMarks() != 0 {
+		t.Errorf("FAN_UNLIMITED_MARKS group: unlimited %v, %d marks, charged %d; want true, 1, 0",
+			b.UnlimitedMarks(), len(b.Info.Marks), b.ChargedMarks())
+	}
+	c := groupHeldBy(t, snap.Fanotify, h.pid2, 6)
+	if got := countKinds(c); got[procfs.MarkMntNS] != 1 || len(c.Info.Marks) != 1 {
+		t.Errorf("FAN_REPORT_MNT group marks %v, want one mntns mark", got)
+	}
+
+	if i1 := groupHeldBy(t, snap.Inotify, h.pid1, 5); len(i1.Info.Marks) != 2 || len(i1.Holders) != 1 {
+		t.Errorf("instance I1: %d watches, %d holders; want 2 and 1", len(i1.Info.Marks), len(i1.Holders))
+	}
+	if i2 := groupHeldBy(t, snap.Inotify, h.pid2, 4); len(i2.Info.Marks) != 0 {
+		t.Errorf("instance I2: %d watches, want 0", len(i2.Info.Marks))
+	}
+
+	want := Counts{Groups: 3, Marks: 5 + 1, Instances: 2, Watches: 2}
+	if got := snap.Direct()[Charge{UserNS: InitialUserNS, UID: testUID}]; got != want {
+		t.Errorf("usage charged to uid %d: %+v, want %+v", testUID, got, want)
+	}
+}
+
+func TestSnapshotMarkPaths(t *testing.T) {
+	h := holdKnownObjects(t)
+	snap, err := newTestScanner().Snapshot(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := groupHeldBy(t, snap.Fanotify, h.pid1, 3)
+	holder := a.Holders[slices.IndexFunc(a.Holders, func(x Holder) bool { return x.PID == h.pid1 })]
+	var paths []string
+	for _, m := range a.Info.Marks {
+		paths = append(paths, m.Kind.String()+" "+snap.MarkPath(holder, m))
+	}
+	slices.Sort(paths)
+	want := []string{"filesystem /", "inode " + h.files[0], "inode " + h.files[1], "inode " + h.files[2], "mount /"}
+	if !slices.Equal(paths, want) {
+		t.Errorf("mark paths %q, want %q", paths, want)
+	}
+	i1 := groupHeldBy(t, snap.Inotify, h.pid1, 5)
+	for _, m := range i1.Info.Marks {
+		if p := snap.MarkPath(holder, m); p != h.files[0] && p != filepath.Dir(h.files[0]) {
+			t.Errorf("watch wd %d resolves to %q", m.WD, p)
+		}
+	}
+}
+
+// A holder in a user namespace nested two deep is charged there, and the
+// namespaces' owners above it.
+func TestSnapshotChargingChain(t *testing.T) {
+	in := fanotifytest.Inotify(t, t.TempDir())
+	attr := &syscall.SysProcAttr{
+		Cloneflags:  syscall.CLONE_NEWUSER,
+		UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: 0, Size: 1}},
+		GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: 0, Size: 1}},
+	}
+	pid := fanotifytest.HoldCommand(t, exec.Command("unshare", "-U", "sleep", "1000"), attr, in)
+	fanotifytest.Close(in)
+
+	// unshare creates the inner namespace before it execs sleep.
+	fs := procfs.NewFS(procfs.DefaultRoot)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		comm, _ := os.ReadFile(fs.Path(strconv.Itoa(pid), "comm"))
+		if string(comm) == "sleep\n" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("unshare did not exec sleep")
+		}
+	}
+	inner, err := fs.NamespaceInode(pid, "user")
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := newTestScanner().Snapshot(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := groupHeldBy(t, snap.Inotify, pid, 3)
+	if g.Charge().UserNS != inner {
+		t.Fatalf("instance charged in user ns %d, want the holder's %d", g.Charge().UserNS, inner)
+	}
+	chain, complete := snap.ChargeChain(g.Charge())
+	if !complete || len(chain) != 3 {
+		t.Fatalf("chain %+v (complete %v), want 3 levels", chain, complete)
+	}
+	if outer := chain[1].UserNS; outer == inner || outer == InitialUserNS || chain[2] != (Charge{UserNS: InitialUserNS, UID: 0}) || chain[1].UID != 0 {
+		t.Errorf("chain %+v: want [inner ns, (outer ns, uid 0), (initial ns, uid 0)]", chain)
+	}
+}
+
+// Without kcmp the fds of one group cannot be matched: each counts as a
+// group of its own, and the snapshot says so.
+func TestDedupWithoutKcmpCountsPerFD(t *testing.T) {
+	h := holdKnownObjects(t)
+	walk, err := procfs.NewFS(procfs.DefaultRoot).WalkNotifyFDs(context.Background(), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	groups, exact := dedup(walk, func(a, b *procfs.NotifyFD) (bool, error) { return false, unix.ENOSYS })
+	if exact {
+		t.Error("dedup without kcmp claims to be exact")
+	}
+	for _, fd := range []int{3, 4} {
+		if g := groupHeldBy(t, groups, h.pid1, fd); len(g.Holders) != 1 || g.ID != strconv.Itoa(h.pid1)+":"+strconv.Itoa(fd) {
+			t.Errorf("pid %d fd %d: group %s with %d holders, want its own", h.pid1, fd, g.ID, len(g.Holders))
+		}
+	}
+}
+
+func TestSnapshotSharedWithinMaxAge(t *testing.T) {
+	s := newTestScanner()
+	first, err := s.Snapshot(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := s.Snapshot(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first != second {
+		t.Error("two snapshots within a second were two walks")
+	}
+	s.mu.Lock()
+	s.last.Taken = s.last.Taken.Add(-snapshotMaxAge)
+	s.mu.Unlock()
+	third, err := s.Snapshot(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if third == first {
+		t.Error("a snapshot older than snapshotMaxAge was reused")
+	}
+}
+
+func TestSnapshotOverBudgetIsIncomplete(t *testing.T) {
+	logged := &countingHandler{}
+	s := NewScanner(procfs.NewFS(procfs.DefaultRoot), time.Nanosecond, slog.New(logged))
+	snap, err := s.Snapshot(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !snap.TimedOut || snap.Complete || logged.warnings == 0 {
+		t.Errorf("over budget: timed out %v, complete %v, %d warnings; want true, false, 1",
+			snap.TimedOut, snap.Complete, logged.warnings)
+	}
+}
+
+type countingHandler struct {
+	slog.Handler
+	warnings int
+}
+
+func (h *countingHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *countingHandler) Handle(_ context.Context, r slog.Record) error {
+	if r.Level == slog.LevelWarn {
+		h.warnings++
+	}
+	return nil
+}
