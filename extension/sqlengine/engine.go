@@ -121,4 +121,4 @@ func collect(rows *sql.Rows) (*Result, error) {
 type connector struct{ d *sqlite.Driver }
 
 func (c connector) Connect(context.Context) (driver.Conn, error) { return c.d.Open(":memory:") }
-func (c connector) Driver() driver.Driver                          { return c.d }
+func (c connector) Driver() driver.Driver                        { return c.d }

@@ -119,8 +119,8 @@ func (t *vtable) requiredSatisfied(p plan) bool {
 }
 
 func (t *vtable) Open() (vtab.Cursor, error) { return &cursor{table: t}, nil }
-func (t *vtable) Disconnect() error         { return nil }
-func (t *vtable) Destroy() error            { return nil }
+func (t *vtable) Disconnect() error          { return nil }
+func (t *vtable) Destroy() error             { return nil }
 
 // cursor walks the rows of one generate.
 type cursor struct {
