@@ -119,3 +119,17 @@ func TestMountsExited(t *testing.T) {
 		t.Errorf("reaped: Mounts error = %v, want ErrProcessGone", err)
 	}
 }
+
+// Arbitrary bytes give mounts or an error, never a panic.
+func FuzzParseMountinfo(f *testing.F) {
+	for _, name := range []string{"hostile", "optional", "no_separator", "short"} {
+		data, err := os.ReadFile(filepath.Join("testdata", "mountinfo", name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		ParseMountinfo(data)
+	})
+}

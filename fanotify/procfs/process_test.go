@@ -255,3 +255,20 @@ func waitZombie(t *testing.T, pid int) {
 	}
 	t.Fatalf("pid %d did not exit", pid)
 }
+
+// Arbitrary bytes give a value or an error, never a panic.
+func FuzzParseProcessFiles(f *testing.F) {
+	for _, name := range []string{"status", "cgroup_hybrid", "cgroup_v1"} {
+		data, err := os.ReadFile(filepath.Join("testdata", "process", name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	f.Add([]byte("mnt:[4026531841]"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		ParseStatus(data)
+		ParseCgroup(data)
+		ParseNamespaceLink(string(data))
+	})
+}
