@@ -2,7 +2,7 @@ GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: build test lint clean content package
+.PHONY: build run docs test lint clean content package
 
 # Packages take their version from the latest vX.Y.Z tag (0.0.0-dev before the first).
 PKG_VERSION ?= $(shell git describe --tags --match 'v[0-9]*' 2>/dev/null | sed 's/^v//')
@@ -12,6 +12,14 @@ NFPM ?= $(GO) run github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o build/fanotify.ext ./extension
+
+# Builds, then shows this host's mounts per mount namespace through the embedded engine.
+run: build
+	./build/fanotify.ext query "SELECT mnt_ns, COUNT(*) AS mounts FROM mount_points GROUP BY mnt_ns"
+
+# Rewrites the table reference in README.md from the table definitions.
+docs:
+	$(GO) run ./extension/tabledocs README.md
 
 # Tests that create kernel objects must not run beside each other: -p 1.
 test:
