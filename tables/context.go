@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 )
 
 // Operator is SQLite's index-constraint code as osqueryd forwards it.
@@ -138,13 +139,15 @@ func (q QueryContext) Uses(col string) bool {
 	return q.colsUsed == nil || q.colsUsed[col]
 }
 
-// Equals returns the values col must equal (=, IN, IS), and false when the
-// query does not restrict col to a finite set.
+// Equals returns the values col must equal (=, IN), and false when the query
+// does not restrict col to a finite set. The values are compared as text, so
+// numeric columns use IntEquals. IS is left out: a NULL operand would match
+// rows that no value names.
 func (q QueryContext) Equals(col string) ([]string, bool) {
 	var vals []string
 	for _, c := range q.Constraints[col] {
 		switch c.Op {
-		case OpEquals, OpIn, OpIs:
+		case OpEquals, OpIn:
 			vals = append(vals, c.Expr)
 		}
 	}
@@ -152,7 +155,7 @@ func (q QueryContext) Equals(col string) ([]string, bool) {
 }
 
 // IntEquals is Equals for an integer column. A value that is not an integer
-// (`pid = 'abc'`) disables narrowing rather than failing the query.
+// (`pid = 'abc'`, `pid = 1.0`) disables narrowing rather than failing the query.
 func (q QueryContext) IntEquals(col string) ([]int64, bool) {
 	strs, ok := q.Equals(col)
 	if !ok {
@@ -175,39 +178,75 @@ type Range struct{ Min, Max int64 }
 // Contains reports whether v lies in r.
 func (r Range) Contains(v int64) bool { return v >= r.Min && v <= r.Max }
 
-// IntRange returns the interval that the numeric comparisons on col allow.
-// Values that are not numbers are ignored: they narrow nothing.
+var allIntegers = Range{Min: math.MinInt64, Max: math.MaxInt64}
+
+// IntRange returns an interval holding every integer that the comparisons on
+// col allow. It may be wider than the query's, never narrower. Operands that
+// SQLite would not compare as numbers narrow nothing.
 func (q QueryContext) IntRange(col string) Range {
-	r := Range{Min: math.MinInt64, Max: math.MaxInt64}
+	r := allIntegers
 	for _, c := range q.Constraints[col] {
-		f, err := strconv.ParseFloat(c.Expr, 64)
-		if err != nil {
-			continue
+		b := allIntegers
+		if v, err := strconv.ParseInt(c.Expr, 10, 64); err == nil {
+			b = intBound(c.Op, v)
+		} else if f, ok := parseReal(c.Expr); ok {
+			b = realBound(c.Op, f)
 		}
-		switch c.Op {
-		case OpEquals:
-			r.Min, r.Max = max(r.Min, clampInt(math.Ceil(f))), min(r.Max, clampInt(math.Floor(f)))
-		case OpGreater:
-			r.Min = max(r.Min, clampInt(math.Floor(f))+1)
-		case OpGreaterEq:
-			r.Min = max(r.Min, clampInt(math.Ceil(f)))
-		case OpLess:
-			r.Max = min(r.Max, clampInt(math.Ceil(f))-1)
-		case OpLessEq:
-			r.Max = min(r.Max, clampInt(math.Floor(f)))
-		}
+		r.Min, r.Max = max(r.Min, b.Min), min(r.Max, b.Max)
 	}
 	return r
 }
 
-// clampInt converts an integral float to int64, saturating instead of
-// overflowing on values such as 1e30.
-func clampInt(f float64) int64 {
-	switch {
-	case f >= math.MaxInt64:
-		return math.MaxInt64
-	case f <= math.MinInt64:
-		return math.MinInt64
+// intBound is exact, as SQLite compares integers exactly. Strict bounds at
+// the ends of int64 saturate rather than wrap.
+func intBound(op Operator, v int64) Range {
+	switch op {
+	case OpEquals:
+		return Range{v, v}
+	case OpGreater:
+		if v < math.MaxInt64 {
+			v++
+		}
+		return Range{v, math.MaxInt64}
+	case OpGreaterEq:
+		return Range{v, math.MaxInt64}
+	case OpLess:
+		if v > math.MinInt64 {
+			v--
+		}
+		return Range{math.MinInt64, v}
+	case OpLessEq:
+		return Range{math.MinInt64, v}
 	}
-	return int64(f)
+	return allIntegers
+}
+
+// realBound treats strict comparisons as inclusive: older SQLite renders a
+// real with 15 significant digits, which below 1e15 may round it onto an
+// integer but never past one. Larger reals narrow nothing.
+func realBound(op Operator, f float64) Range {
+	if math.Abs(f) >= 1e15 {
+		return allIntegers
+	}
+	lo, hi := int64(math.Ceil(f)), int64(math.Floor(f))
+	switch op {
+	case OpEquals:
+		return Range{lo, hi}
+	case OpGreater, OpGreaterEq:
+		return Range{lo, math.MaxInt64}
+	case OpLess, OpLessEq:
+		return Range{math.MinInt64, hi}
+	}
+	return allIntegers
+}
+
+// parseReal accepts only SQLite's decimal syntax: Go's ParseFloat also takes
+// "Inf", "NaN", hex and underscores, which SQLite keeps as text, and text
+// sorts above every number.
+func parseReal(s string) (float64, bool) {
+	if strings.Trim(s, "0123456789.eE+-") != "" {
+		return 0, false
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	return f, err == nil
 }
