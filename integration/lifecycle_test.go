@@ -1,6 +1,7 @@
 package integration_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -174,6 +175,19 @@ func TestSocketPathLimit(t *testing.T) {
 	}
 }
 
+func TestExitsWhenRegistrationIsRefused(t *testing.T) {
+	m := standin.New(t)
+	m.Reserve("mount_points")
+	p := m.Launch(t, standin.BuildBinary(t), false)
+	// Refusals other than a duplicate name are final: no retries.
+	if code, _ := waitExit(t, p, stopLimit); code == 0 {
+		t.Error("exit code 0, want non-zero")
+	}
+	if want := "osqueryd refused the registration: Failed adding registry"; !strings.Contains(p.Stderr(), want) {
+		t.Errorf("stderr lacks %q:\n%s", want, p.Stderr())
+	}
+}
+
 func TestExitsWhenTheSocketNeverAppears(t *testing.T) {
 	dir := t.TempDir()
 	p := standin.Start(t, standin.BuildBinary(t), "--socket", filepath.Join(dir, "missing.em"), "--timeout", "1", "--interval", "1")
@@ -203,8 +217,10 @@ func TestArguments(t *testing.T) {
 		_, quiet, _ := launch(t, false)
 		_, verbose, _ := launch(t, true)
 		time.Sleep(100 * time.Millisecond) // the log line follows the registration
-		if !strings.Contains(verbose.Stderr(), "msg=registered") {
-			t.Errorf("--verbose stderr lacks the registration:\n%s", verbose.Stderr())
+		for _, want := range []string{"msg=registered", fmt.Sprintf(`msg="started by osqueryd" pid=%d`, verbose.Pid())} {
+			if !strings.Contains(verbose.Stderr(), want) {
+				t.Errorf("--verbose stderr lacks %s:\n%s", want, verbose.Stderr())
+			}
 		}
 		if strings.Contains(quiet.Stderr(), "msg=registered") {
 			t.Errorf("stderr without --verbose logs info:\n%s", quiet.Stderr())

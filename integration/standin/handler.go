@@ -60,7 +60,7 @@ func (h managerHandler) RegisterExtension(_ context.Context, info *osquery.Inter
 		}
 	}
 	for name := range registry["table"] {
-		if _, taken := m.ownerLocked(name); taken || slices.Contains(CoreTables, name) {
+		if _, taken := m.ownerLocked(name); taken || slices.Contains(m.reserved, name) {
 			return failed("Failed adding registry: Duplicate registry item exists: " + name), nil
 		}
 	}

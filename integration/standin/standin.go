@@ -1,7 +1,8 @@
 // Package standin plays osqueryd's extension manager for end-to-end tests of
 // fanotify.ext: it serves the real Thrift ExtensionManager protocol on a
 // Unix socket, launches the built extension the way osqueryd autoloads it,
-// and calls the extension's tables over fresh connections, as osqueryd does.
+// and calls the extension's tables over a new connection per call, as
+// osqueryd does, so calls may run concurrently.
 //
 // Typical use:
 //
@@ -9,24 +10,38 @@
 //		bin := standin.BuildBinary(t)          // go build ./extension, once per test binary
 //		m := standin.New(t)                    // manager on /tmp/oqNNN/osquery.em
 //		p := m.Launch(t, bin, false)           // BIN --socket PATH --timeout 3 --interval 3
-//		if _, err := m.WaitRegistered("fanotify", 10*time.Second); err != nil {
-//			t.Fatal(err, p.Stderr())
+//		if _, err := m.WaitRegistered("fanotify", 20*time.Second); err != nil {
+//			t.Fatalf("%v\n%s", err, p.Stderr())
 //		}
-//		rows, err := m.Generate("mount_points", `{"constraints":[{"name":"path","list":[{"op":2,"expr":"/"}],"affinity":"TEXT"}]}`)
+//		rows, err := m.Generate("mount_points",
+//			`{"constraints":[{"name":"pid","list":[{"op":2,"expr":"1"}],"affinity":"BIGINT"}]}`)
 //		...
 //	}
 //
-// Generate and Columns return a *StatusError when the extension answers
-// with a non-zero status, and a plain error when the transport fails.
-// Everything is safe for concurrent use. Drop removes an extension from the
-// Extensions() list while the manager lives on; Stop makes osqueryd vanish;
-// Sweep pings every extension and drops the ones that do not answer, like
-// osqueryd's health check. The integration package's TestMain calls
-// standin.Main, which removes the built binary afterwards; other test files
-// of that package only call BuildBinary.
+// The manager:
+//   - New(t): start one in a fresh short directory, stopped when the test
+//     ends; Listen(path): start one at path, stopped by Stop.
+//   - Launch(t, bin, verbose, extra...): start the extension as osqueryd
+//     does; Start(t, bin, args...) passes exactly args. Both set
+//     OSQUERY_EXTENSION to the extension's pid and return a *Process
+//     (Pid, Stderr, Wait, Exited, Signal, Kill), killed when the test ends
+//     and whose stderr is logged if the test failed.
+//   - WaitRegistered, WaitRegisteredAgain (after a restart), Extensions,
+//     Extension: the registry as osqueryd sees it.
+//   - Columns(table), Generate(table, contextJSON), CallTable(table, req):
+//     call the extension; a non-zero status comes back as a *StatusError,
+//     a transport failure as a plain error. Call(uuid, registry, item, req)
+//     returns the raw response.
+//   - Shutdown(name): osqueryd's shutdown() call to the extension.
+//   - Drop(name): forget the extension while the manager lives on, as
+//     osqueryd does after failed pings. Sweep(): ping every extension and
+//     drop those that do not answer. Stop(): osqueryd is gone.
+//   - Rejections(name): registrations refused as duplicates.
+//     Reserve(tables...): table names to refuse, besides CoreTables.
 //
-// Launch runs the binary as root inherits it; a Process is killed when the
-// test ends, and its stderr is logged if the test failed.
+// Everything is safe for concurrent use. The integration package's TestMain
+// calls Main, which removes the binary BuildBinary made; other test files of
+// that package just call BuildBinary.
 package standin
 
 import (
@@ -49,8 +64,8 @@ import (
 // DuplicateMessage is osqueryd's refusal of a second extension of a name.
 const DuplicateMessage = "Duplicate extension registered"
 
-// CoreTables are some of osquery's own table names, which an extension may
-// not register.
+// CoreTables are some of osquery's own table names, which the manager
+// refuses to let an extension register.
 var CoreTables = []string{"mounts", "processes", "process_open_files", "system_controls", "file_events", "users", "osquery_info"}
 
 // Extension is one registered extension.
@@ -76,6 +91,7 @@ type Manager struct {
 	extensions map[osquery.ExtensionRouteUUID]*Extension
 	nextUUID   osquery.ExtensionRouteUUID
 	rejections map[string]int
+	reserved   []string
 	conns      map[net.Conn]bool
 	stopped    bool
 }
@@ -112,6 +128,7 @@ func Listen(socket string) (*Manager, error) {
 		extensions:  map[osquery.ExtensionRouteUUID]*Extension{},
 		nextUUID:    1000,
 		rejections:  map[string]int{},
+		reserved:    slices.Clone(CoreTables),
 		conns:       map[net.Conn]bool{},
 	}
 	go m.acceptLoop()
@@ -213,12 +230,6 @@ func (m *Manager) serving(e *Extension) bool {
 	return err == nil
 }
 
-// WaitGone waits until no extension called name is registered.
-func (m *Manager) WaitGone(name string, timeout time.Duration) error {
-	_, err := m.waitFor(name, timeout, func(e *Extension) bool { return e == nil })
-	return err
-}
-
 func (m *Manager) waitFor(name string, timeout time.Duration, done func(*Extension) bool) (*Extension, error) {
 	deadline := time.Now().Add(timeout)
 	for {
@@ -231,6 +242,14 @@ func (m *Manager) waitFor(name string, timeout time.Duration, done func(*Extensi
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// Reserve makes the manager refuse registrations of the named tables, as
+// osqueryd refuses names of its own tables.
+func (m *Manager) Reserve(tables ...string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.reserved = append(m.reserved, tables...)
 }
 
 // Rejections counts the registrations refused as duplicates of name.
