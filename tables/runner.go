@@ -52,13 +52,15 @@ func (r *Runner) Generate(ctx context.Context, name string, q QueryContext) ([]R
 	if !ok {
 		return nil, fmt.Errorf("unknown table %q", name)
 	}
-	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	// The cause tells our own timeout apart from the caller giving up.
+	ctx, cancel := context.WithTimeoutCause(ctx, r.timeout,
+		fmt.Errorf("generate did not finish within %s: %w", r.timeout, context.DeadlineExceeded))
 	defer cancel()
 
 	select {
 	case r.slots <- struct{}{}:
 	case <-ctx.Done():
-		return nil, fmt.Errorf("%s: waiting for a free generate slot: %w", name, ctx.Err())
+		return nil, fmt.Errorf("%s: waiting for a free generate slot: %w", name, context.Cause(ctx))
 	}
 
 	type result struct {
@@ -85,7 +87,8 @@ func (r *Runner) Generate(ctx context.Context, name string, q QueryContext) ([]R
 		}
 		return res.rows, res.err
 	case <-ctx.Done():
-		r.log.Warn("generate timed out", "table", name, "timeout", r.timeout)
-		return nil, fmt.Errorf("%s: generate did not finish within %s", name, r.timeout)
+		err := fmt.Errorf("%s: %w", name, context.Cause(ctx))
+		r.log.Warn("generate abandoned", "table", name, "err", err)
+		return nil, err
 	}
 }
