@@ -54,7 +54,8 @@ type Counts struct {
 	Watches   int64 // inotify watches
 }
 
-func (c *Counts) add(o Counts) {
+// Add adds o's counts to c.
+func (c *Counts) Add(o Counts) {
 	c.Groups += o.Groups
 	c.Marks += o.Marks
 	c.Instances += o.Instances
@@ -155,7 +156,7 @@ func Totals(direct map[Charge]Counts, ancestors map[uint64][]Charge) map[Charge]
 	for ch, c := range direct {
 		for _, level := range append([]Charge{ch}, ancestors[ch.UserNS]...) {
 			t := totals[level]
-			t.add(c)
+			t.Add(c)
 			totals[level] = t
 		}
 	}

@@ -49,6 +49,7 @@ func (env *Env) Close() {
 func All(env *Env) []*Table {
 	return []*Table{
 		mountPoints(env),
+		fanotifyLimits(env),
 		fanotifyFeatures(),
 		fanotifyEvents(env),
 		fanotifyCollector(env),

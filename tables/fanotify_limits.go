@@ -1,0 +1,285 @@
+package tables
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/osquery-fanotify/osquery-fanotify/fanotify"
+	"github.com/osquery-fanotify/osquery-fanotify/fanotify/procfs"
+	"github.com/osquery/osquery-go/plugin/table"
+)
+
+// fanotifyLimits rates every inotify and fanotify limit against the usage
+// charged to each (user namespace, uid), with the setting that fixes it.
+func fanotifyLimits(env *Env) *Table {
+	return &Table{
+		Name:        "fanotify_limits",
+		Description: "inotify and fanotify limits with the usage charged to each user namespace and uid (ancestor namespaces included), the risk of ENOSPC/EMFILE and the setting that prevents it.",
+		Columns: []table.ColumnDefinition{
+			text("subsystem", "fanotify or inotify"),
+			text("name", "Limit name: max_user_marks, max_user_groups, max_queued_events, max_user_watches, max_user_instances", index),
+			text("sysctl", "Setting holding the value: fs.fanotify.max_user_marks for the initial user namespace, user.max_fanotify_marks for a child one; empty for a limit compiled into the kernel"),
+			text("scope", "What the limit counts against: user (each user namespace and uid), group (each fanotify group, kernels before 5.13) or queue (each group's event queue)"),
+			bigint("limit_value", "The limit; for group and user limits the count at which the next call fails. NULL for a child user namespace read from outside it"),
+			text("source", "sysctl, userns (a child namespace's /proc/sys/user) or kernel_default (no sysctl before Linux 5.13)"),
+			bigint("uid", "Effective uid charged, in user_ns", index),
+			bigint("user_ns", "Inode of the user namespace the uid belongs to (4026531837 is the initial one)"),
+			text("group_id", "The fanotify group (pid:fd of its first holder) for scope group; empty otherwise"),
+			bigint("used", "Groups, marks, instances or watches charged here, including those made in child namespaces owned by this uid; NULL for queue limits"),
+			bigint("headroom", "limit_value - used, at least 0"),
+			double("utilization", "used as a percentage of limit_value"),
+			bigint("projected_need", "For max_user_marks of uid 0 in the initial namespace: used plus the mounts of every mount namespace not yet covered by a mount mark (what marking every mount would take); NULL elsewhere"),
+			text("risk", "ok, warning, critical or unknown (limit or processes not visible from here)"),
+			text("risk_reason", "usage, projection or no_access; empty when ok"),
+			bigint("recommended", "Smallest power of two keeping the need at or below 50%, never below the current value"),
+			text("remediation", "Command that raises the limit (and persists it), or what to do where no setting exists; empty when ok"),
+			text("attribution", "exact, or estimated when used exceeds the limit: the charged uid is the holder's euid, an estimate of the creator's"),
+			integer("scan_complete", "1 when every process was read within the scan budget; 0 means usage is a lower bound"),
+			text("kernel_version", "Running kernel release"),
+		},
+		Generate: func(ctx context.Context, q QueryContext) ([]Row, error) {
+			as, kernel, err := LimitAssessments(ctx, env, limitNames(q))
+			if err != nil {
+				return nil, err
+			}
+			return limitRows(as, kernel, q), nil
+		},
+	}
+}
+
+// limitNames returns the limit names the query restricts name to; nil
+// means all of them.
+func limitNames(q QueryContext) []string {
+	names, ok := q.Equals("name")
+	if !ok {
+		return nil
+	}
+	return names
+}
+
+// LimitAssessments rates the limits named in names (all when nil) against
+// one shared snapshot, and returns the kernel release with them. The report
+// subcommand and the table both start here.
+func LimitAssessments(ctx context.Context, env *Env, names []string) ([]fanotify.Assessment, string, error) {
+	sysctls, err := env.Proc.ReadSysctls()
+	if err != nil {
+		return nil, "", err
+	}
+	kernel, err := env.Proc.KernelRelease()
+	if err != nil {
+		return nil, "", err
+	}
+	sysctls.Initial = slices.DeleteFunc(sysctls.Initial, func(v procfs.LimitValue) bool {
+		return names != nil && !slices.Contains(names, v.Name)
+	})
+	in := fanotify.LimitsInput{
+		Sysctls:        sysctls,
+		UnmarkedMounts: -1,
+		Visible:        true,
+		Complete:       true,
+		WarningPct:     env.Config.RiskWarningPct,
+		CriticalPct:    env.Config.RiskCriticalPct,
+	}
+	if in.OwnUserNS, err = env.Proc.NamespaceInode(os.Getpid(), "user"); err != nil {
+		return nil, "", err
+	}
+	if slices.ContainsFunc(sysctls.Initial, func(v procfs.LimitValue) bool { return v.Scope != procfs.ScopeQueue }) {
+		snap, err := env.Usage.Snapshot(ctx)
+		if err != nil {
+			return nil, "", err
+		}
+		local := namespaceUIDs(env, snap, in.OwnUserNS)
+		in.Direct = make(map[fanotify.Charge]fanotify.Counts)
+		for ch, c := range snap.Direct() {
+			t := in.Direct[local(ch)]
+			t.Add(c)
+			in.Direct[local(ch)] = t
+		}
+		in.Groups = snap.GroupMarks()
+		for i := range in.Groups {
+			in.Groups[i].Charge = local(in.Groups[i].Charge)
+		}
+		in.Ancestors = snap.Ancestors
+		in.Complete = snap.Complete
+		in.Visible = snap.Visible && !procHidesOthers(env)
+		if _, ok := sysctls.Lookup(procfs.FanotifyMarks); ok {
+			if in.UnmarkedMounts, err = unmarkedMounts(ctx, env, snap); err != nil {
+				return nil, "", err
+			}
+		}
+	}
+	return fanotify.AssessLimits(in), kernel, nil
+}
+
+// namespaceUIDs returns a function that translates a charge's uid, read
+// from /proc/PID/status as this process sees it, into the uid inside the
+// charge's own user namespace, which is the one the kernel charges. A uid
+// the namespace does not map (or a namespace whose map cannot be read) is
+// left as read.
+func namespaceUIDs(env *Env, snap *fanotify.Snapshot, own uint64) func(fanotify.Charge) fanotify.Charge {
+	maps := make(map[uint64]procfs.IDMap)
+	for _, g := range slices.Concat(snap.Fanotify, snap.Inotify) {
+		for _, h := range g.Holders {
+			if _, seen := maps[h.UserNS]; seen || h.UserNS == own {
+				continue
+			}
+			m, err := env.Proc.UIDMap(h.PID)
+			if err != nil {
+				env.Log.Debug("fanotify_limits: cannot read uid_map", "pid", h.PID, "err", err)
+				continue
+			}
+			maps[h.UserNS] = m
+		}
+	}
+	return func(ch fanotify.Charge) fanotify.Charge {
+		if uid, ok := maps[ch.UserNS].Inside(ch.UID); ok {
+			ch.UID = uid
+		}
+		return ch
+	}
+}
+
+// NamespaceMounts counts the mounts of one mount namespace, and those that
+// no fanotify mount mark covers yet.
+type NamespaceMounts struct {
+	MntNS            uint64
+	Mounts, Unmarked int64
+}
+
+// MountsPerNamespace reads every mount namespace once (through the same
+// views as mount_points) and counts its mounts without a mount mark.
+func MountsPerNamespace(ctx context.Context, env *Env, snap *fanotify.Snapshot) ([]NamespaceMounts, error) {
+	marked := make(map[uint64]bool)
+	for _, g := range snap.Fanotify {
+		for _, m := range g.Info.Marks {
+			if m.Kind == procfs.MarkMount {
+				marked[m.MountID] = true
+			}
+		}
+	}
+	views, err := namespaceViews(ctx, env, NewQueryContext(nil, nil))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]NamespaceMounts, 0, len(views))
+	for _, v := range views {
+		_, mounts, err := v.read(env)
+		if err != nil {
+			return nil, err
+		}
+		ns := NamespaceMounts{MntNS: v.mntNS, Mounts: int64(len(mounts))}
+		for _, m := range mounts {
+			if !marked[uint64(m.ID)] {
+				ns.Unmarked++
+			}
+		}
+		out = append(out, ns)
+	}
+	return out, nil
+}
+
+// unmarkedMounts is what marking every mount of every namespace would add.
+func unmarkedMounts(ctx context.Context, env *Env, snap *fanotify.Snapshot) (int64, error) {
+	perNS, err := MountsPerNamespace(ctx, env, snap)
+	var n int64
+	for _, ns := range perNS {
+		n += ns.Unmarked
+	}
+	return n, err
+}
+
+// procHidesOthers reports whether /proc is mounted with hidepid and this
+// process is not root: other users' processes are then invisible, not
+// merely unreadable, so the walk cannot notice what it misses.
+func procHidesOthers(env *Env) bool {
+	if os.Geteuid() == 0 {
+		return false
+	}
+	mounts, err := env.Proc.Mounts(os.Getpid())
+	if err != nil {
+		return true // cannot tell: do not claim a full view
+	}
+	for _, m := range mounts {
+		if m.FSType == "proc" && m.Mountpoint == env.Proc.Root {
+			return hidesPids(m.VFSOptions)
+		}
+	}
+	return false
+}
+
+// hidesPids reports whether proc's superblock options hide processes
+// (hidepid=1/2/noaccess/invisible/ptraceable, not 0/off).
+func hidesPids(superOptions string) bool {
+	for opt := range strings.SplitSeq(superOptions, ",") {
+		if v, ok := strings.CutPrefix(opt, "hidepid="); ok {
+			return v != "0" && v != "off"
+		}
+	}
+	return false
+}
+
+func limitRows(as []fanotify.Assessment, kernel string, q QueryContext) []Row {
+	uids, byUID := q.IntEquals("uid")
+	rows := make([]Row, 0, len(as))
+	for _, a := range as {
+		if byUID && !slices.Contains(uids, int64(a.Charge.UID)) {
+			continue
+		}
+		rows = append(rows, limitRow(a, kernel))
+	}
+	return rows
+}
+
+// limitRow renders one assessment; an empty value is NULL.
+func limitRow(a fanotify.Assessment, kernel string) Row {
+	row := Row{
+		"subsystem":      a.Subsystem,
+		"name":           a.Name,
+		"sysctl":         a.Sysctl,
+		"scope":          a.Scope,
+		"limit_value":    "",
+		"source":         a.Source,
+		"uid":            strconv.FormatUint(uint64(a.Charge.UID), 10),
+		"user_ns":        strconv.FormatUint(a.Charge.UserNS, 10),
+		"group_id":       a.GroupID,
+		"used":           "",
+		"headroom":       "",
+		"utilization":    "",
+		"projected_need": "",
+		"risk":           a.Risk,
+		"risk_reason":    a.Reason,
+		"recommended":    "",
+		"remediation":    a.Remediation,
+		"attribution":    a.Attribution,
+		"scan_complete":  boolInt(a.Complete),
+		"kernel_version": kernel,
+	}
+	if a.LimitKnown {
+		row["limit_value"] = strconv.FormatInt(a.Value, 10)
+	}
+	if a.UsedKnown {
+		row["used"] = strconv.FormatInt(a.Used, 10)
+		if a.LimitKnown {
+			row["headroom"] = strconv.FormatInt(a.Headroom(), 10)
+			row["utilization"] = fmt.Sprintf("%.2f", a.Utilization())
+		}
+	}
+	if a.ProjectedKnown {
+		row["projected_need"] = strconv.FormatInt(a.Projected, 10)
+	}
+	if a.RecommendedKnown {
+		row["recommended"] = strconv.FormatInt(a.Recommended, 10)
+	}
+	return row
+}
+
+func boolInt(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
