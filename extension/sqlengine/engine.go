@@ -17,8 +17,10 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -87,10 +89,30 @@ func (e *Engine) Query(ctx context.Context, query string) (*Result, error) {
 
 	rows, err := conn.QueryContext(ctx, query)
 	if err != nil {
-		return nil, err
+		return nil, sqliteMessage(err)
 	}
 	defer rows.Close()
-	return collect(rows)
+	res, err := collect(rows)
+	if err != nil {
+		return nil, sqliteMessage(err)
+	}
+	return res, nil
+}
+
+// sqliteMessage reduces the driver's "<errstr>: <errmsg> (<code>)" to
+// SQLite's own message, as the sqlite3 shell and osqueryi print it.
+// sqlite3_errstr texts never contain ": ".
+func sqliteMessage(err error) error {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return err
+	}
+	msg := strings.TrimSuffix(se.Error(), " (SQLITE_BUSY)")
+	msg = strings.TrimSuffix(msg, fmt.Sprintf(" (%d)", se.Code()))
+	if _, errmsg, ok := strings.Cut(msg, ": "); ok {
+		msg = errmsg
+	}
+	return errors.New(msg)
 }
 
 func collect(rows *sql.Rows) (*Result, error) {

@@ -49,7 +49,7 @@ func TestReference(t *testing.T) {
 			table.DoubleColumn("d", table.ColumnDescription("plain")),
 		},
 	}})
-	want := "\n### `t`\n\nRows of t.\n\n" +
+	want := intro + "\n### `t`\n\nRows of t.\n\n" +
 		"| column | type | options | description |\n|---|---|---|---|\n" +
 		"| `a` | BIGINT | index | A \\| B |\n" +
 		"| `h` | TEXT | index, hidden | hidden |\n" +

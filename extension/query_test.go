@@ -1,0 +1,69 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+
+	"github.com/osquery-fanotify/osquery-fanotify/extension/sqlengine"
+)
+
+func TestPrintTableLikeOsqueryi(t *testing.T) {
+	var out bytes.Buffer
+	printTable(&out, &sqlengine.Result{
+		Columns: []string{"mnt_ns", "path"},
+		Rows:    [][]string{{"4026531841", "/"}, {"7", "/tmp/ünïcode"}, {"", "/x"}},
+	})
+	want := "" +
+		"+------------+--------------+\n" +
+		"| mnt_ns     | path         |\n" +
+		"+------------+--------------+\n" +
+		"| 4026531841 | /            |\n" +
+		"| 7          | /tmp/ünïcode |\n" +
+		"|            | /x           |\n" +
+		"+------------+--------------+\n"
+	if out.String() != want {
+		t.Errorf("got\n%s\nwant\n%s", out.String(), want)
+	}
+}
+
+func TestPrintTableEmptyPrintsNothing(t *testing.T) {
+	var out bytes.Buffer
+	printTable(&out, &sqlengine.Result{Columns: []string{"a"}, Rows: [][]string{}})
+	if out.Len() != 0 {
+		t.Errorf("got %q, want nothing", out.String())
+	}
+}
+
+func TestPrintJSONLikeOsqueryi(t *testing.T) {
+	var out bytes.Buffer
+	err := printJSON(&out, &sqlengine.Result{
+		Columns: []string{"z", "a"},
+		Rows:    [][]string{{"1", "x<y>&\"q\""}, {"", "2"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "[\n" +
+		`  {"a":"x<y>&\"q\"","z":"1"},` + "\n" +
+		`  {"a":"2","z":""}` + "\n" +
+		"]\n"
+	if out.String() != want {
+		t.Errorf("got\n%s\nwant\n%s", out.String(), want)
+	}
+	var rows []map[string]string
+	if err := json.Unmarshal(out.Bytes(), &rows); err != nil || len(rows) != 2 {
+		t.Errorf("not a JSON array of 2 objects: %v %v", rows, err)
+	}
+}
+
+func TestPrintJSONEmpty(t *testing.T) {
+	var out bytes.Buffer
+	if err := printJSON(&out, &sqlengine.Result{Columns: []string{"a"}, Rows: [][]string{}}); err != nil {
+		t.Fatal(err)
+	}
+	var rows []map[string]string
+	if err := json.Unmarshal(out.Bytes(), &rows); err != nil || rows == nil || len(rows) != 0 {
+		t.Errorf("%q: want an empty JSON array (%v)", out.String(), err)
+	}
+}
