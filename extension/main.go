@@ -25,7 +25,7 @@ var version = "dev"
 
 // subcommands maps os.Args[1] to a mode that runs without osqueryd; each
 // returns the exit code.
-var subcommands = map[string]func(args []string) int{"query": runQuery}
+var subcommands = map[string]func(args []string) int{"query": runQuery, "report": runReport}
 
 func main() {
 	if len(os.Args) > 1 {

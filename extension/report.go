@@ -1,0 +1,322 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/osquery-fanotify/osquery-fanotify/extension/config"
+	"github.com/osquery-fanotify/osquery-fanotify/fanotify"
+	"github.com/osquery-fanotify/osquery-fanotify/tables"
+)
+
+// Exit codes of the report, in the monitoring-plugin convention.
+const (
+	exitOK       = 0
+	exitWarning  = 1
+	exitCritical = 2
+	exitUnknown  = 3
+)
+
+// topHolders is how many processes the report lists per subsystem.
+const topHolders = 10
+
+// runReport prints a summary of every limit, the biggest holders, the
+// mounts that marking everything would add and one line per risk with its
+// fix. The exit code is the worst risk: 2 critical, 1 warning, 3 unknown
+// (or an error), 0 ok.
+func runReport(args []string) int {
+	return report(args, os.Stdout, isTerminal(os.Stdout), os.Stderr)
+}
+
+// report runs the report subcommand, writing to out; terminal says whether
+// out is a terminal (colour allowed).
+func report(args []string, out io.Writer, terminal bool, errOut io.Writer) int {
+	flags := flag.NewFlagSet("report", flag.ContinueOnError)
+	flags.SetOutput(errOut)
+	cfgPath := flags.String("config", config.DefaultPath, "configuration file (thresholds, scan budget)")
+	noColor := flags.Bool("no-color", false, "never colour the output")
+	if err := flags.Parse(args); err != nil {
+		return exitUnknown
+	}
+	if flags.NArg() > 0 {
+		fmt.Fprintf(errOut, "fanotify.ext report: unexpected arguments %q\n", flags.Args())
+		return exitUnknown
+	}
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		fmt.Fprintf(errOut, "fanotify.ext report: %v\n", err)
+		return exitUnknown
+	}
+	// The report only reads: a collector of its own would add marks.
+	cfg.Collector.Enabled = false
+	log := slog.New(slog.NewTextHandler(errOut, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	env := tables.NewEnv(cfg, log)
+	defer env.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.GenerateTimeoutS)*time.Second)
+	defer cancel()
+
+	data, err := gatherReport(ctx, env)
+	if err != nil {
+		fmt.Fprintf(errOut, "fanotify.ext report: %v\n", err)
+		return exitUnknown
+	}
+	p := printer{w: out, color: terminal && !*noColor}
+	p.report(data)
+	return exitCode(data.limits)
+}
+
+// reportData is everything one report shows, read from one snapshot.
+type reportData struct {
+	kernel string
+	limits []fanotify.Assessment
+	snap   *fanotify.Snapshot
+	mounts []tables.NamespaceMounts
+}
+
+func gatherReport(ctx context.Context, env *tables.Env) (reportData, error) {
+	var d reportData
+	var err error
+	// The snapshot is shared for a second: limits and holders see one walk.
+	if d.snap, err = env.Usage.Snapshot(ctx); err != nil {
+		return d, err
+	}
+	if d.limits, d.kernel, err = tables.LimitAssessments(ctx, env, nil); err != nil {
+		return d, err
+	}
+	d.mounts, err = tables.MountsPerNamespace(ctx, env, d.snap)
+	return d, err
+}
+
+// exitCode is the worst risk: critical, then warning, then unknown.
+func exitCode(as []fanotify.Assessment) int {
+	code := exitOK
+	for _, a := range as {
+		switch a.Risk {
+		case fanotify.RiskCritical:
+			return exitCritical
+		case fanotify.RiskWarning:
+			code = exitWarning
+		case fanotify.RiskUnknown:
+			if code == exitOK {
+				code = exitUnknown
+			}
+		}
+	}
+	return code
+}
+
+// isTerminal reports whether f is a terminal.
+func isTerminal(f *os.File) bool {
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}
+
+// printer writes the report, coloured on terminals.
+type printer struct {
+	w     io.Writer
+	color bool
+}
+
+var riskColors = map[string]string{
+	fanotify.RiskOK:       "\x1b[32m",
+	fanotify.RiskWarning:  "\x1b[33m",
+	fanotify.RiskCritical: "\x1b[1;31m",
+	fanotify.RiskUnknown:  "\x1b[35m",
+}
+
+// paint colours text in the colour of risk.
+func (p printer) paint(risk, text string) string {
+	if !p.color {
+		return text
+	}
+	return riskColors[risk] + text + "\x1b[0m"
+}
+
+func (p printer) heading(s string) {
+	if p.color {
+		s = "\x1b[1m" + s + "\x1b[0m"
+	}
+	fmt.Fprintf(p.w, "\n%s\n", s)
+}
+
+func (p printer) report(d reportData) {
+	fmt.Fprintf(p.w, "fanotify/inotify limits, kernel %s\n", d.kernel)
+	switch {
+	case !d.snap.Visible:
+		fmt.Fprintln(p.w, "Other processes' file descriptors are not readable (run as root): usage is a lower bound.")
+	case !d.snap.Complete:
+		fmt.Fprintln(p.w, "The scan did not finish (budget, unreadable fdinfo): usage is a lower bound.")
+	}
+	p.limits(d.limits)
+	p.holders(d.snap)
+	p.mountsReport(d)
+	p.risks(d.limits)
+}
+
+func (p printer) limits(as []fanotify.Assessment) {
+	p.heading("Limits")
+	tw := tabwriter.NewWriter(p.w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SETTING\tSCOPE\tUSER NS\tUID\tUSED / LIMIT\tUSE\tRISK")
+	for _, a := range as {
+		setting := cmp.Or(a.Sysctl, a.Subsystem+" "+a.Name+" (fixed)")
+		if a.GroupID != "" {
+			setting += " group " + a.GroupID
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", setting, a.Scope, userNS(a.Charge.UserNS), a.Charge.UID, usedOfLimit(a), percent(a), p.paint(a.Risk, a.Risk))
+	}
+	tw.Flush()
+}
+
+func userNS(ns uint64) string {
+	if ns == fanotify.InitialUserNS {
+		return "initial"
+	}
+	return strconv.FormatUint(ns, 10)
+}
+
+func usedOfLimit(a fanotify.Assessment) string {
+	used, limit := "-", "not visible"
+	if a.UsedKnown {
+		used = strconv.FormatInt(a.Used, 10)
+	}
+	if a.LimitKnown {
+		limit = strconv.FormatInt(a.Value, 10)
+	}
+	return used + " / " + limit
+}
+
+func percent(a fanotify.Assessment) string {
+	if !a.UsedKnown || !a.LimitKnown {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f%%", a.Utilization())
+}
+
+// holderUsage is what one process holds in one subsystem.
+type holderUsage struct {
+	holder        fanotify.Holder
+	groups, marks int64
+}
+
+// holders lists, per subsystem, the processes holding the most marks.
+// Each group counts once, for its primary holder.
+func (p printer) holders(snap *fanotify.Snapshot) {
+	for _, sub := range []struct {
+		title, groups, marks string
+		list                 []*fanotify.Group
+	}{
+		{"Top fanotify holders", "GROUPS", "MARKS", snap.Fanotify},
+		{"Top inotify holders", "INSTANCES", "WATCHES", snap.Inotify},
+	} {
+		p.heading(sub.title)
+		top := topByMarks(sub.list)
+		if len(top) == 0 {
+			fmt.Fprintln(p.w, "none")
+			continue
+		}
+		tw := tabwriter.NewWriter(p.w, 0, 4, 2, ' ', 0)
+		fmt.Fprintf(tw, "PROCESS\tPID\tUID\tCGROUP\t%s\t%s\n", sub.groups, sub.marks)
+		for _, u := range top {
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%d\t%d\n", u.holder.Comm, u.holder.PID, u.holder.EUID, u.holder.Cgroup, u.groups, u.marks)
+		}
+		tw.Flush()
+	}
+}
+
+func topByMarks(groups []*fanotify.Group) []holderUsage {
+	byPID := make(map[int]*holderUsage)
+	var all []*holderUsage
+	for _, g := range groups {
+		h := g.Primary()
+		u, ok := byPID[h.PID]
+		if !ok {
+			u = &holderUsage{holder: h}
+			byPID[h.PID] = u
+			all = append(all, u)
+		}
+		u.groups++
+		u.marks += int64(len(g.Info.Marks))
+	}
+	slices.SortStableFunc(all, func(a, b *holderUsage) int {
+		return cmp.Or(cmp.Compare(b.marks, a.marks), cmp.Compare(b.groups, a.groups))
+	})
+	out := make([]holderUsage, 0, min(len(all), topHolders))
+	for _, u := range all[:min(len(all), topHolders)] {
+		out = append(out, *u)
+	}
+	return out
+}
+
+// mountsReport compares the mounts that marking every mount would add with
+// root's mark headroom in the initial namespace.
+func (p printer) mountsReport(d reportData) {
+	p.heading("Mounts per mount namespace")
+	tw := tabwriter.NewWriter(p.w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "MNT NS\tMOUNTS\tWITHOUT MOUNT MARK")
+	var unmarked int64
+	for _, m := range d.mounts {
+		fmt.Fprintf(tw, "%d\t%d\t%d\n", m.MntNS, m.Mounts, m.Unmarked)
+		unmarked += m.Unmarked
+	}
+	tw.Flush()
+	for _, a := range d.limits {
+		if a.ProjectedKnown && a.LimitKnown {
+			verdict := "fits"
+			if unmarked > a.Headroom() {
+				verdict = "does NOT fit"
+			}
+			fmt.Fprintf(p.w, "Marking every mount needs %d more marks; uid 0 has %d left of %s=%d: %s.\n",
+				unmarked, a.Headroom(), a.Sysctl, a.Value, verdict)
+		}
+	}
+}
+
+func (p printer) risks(as []fanotify.Assessment) {
+	p.heading("Risks")
+	n := 0
+	for _, a := range as {
+		if a.Risk == fanotify.RiskOK {
+			continue
+		}
+		n++
+		fmt.Fprintf(p.w, "%s %s uid %d (user ns %s): %s", p.paint(a.Risk, strings.ToUpper(a.Risk)), cmp.Or(a.Sysctl, a.Name), a.Charge.UID, userNS(a.Charge.UserNS), riskWhy(a))
+		if a.Remediation != "" {
+			fmt.Fprintf(p.w, " -> %s", a.Remediation)
+		}
+		fmt.Fprintln(p.w)
+	}
+	if n == 0 {
+		fmt.Fprintln(p.w, "none: every limit is below its warning threshold")
+	}
+}
+
+func riskWhy(a fanotify.Assessment) string {
+	why := ""
+	switch a.Reason {
+	case fanotify.ReasonUsage:
+		why = fmt.Sprintf("%s used", percent(a))
+	case fanotify.ReasonProjection:
+		why = fmt.Sprintf("marking every mount needs %d of %d", a.Projected, a.Value)
+	case fanotify.ReasonNoAccess:
+		why = "not visible from here"
+		if !a.LimitKnown {
+			why = "the namespace's own limit is readable only inside it"
+		}
+	}
+	if a.Attribution == fanotify.AttributionEstimated {
+		why += " (over the limit, so some holders changed uid: attribution estimated)"
+	}
+	return why
+}

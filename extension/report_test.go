@@ -1,0 +1,224 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/osquery-fanotify/osquery-fanotify/fanotify"
+	"github.com/osquery-fanotify/osquery-fanotify/fanotify/procfs"
+)
+
+// reportChildEnv names the test a re-executed test binary runs as the
+// child half of a test.
+const reportChildEnv = "FANOTIFY_REPORT_TEST_CHILD"
+
+// runReportChild re-runs test t through wrapper (e.g. unshare -U -r) as
+// uid (nil: unchanged) and fails t if the child fails.
+func runReportChild(t *testing.T, uid *uint32, wrapper ...string) {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if uid != nil {
+		// The other uid needs a copy of the binary it can reach.
+		dir, err = os.MkdirTemp("", "report-test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(dir) })
+		data, err := os.ReadFile(exe)
+		if err != nil {
+			t.Fatal(err)
+		}
+		exe = filepath.Join(dir, "extension.test")
+		if err := os.WriteFile(exe, data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(dir, 0o777); err != nil {
+			t.Fatal(err)
+		}
+	}
+	args := append(wrapper[1:], exe, "-test.run=^"+t.Name()+"$", "-test.count=1", "-test.v")
+	cmd := exec.Command(wrapper[0], args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), reportChildEnv+"="+t.Name(), "TMPDIR="+dir)
+	if uid != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: *uid, Gid: *uid}}
+	}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	t.Logf("child:\n%s", out)
+}
+
+func isReportChild(t *testing.T) bool { return os.Getenv(reportChildEnv) == t.Name() }
+
+// runReportFor runs the report into a buffer and checks its exit code.
+func runReportFor(t *testing.T, wantCode int, args ...string) string {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := report(args, &out, false, &errOut)
+	if code != wantCode {
+		t.Fatalf("exit code %d, want %d\nstdout:\n%s\nstderr:\n%s", code, wantCode, out.String(), errOut.String())
+	}
+	return out.String() + errOut.String()
+}
+
+// In a user namespace with 20 marks allowed: 16 marks warn (exit 1), 18
+// are critical (exit 2), each with the command that fixes it.
+func TestReportWarningThenCritical(t *testing.T) {
+	if !isReportChild(t) {
+		runReportChild(t, nil, "unshare", "-U", "-r")
+		return
+	}
+	ns, err := procfs.NewFS("/proc").NamespaceInode(os.Getpid(), "user")
+	if err != nil || ns == fanotify.InitialUserNS {
+		t.Fatalf("not in a child user namespace (%d, %v): refusing to lower limits", ns, err)
+	}
+	if err := os.WriteFile("/proc/sys/user/max_fanotify_marks", []byte("20"), 0); err != nil {
+		t.Fatal(err)
+	}
+	fd, err := unix.FanotifyInit(unix.FAN_CLASS_NOTIF|unix.FAN_CLOEXEC|unix.FAN_REPORT_FID, unix.O_RDONLY)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	dir := t.TempDir()
+	mark := func(n int) {
+		for i := range n {
+			path := filepath.Join(dir, fmt.Sprintf("f%d", i))
+			if err := os.WriteFile(path, nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := unix.FanotifyMark(fd, unix.FAN_MARK_ADD, unix.FAN_CLOSE_WRITE, unix.AT_FDCWD, path); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	mark(16)
+	out := runReportFor(t, exitWarning, "--no-color", "--config", filepath.Join(dir, "absent.json"))
+	want := fmt.Sprintf("WARNING user.max_fanotify_marks uid 0 (user ns %d): 80.0%% used -> inside the user namespace, as its root: sysctl -w user.max_fanotify_marks=32", ns)
+	if !strings.Contains(out, want) {
+		t.Errorf("report at 16/20 lacks %q:\n%s", want, out)
+	}
+	if !strings.Contains(out, "16 / 20") {
+		t.Errorf("report at 16/20 lacks the usage:\n%s", out)
+	}
+	mark(18) // re-marking the first 16 costs nothing
+	out = runReportFor(t, exitCritical, "--no-color")
+	if !strings.Contains(out, fmt.Sprintf("CRITICAL user.max_fanotify_marks uid 0 (user ns %d): 90.0%% used", ns)) {
+		t.Errorf("report at 18/20:\n%s", out)
+	}
+	if strings.Contains(out, "\x1b[") {
+		t.Error("colour with --no-color")
+	}
+}
+
+// An unprivileged user cannot read other processes: unknown, exit 3.
+func TestReportUnprivilegedIsUnknown(t *testing.T) {
+	if !isReportChild(t) {
+		uid := uint32(54321)
+		runReportChild(t, &uid, "env")
+		return
+	}
+	out := runReportFor(t, exitUnknown)
+	if !strings.Contains(out, "not readable (run as root)") || !strings.Contains(out, "UNKNOWN fs.fanotify.max_user_marks uid 0") {
+		t.Errorf("unprivileged report:\n%s", out)
+	}
+}
+
+// An idle host is ok (exit 0), and the report shows each part.
+func TestReportIdleHost(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	out := runReportFor(t, exitOK, "--no-color")
+	for _, part := range []string{"fs.fanotify.max_user_marks", "fs.inotify.max_user_watches", "Top fanotify holders", "Top inotify holders",
+		"Mounts per mount namespace", "Marking every mount needs", "none: every limit is below its warning threshold"} {
+		if !strings.Contains(out, part) {
+			t.Errorf("report lacks %q:\n%s", part, out)
+		}
+	}
+}
+
+// A holder of this test's making is listed with its pid and counts.
+func TestReportListsTopHolders(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	// More watches than any daemon on a test host holds: this process tops the list.
+	dir := t.TempDir()
+	for i := range 3000 {
+		path := filepath.Join(dir, strconv.Itoa(i))
+		if err := os.Mkdir(path, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := unix.InotifyAddWatch(fd, path, unix.IN_CREATE); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := runReportFor(t, exitOK, "--no-color")
+	_, holders, _ := strings.Cut(out, "Top inotify holders")
+	lines := strings.Split(strings.TrimSpace(holders), "\n")
+	var first []string
+	if len(lines) > 1 {
+		first = strings.Fields(lines[1])
+	}
+	if len(first) < 4 || first[1] != strconv.Itoa(os.Getpid()) || first[len(first)-2] != "1" || first[len(first)-1] != "3000" {
+		t.Errorf("first inotify holder is not this process (pid %d, 1 instance, 3000 watches):\n%s", os.Getpid(), holders)
+	}
+}
+
+func TestReportBadArguments(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "bad.json")
+	if err := os.WriteFile(bad, []byte(`{"risk_warning_pct": 95, "risk_critical_pct": 90}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"--config", bad}, {"--bogus"}, {"extra"}} {
+		var out, errOut bytes.Buffer
+		if code := report(args, &out, false, &errOut); code != exitUnknown || errOut.Len() == 0 {
+			t.Errorf("report %q: exit %d, stderr %q; want 3 and a message", args, code, errOut.String())
+		}
+	}
+}
+
+// Colour only on a terminal.
+func TestReportColourOnTerminalOnly(t *testing.T) {
+	ptmx, err := os.OpenFile("/dev/ptmx", os.O_RDWR, 0)
+	if err != nil {
+		t.Skip(err)
+	}
+	defer ptmx.Close()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	if !isTerminal(ptmx) || isTerminal(w) {
+		t.Errorf("isTerminal: pty %v, pipe %v", isTerminal(ptmx), isTerminal(w))
+	}
+	var out bytes.Buffer
+	p := printer{w: &out, color: true}
+	p.risks([]fanotify.Assessment{{Risk: fanotify.RiskCritical, Reason: fanotify.ReasonUsage}})
+	if !strings.Contains(out.String(), "\x1b[1;31mCRITICAL\x1b[0m") {
+		t.Errorf("coloured critical: %q", out.String())
+	}
+}
