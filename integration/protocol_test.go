@@ -262,3 +262,22 @@ func TestEveryTableGenerates(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkGenerate measures one mount_points generate as osqueryd sends
+// it: a new connection, the call, the rows back through the buffer.
+func BenchmarkGenerate(b *testing.B) {
+	m := standin.New(b)
+	p := m.Launch(b, standin.BuildBinary(b), false)
+	if _, err := m.WaitRegistered("fanotify", registerTimeout); err != nil {
+		b.Fatalf("%v\nstderr:\n%s", err, p.Stderr())
+	}
+	rows := 0
+	for b.Loop() {
+		got, err := m.Generate("mount_points", "")
+		if err != nil {
+			b.Fatal(err)
+		}
+		rows = len(got)
+	}
+	b.ReportMetric(float64(rows), "rows/op")
+}
