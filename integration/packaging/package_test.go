@@ -25,6 +25,7 @@ import (
 const (
 	extPath    = "/usr/lib/osquery/extensions/fanotify.ext"
 	extDir     = "/usr/lib/osquery/extensions"
+	extDirBase = "/usr/lib/osquery"
 	configPath = "/etc/osquery/fanotify.json"
 )
 
@@ -83,6 +84,7 @@ func checkFiles(t *testing.T, files map[string]packagedFile) {
 	t.Helper()
 	want := map[string]packagedFile{
 		extDir:     {mode: os.ModeDir | 0o755, owner: "root", group: "root"},
+		extDirBase: {mode: os.ModeDir | 0o755, owner: "root", group: "root"},
 		extPath:    {mode: 0o755, owner: "root", group: "root"},
 		configPath: {mode: 0o644, owner: "root", group: "root", config: true},
 	}
