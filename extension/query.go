@@ -24,7 +24,7 @@ func runQuery(args []string) int {
 	flags := flag.NewFlagSet("query", flag.ContinueOnError)
 	asJSON := flags.Bool("json", false, "print a JSON array of objects, like osqueryi --json")
 	cfgPath := flags.String("config", config.DefaultPath, "configuration file (generate timeout, concurrency)")
-	verbose := flags.Bool("verbose", false, "log table diagnostics to stderr")
+	verbose := flags.Bool("verbose", false, "log each generate's context JSON and table diagnostics to stderr")
 	flags.Usage = func() {
 		fmt.Fprintln(flags.Output(), `usage: fanotify.ext query [--json] [--config PATH] [--verbose] "SQL"`)
 		flags.PrintDefaults()
@@ -58,6 +58,9 @@ func runSQL(out io.Writer, sql, cfgPath string, asJSON, verbose bool) error {
 		return err
 	}
 	defer engine.Close()
+	engine.ContextHook = func(table, contextJSON string) {
+		log.Debug("generate", "table", table, "context", contextJSON)
+	}
 
 	res, err := engine.Query(context.Background(), sql)
 	if err != nil {

@@ -140,6 +140,16 @@ func TestContextMatchesOsqueryd(t *testing.T) {
 		sql:  "SELECT pid FROM procs WHERE name = ''",
 		want: []string{procsContext("", "", "", "", `"pid","name"`, "3")},
 	}, {
+		// The value is read as a C string.
+		sql:  "SELECT pid FROM procs WHERE name = 'ba' || char(0) || 'sh'",
+		want: []string{procsContext("", `{"op":2,"expr":"ba"}`, "", "", `"pid","name"`, "3")},
+	}, {
+		sql:  "SELECT pid FROM procs WHERE name = x'00ff'",
+		want: []string{procsContext("", "", "", "", `"pid","name"`, "3")},
+	}, {
+		sql:  "SELECT pid FROM procs WHERE name IS 'bash'",
+		want: []string{procsContext("", `{"op":72,"expr":"bash"}`, "", "", `"pid","name"`, "3")},
+	}, {
 		sql:  "SELECT pid FROM procs WHERE name IS NULL",
 		want: []string{procsContext("", "", "", "", `"pid","name"`, "3")},
 	}, {

@@ -119,8 +119,11 @@ func buildContext(t *tables.Table, p plan, vals []vtab.Value) (string, error) {
 			return "", fmt.Errorf("%s: %d constraint values for %d constraints", t.Name, len(vals), len(p.terms))
 		}
 		expr, ok := sqliteText(v)
+		// osqueryd reads the value as a C string: it ends at the first NUL,
+		// and NULL or empty values are skipped.
+		expr, _, _ = strings.Cut(expr, "\x00")
 		if !ok || expr == "" {
-			continue // osqueryd skips values sqlite3_value_text renders empty
+			continue
 		}
 		name := t.Columns[p.terms[i].column].Name
 		lists[name] = append(lists[name], exprJSON{Op: p.terms[i].op, Expr: expr})
