@@ -78,6 +78,9 @@ func StartCollector(cfg config.Collector, log *slog.Logger) *Collector {
 }
 
 func startCollector(cfg config.Collector, log *slog.Logger, opts collectorOptions) *Collector {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	c := &Collector{
 		cfg:        cfg,
 		log:        log,
@@ -92,11 +95,17 @@ func startCollector(cfg config.Collector, log *slog.Logger, opts collectorOption
 		featureSupport("FAN_REPORT_FID") != Unsupported
 	c.excludes = matchPaths(cfg.ExcludePaths)
 	if err := c.initGroup(); err != nil {
+		c.log.Error("fanotify collector not started", "err", err)
 		c.failAll(err.Error())
 		close(c.done)
 		return c
 	}
 	c.markAll()
+	for _, w := range c.watches {
+		if w.Status != StatusActive {
+			c.log.Warn("fanotify collector: path not fully watched", "path", w.Path, "status", w.Status, "error", w.Error, "lost_events", w.LostEvents)
+		}
+	}
 	go c.readLoop()
 	return c
 }
@@ -207,6 +216,7 @@ func (c *Collector) groupFlagNames() string {
 }
 
 func (c *Collector) setReadError(err error) {
+	c.log.Warn("fanotify collector", "err", err)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.readErr = err.Error()

@@ -128,7 +128,7 @@ func (r *eventReader) decodeEvent(ev []byte, nowNs int64) {
 		r.c.setReadError(fmt.Errorf("fanotify metadata version %d, want %d", vers, unix.FANOTIFY_METADATA_VERSION))
 		return
 	case mask&unix.FAN_Q_OVERFLOW != 0:
-		r.out = append(r.out, Event{TimeNs: nowNs, Mask: unix.FAN_Q_OVERFLOW, UID: unknownUID, path: r.empty, comm: r.empty, watch: r.empty})
+		r.out = append(r.out, Event{TimeNs: nowNs, Mask: unix.FAN_Q_OVERFLOW, UID: unknownUID, dir: r.empty, comm: r.empty, watch: r.empty})
 		return
 	case pid == r.self:
 		return
@@ -144,15 +144,27 @@ func (r *eventReader) decodeEvent(ev []byte, nowNs int64) {
 		return
 	}
 	proc := r.process(pid)
+	dir, name := splitPath(procfs.DisplayPath(path))
 	r.out = append(r.out, Event{
 		TimeNs: nowNs,
 		Mask:   mask & (r.c.eventMask | unix.FAN_ONDIR),
 		PID:    pid,
 		UID:    proc.uid,
-		path:   unique.Make(procfs.DisplayPath(path)),
+		dir:    unique.Make(dir),
+		name:   name,
 		comm:   proc.comm,
 		watch:  w.name,
 	})
+}
+
+// splitPath splits an absolute path into its directory and a copy of the
+// last element, so the event does not keep the whole path alive.
+func splitPath(path string) (dir, name string) {
+	i := strings.LastIndexByte(path, '/')
+	if i <= 0 {
+		return "/", strings.Clone(path[i+1:])
+	}
+	return path[:i], strings.Clone(path[i+1:])
 }
 
 // fidPath builds the event's path from its info records: the parent

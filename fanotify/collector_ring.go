@@ -8,8 +8,9 @@ import (
 )
 
 // Event is one recorded fanotify event. It is kept small because up to
-// collector.buffer_max of them stay in memory: the strings are interned, so
-// a path or command seen many times is stored once.
+// collector.buffer_max of them stay in memory: directories, command names
+// and watched paths are interned, so each is stored once however many
+// events name it; only the entry name is per event.
 type Event struct {
 	// TimeNs is when the collector read the event (fanotify carries no
 	// timestamp), in nanoseconds since the epoch.
@@ -22,14 +23,20 @@ type Event struct {
 	PID int32
 	// UID is that process's effective uid; see EffectiveUID.
 	UID   uint32
-	path  unique.Handle[string]
+	dir   unique.Handle[string]
+	name  string
 	comm  unique.Handle[string]
 	watch unique.Handle[string]
 }
 
 // Path is the path of the object the event is about ("" for an overflow),
 // ready for display.
-func (e *Event) Path() string { return e.path.Value() }
+func (e *Event) Path() string {
+	if e.name == "" {
+		return e.dir.Value()
+	}
+	return joinName(e.dir.Value(), e.name)
+}
 
 // Process is the command name of the process, "" when it exited first.
 func (e *Event) Process() string { return e.comm.Value() }

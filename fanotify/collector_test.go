@@ -1,0 +1,395 @@
+package fanotify
+
+import (
+	"encoding/json"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	"golang.org/x/sys/unix"
+
+	"github.com/osquery-fanotify/osquery-fanotify/fanotify/procfs"
+)
+
+// Tests here create fanotify groups, mounts and processes: never parallel.
+
+const dirent = unix.FAN_CREATE | unix.FAN_DELETE | unix.FAN_MOVE
+
+func TestCollectorFileAndDirectoryEvents(t *testing.T) {
+	for _, fs := range []struct {
+		name string
+		dir  func(testing.TB) string
+	}{{"tmpfs", mountTmpfs}, {"ext4", ext4Dir}} {
+		for _, mode := range []string{"fid", "fd"} {
+			t.Run(fs.name+"/"+mode, func(t *testing.T) {
+				collectorScenario(t, fs.dir(t), mode == "fd")
+			})
+		}
+	}
+}
+
+// collectorScenario creates, modifies, renames and deletes files and
+// directories from other processes and checks path, pid and action of each.
+// Without file handles (fd mode) only events carrying an fd exist.
+func collectorScenario(t *testing.T, root string, fdMode bool) {
+	watched := filepath.Join(root, "watched")
+	skip := filepath.Join(watched, "skip")
+	if err := os.MkdirAll(skip, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg := collectorConfig(watched)
+	cfg.ExcludePaths = []string{skip}
+	c := startTestCollector(t, cfg, collectorOptions{fdMode: fdMode})
+	w := watchOf(t, c.Stats(), watched)
+	if w.Strategy != "filesystem" || w.Marks != 1 {
+		t.Fatalf("watch %+v, want one filesystem mark", w)
+	}
+	if fdMode != strings.Contains(w.LostEvents, "create,delete,moved_from,moved_to") {
+		t.Errorf("lost_events %q in fd mode %v", w.LostEvents, fdMode)
+	}
+	at := func(name string) string { return filepath.Join(watched, name) }
+	fid := func(bits uint64) uint64 {
+		if fdMode {
+			return 0
+		}
+		return bits
+	}
+
+	pid := run(t, "touch", at("f"))
+	waitMask(t, c, at("f"), pid, fid(unix.FAN_CREATE)|unix.FAN_CLOSE_WRITE)
+	pid = run(t, "sh", "-c", "echo x >> "+at("f"))
+	waitMask(t, c, at("f"), pid, unix.FAN_MODIFY|unix.FAN_CLOSE_WRITE)
+
+	pid = run(t, "mkdir", at("d"))
+	if !fdMode {
+		waitMask(t, c, at("d"), pid, unix.FAN_CREATE|unix.FAN_ONDIR)
+	}
+	pid = run(t, "touch", at("d/x"))
+	waitMask(t, c, at("d/x"), pid, unix.FAN_CLOSE_WRITE)
+	pid = run(t, "mv", at("d"), at("e"))
+	if !fdMode {
+		waitMask(t, c, at("d"), pid, unix.FAN_MOVED_FROM|unix.FAN_ONDIR)
+		waitMask(t, c, at("e"), pid, unix.FAN_MOVED_TO|unix.FAN_ONDIR)
+	}
+	// The renamed directory's cached path must not outlive the rename.
+	pid = run(t, "touch", at("e/y"))
+	waitMask(t, c, at("e/y"), pid, fid(unix.FAN_CREATE)|unix.FAN_CLOSE_WRITE)
+
+	pid = run(t, "mv", at("f"), at("g"))
+	if !fdMode {
+		waitMask(t, c, at("f"), pid, unix.FAN_MOVED_FROM)
+		waitMask(t, c, at("g"), pid, unix.FAN_MOVED_TO)
+	}
+	pid = run(t, "rm", "-r", at("g"), at("e"))
+	if !fdMode {
+		waitMask(t, c, at("g"), pid, unix.FAN_DELETE)
+		waitMask(t, c, at("e/y"), pid, unix.FAN_DELETE)
+		waitMask(t, c, at("e"), pid, unix.FAN_DELETE|unix.FAN_ONDIR)
+	}
+
+	// Excluded and unwatched paths, then a sentinel: events are read in
+	// order, so once the sentinel is in, the others would be too.
+	run(t, "touch", filepath.Join(skip, "x"), filepath.Join(root, "outside"))
+	pid = run(t, "touch", at("sentinel"))
+	waitMask(t, c, at("sentinel"), pid, unix.FAN_CLOSE_WRITE)
+
+	for _, e := range c.Events(all) {
+		if !under(e.Path(), watched) || under(e.Path(), skip) {
+			t.Errorf("event outside the watched subtree: %s %q", e.Action(), e.Path())
+		}
+		if e.WatchPath() != watched {
+			t.Errorf("event %q: watch_path %q, want %q", e.Path(), e.WatchPath(), watched)
+		}
+		if uid, ok := e.EffectiveUID(); ok && uid != uint32(os.Geteuid()) {
+			t.Errorf("event %q: uid %d, want %d", e.Path(), uid, os.Geteuid())
+		}
+		if fdMode && e.Mask&dirent != 0 {
+			t.Errorf("fd mode reported %s", e.Action())
+		}
+	}
+}
+
+func TestCollectorExcludesItsOwnEventsAndRecoversFromOverflow(t *testing.T) {
+	root := mountTmpfs(t)
+	gate := make(chan struct{})
+	c := startTestCollector(t, collectorConfig(root), collectorOptions{beforeRead: func() { <-gate }})
+
+	// Held back, the reader lets the kernel queue (max_queued_events,
+	// 16384 by default) overflow with this process's own events.
+	limit := readSysctl(t, "/proc/sys/fs/fanotify/max_queued_events")
+	if err := createFiles(root, "burst", int(limit)+1000); err != nil {
+		t.Fatal(err)
+	}
+	close(gate)
+	waitEvents(t, c, "overflow", (*Event).Overflow)
+
+	pid := run(t, "touch", filepath.Join(root, "after"))
+	waitMask(t, c, filepath.Join(root, "after"), pid, unix.FAN_CREATE|unix.FAN_CLOSE_WRITE)
+
+	s := c.Stats()
+	if s.Overflows != 1 {
+		t.Errorf("overflows %d, want 1", s.Overflows)
+	}
+	for _, e := range c.Events(all) {
+		switch {
+		case e.Overflow() && (e.PID != 0 || e.Path() != "" || e.Action() != "OVERFLOW"):
+			t.Errorf("overflow row %+v: want pid 0, no path, action OVERFLOW", e)
+		case int(e.PID) == os.Getpid():
+			t.Errorf("the collector recorded its own event %s %q", e.Action(), e.Path())
+		}
+	}
+}
+
+func TestCollectorKeepsFDCountAndMemoryOver100kEvents(t *testing.T) {
+	const chunks, perChunk = 20, 5000
+	for _, mode := range []string{"fd", "fid"} {
+		t.Run(mode, func(t *testing.T) {
+			root := mountTmpfs(t)
+			before := openFDs(t)
+			cfg := collectorConfig(root)
+			cfg.BufferMax = chunks * perChunk
+			c := startCollector(cfg, slog.Default(), collectorOptions{fdMode: mode == "fd"})
+			running := openFDs(t)
+
+			for i := range chunks {
+				prefix := "c" + strconv.Itoa(i) + "-"
+				pid := createFilesElsewhere(t, root, prefix, perChunk)
+				// Paced per chunk (up to 2 events per file) so the kernel
+				// queue of 16384 events never overflows.
+				waitMask(t, c, filepath.Join(root, prefix+strconv.Itoa(perChunk-1)), pid, unix.FAN_CLOSE_WRITE)
+			}
+			s := c.Stats()
+			if s.Overflows != 0 || s.EventsTotal < chunks*perChunk {
+				t.Fatalf("events_total %d, overflows %d: want at least %d events read", s.EventsTotal, s.Overflows, chunks*perChunk)
+			}
+			if got := openFDs(t); got != running {
+				t.Errorf("open fds %d after %d events, %d before them", got, s.EventsTotal, running)
+			}
+			runtime.GC()
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			t.Logf("%d events buffered: heap in use %.1f MiB", s.Buffered, float64(ms.HeapInuse)/(1<<20))
+			if ms.HeapInuse > 64<<20 {
+				t.Errorf("heap in use %d MiB with %d buffered events, want at most 64", ms.HeapInuse>>20, s.Buffered)
+			}
+			c.Stop()
+			if got := openFDs(t); got != before {
+				t.Errorf("open fds %d after Stop, %d before Start", got, before)
+			}
+		})
+	}
+}
+
+func TestCollectorStopsCleanly(t *testing.T) {
+	opt := goleak.IgnoreCurrent()
+	root := mountTmpfs(t)
+	before := openFDs(t)
+	c := startCollector(collectorConfig(root), slog.Default(), collectorOptions{})
+	pid := run(t, "touch", filepath.Join(root, "f"))
+	waitMask(t, c, filepath.Join(root, "f"), pid, unix.FAN_CLOSE_WRITE)
+	c.Stop()
+	c.Stop()
+	goleak.VerifyNone(t, opt)
+	if got := openFDs(t); got != before {
+		t.Errorf("open fds %d after Stop, %d before Start", got, before)
+	}
+}
+
+func TestCollectorUserNamespaceMarkLimit(t *testing.T) {
+	if _, err := os.Stat("/proc/sys/user/max_fanotify_marks"); err != nil {
+		t.Skipf("no per-namespace fanotify limits: %v", err)
+	}
+	hostDir := t.TempDir()
+	cmd := helperCommand(t, []string{"unshare", "-U", "-r", "-m"}, "userns", t.TempDir(), hostDir)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("child in a user namespace: %v", err)
+	}
+	var watches []WatchStatus
+	if err := json.Unmarshal(out, &watches); err != nil || len(watches) != 3 {
+		t.Fatalf("child output %q: %v", out, err)
+	}
+	ownTmpfs, host, overLimit := watches[0], watches[1], watches[2]
+	if ownTmpfs.Status != StatusActive || ownTmpfs.Strategy != "filesystem" || ownTmpfs.Marks != 1 {
+		t.Errorf("tmpfs mounted in the namespace: %+v, want an active filesystem mark", ownTmpfs)
+	}
+	// Not mounted in the namespace: no filesystem mark without
+	// CAP_SYS_ADMIN in the initial namespace; the fallback says what it loses.
+	if host.Status != StatusDegraded || host.Strategy == "filesystem" || host.Strategy == "" ||
+		!strings.Contains(host.Error, "filesystem mark: EPERM") || host.LostEvents == "" || host.Marks != 1 {
+		t.Errorf("filesystem of the parent namespace: %+v, want a degraded fallback", host)
+	}
+	if overLimit.Status != StatusDegraded || overLimit.Marks != 0 ||
+		overLimit.Error != "fanotify_mark: ENOSPC (max_fanotify_marks=2)" {
+		t.Errorf("third mark: %+v, want degraded with ENOSPC (max_fanotify_marks=2)", overLimit)
+	}
+}
+
+func TestCollectorBufferMaxDropsOldest(t *testing.T) {
+	root := mountTmpfs(t)
+	cfg := collectorConfig(root)
+	cfg.Events = []string{"create"}
+	cfg.BufferMax = 3
+	c := startTestCollector(t, cfg, collectorOptions{})
+	var files []string
+	for i := range 5 {
+		files = append(files, filepath.Join(root, "f"+strconv.Itoa(i)))
+	}
+	pid := run(t, "touch", files...)
+	waitMask(t, c, files[4], pid, unix.FAN_CREATE)
+
+	evs := c.Events(all)
+	if len(evs) != 3 {
+		t.Fatalf("buffered %s, want the newest 3", describe(evs))
+	}
+	for i, e := range evs {
+		if e.Path() != files[i+2] || e.ID != uint64(i+3) {
+			t.Errorf("event %d: id %d %q, want id %d %q", i, e.ID, e.Path(), i+3, files[i+2])
+		}
+	}
+	if s := c.Stats(); s.Dropped != 2 || s.Buffered != 3 || s.EventsTotal != 5 || s.BufferMax != 3 {
+		t.Errorf("stats %+v, want 5 events, 2 dropped, 3 buffered of 3", s)
+	}
+}
+
+func TestCollectorExpiresOldEventsAtQueryTime(t *testing.T) {
+	root := mountTmpfs(t)
+	cfg := collectorConfig(root)
+	cfg.ExpiryS = 1
+	c := startTestCollector(t, cfg, collectorOptions{})
+	old := filepath.Join(root, "old")
+	waitMask(t, c, old, run(t, "touch", old), unix.FAN_CREATE)
+	time.Sleep(1100 * time.Millisecond)
+	fresh := filepath.Join(root, "fresh")
+	waitMask(t, c, fresh, run(t, "touch", fresh), unix.FAN_CREATE)
+
+	for _, e := range c.Events(all) {
+		if e.Path() != fresh {
+			t.Errorf("event %s %q older than expiry_s still returned", e.Action(), e.Path())
+		}
+	}
+	if s := c.Stats(); s.Buffered != len(c.Events(all)) {
+		t.Errorf("buffered %d: expired events still held", s.Buffered)
+	}
+}
+
+// The group must be notification-class as the kernel reports it, and two
+// paths on one filesystem must share one superblock mark.
+func TestCollectorGroupIsNotificationClassWithOneMarkPerSuperblock(t *testing.T) {
+	for _, mode := range []string{"fid", "fd"} {
+		t.Run(mode, func(t *testing.T) {
+			root := mountTmpfs(t)
+			a, b := filepath.Join(root, "a"), filepath.Join(root, "b")
+			for _, d := range []string{a, b} {
+				if err := os.Mkdir(d, 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			c := startTestCollector(t, collectorConfig(a, b), collectorOptions{fdMode: mode == "fd"})
+			info := groupFdinfo(t, c)
+			if GroupClass(info.GroupFlags) != ClassNotif {
+				t.Errorf("group flags %#x: class %s, want notif", info.GroupFlags, GroupClass(info.GroupFlags))
+			}
+			fid := uint32(unix.FAN_REPORT_FID | unix.FAN_REPORT_DFID_NAME)
+			if wantFID := mode == "fid"; (info.GroupFlags&fid == fid) != wantFID {
+				t.Errorf("group flags %#x, FID reporting wanted: %v", info.GroupFlags, wantFID)
+			}
+			if got := c.Stats().GroupFlags; got != GroupFlagNames(info.GroupFlags) {
+				t.Errorf("group_flags_names %q, fdinfo says %q", got, GroupFlagNames(info.GroupFlags))
+			}
+			if len(info.Marks) != 1 || info.Marks[0].Kind != procfs.MarkFilesystem {
+				t.Errorf("marks %+v, want one filesystem mark", info.Marks)
+			}
+			s := c.Stats()
+			if wa, wb := watchOf(t, s, a), watchOf(t, s, b); wa.Marks != 1 || wb.Marks != 0 || wb.Strategy != "filesystem" {
+				t.Errorf("watches %+v %+v: want the second to share the first's mark", wa, wb)
+			}
+		})
+	}
+}
+
+func groupFdinfo(t *testing.T, c *Collector) procfs.Fdinfo {
+	t.Helper()
+	data, err := os.ReadFile("/proc/self/fdinfo/" + strconv.Itoa(int(c.group.Fd())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := procfs.ParseFdinfo(data)
+	if err != nil || !info.HasGroup {
+		t.Fatalf("fdinfo %q: %v", data, err)
+	}
+	return info
+}
+
+func TestCollectorMountMarkLosesDirectoryEntryEvents(t *testing.T) {
+	root := mountTmpfs(t)
+	cfg := collectorConfig(root)
+	cfg.Mark = "mount"
+	c := startTestCollector(t, cfg, collectorOptions{})
+	w := watchOf(t, c.Stats(), root)
+	if w.Strategy != "mount" || w.Status != StatusDegraded || !strings.Contains(w.LostEvents, "create,delete,moved_from,moved_to") {
+		t.Fatalf("watch %+v: want a degraded mount mark losing create,delete,moved_from,moved_to", w)
+	}
+	if info := groupFdinfo(t, c); len(info.Marks) != 1 || info.Marks[0].Kind != procfs.MarkMount {
+		t.Errorf("marks %+v, want one mount mark", info.Marks)
+	}
+	f := filepath.Join(root, "f")
+	if got := waitMask(t, c, f, run(t, "touch", f), unix.FAN_CLOSE_WRITE); got&dirent != 0 {
+		t.Errorf("mount mark reported %#x", got)
+	}
+}
+
+func TestCollectorInodeMarkSeesDirectChildrenOnly(t *testing.T) {
+	root := mountTmpfs(t)
+	sub := filepath.Join(root, "sub")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg := collectorConfig(root)
+	cfg.Mark = "inode"
+	c := startTestCollector(t, cfg, collectorOptions{})
+	w := watchOf(t, c.Stats(), root)
+	if w.Strategy != "inode" || w.Status != StatusActive || !strings.Contains(w.LostEvents, "direct children") {
+		t.Fatalf("watch %+v: want an active inode mark that names its loss", w)
+	}
+	run(t, "touch", filepath.Join(sub, "deep"))
+	child := filepath.Join(root, "child")
+	waitMask(t, c, child, run(t, "touch", child), unix.FAN_CREATE|unix.FAN_CLOSE_WRITE)
+	for _, e := range c.Events(all) {
+		if e.Path() == filepath.Join(sub, "deep") {
+			t.Errorf("inode mark reported a grandchild: %s", e.Action())
+		}
+	}
+}
+
+func TestCollectorReportsPathsItCannotWatch(t *testing.T) {
+	root := mountTmpfs(t)
+	missing := filepath.Join(root, "missing")
+	c := startTestCollector(t, collectorConfig(missing, root), collectorOptions{})
+	s := c.Stats()
+	if w := watchOf(t, s, missing); w.Status != StatusFailed || !strings.Contains(w.Error, "no such file") || w.Marks != 0 {
+		t.Errorf("missing path: %+v, want failed with the reason", w)
+	}
+	if w := watchOf(t, s, root); w.Status != StatusActive {
+		t.Errorf("existing path: %+v, want active", w)
+	}
+}
+
+func readSysctl(t testing.TB, path string) int64 {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := procfs.ParseSysctlInt(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
