@@ -222,11 +222,12 @@ func (in LimitsInput) assess(lv procfs.LimitValue, ch Charge, used int64, usedKn
 	if lv.Source == procfs.SourceKernelDefault {
 		a.Sysctl = ""
 	}
-	if ch.UserNS != InitialUserNS && lv.Source == procfs.SourceSysctl && lv.Scope == procfs.ScopeUser {
-		own, ok := in.Sysctls.Own[lv.Limit]
-		a.Sysctl, a.Source, a.Value, a.LimitKnown = lv.UserSysctl(), procfs.SourceUserNS, own, ok && ch.UserNS == in.OwnUserNS
-		if !a.LimitKnown {
-			a.Value = 0
+	// A kernel without the /proc/sys/user file has no per-namespace limit
+	// (inotify before 4.11, fanotify before 5.13): the global one applies.
+	if _, perNamespace := in.Sysctls.Own[lv.Limit]; perNamespace && ch.UserNS != InitialUserNS {
+		a.Sysctl, a.Source, a.Value, a.LimitKnown = lv.UserSysctl(), procfs.SourceUserNS, 0, ch.UserNS == in.OwnUserNS
+		if a.LimitKnown {
+			a.Value = in.Sysctls.Own[lv.Limit]
 		}
 	}
 	if lv.Limit == procfs.FanotifyMarks && lv.Scope == procfs.ScopeUser && ch == (Charge{InitialUserNS, 0}) && in.UnmarkedMounts >= 0 {
@@ -246,7 +247,7 @@ func (in LimitsInput) assess(lv procfs.LimitValue, ch Charge, used int64, usedKn
 // need is the count a recommended limit must hold.
 func (a Assessment) need() int64 {
 	if a.ProjectedKnown {
-		return max(a.Projected, a.Used)
+		return a.Projected // includes Used
 	}
 	return a.Used
 }

@@ -261,3 +261,14 @@ func TestOldKernelLimits(t *testing.T) {
 		t.Errorf("inotify watches on 5.10: %+v", w)
 	}
 }
+
+// Before 4.11 inotify limits were per user, not per user namespace: a
+// child namespace's usage is rated against the global sysctl.
+func TestKernelWithoutPerNamespaceLimits(t *testing.T) {
+	in := baseInput(t, "3.10-rhel7")
+	in.Direct = map[Charge]Counts{{childNS, 0}: {Instances: 120}}
+	a := find(t, AssessLimits(in), procfs.InotifyInstances, Charge{childNS, 0})
+	if !a.LimitKnown || a.Source != procfs.SourceSysctl || a.Sysctl != "fs.inotify.max_user_instances" || a.Value != 128 || a.Risk != RiskCritical {
+		t.Errorf("child namespace on 3.10: %+v", a)
+	}
+}

@@ -60,7 +60,7 @@ func TestReadSysctlsChildNamespaceSeesOwnUserLimits(t *testing.T) {
 }
 
 func TestReadSysctlsKernelWithoutFanotifySysctls(t *testing.T) {
-	for _, name := range []string{"5.10-old", "4.18-rhel"} {
+	for _, name := range []string{"5.10-old", "4.18-rhel", "3.10-rhel7"} {
 		t.Run(name, func(t *testing.T) {
 			s := readFixtureSysctls(t, name)
 			if s.FanotifySysctls {
