@@ -46,3 +46,26 @@ package:
 				$(NFPM) package -f integration/packaging/nfpm.yaml -p $$format -t $(PKG_DIR)/; \
 		done; \
 	done
+
+# Fuzzers as package:FuzzName (go test -fuzz takes one fuzzer at a time).
+FUZZERS := \
+	./extension/config:FuzzConfigParse \
+	./tables:FuzzParseContext
+FUZZTIME ?= 2m
+# Long-running checks behind `make stress`; add churn and soak targets here.
+STRESS := fuzz
+
+.PHONY: fuzz fuzz-short stress
+
+# Runs every fuzzer for FUZZTIME.
+fuzz:
+	@set -e; for f in $(FUZZERS); do \
+		echo "fuzz $$f for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$${f#*:}$$" -fuzztime $(FUZZTIME) "$${f%%:*}"; \
+	done
+
+# The CI smoke run: every fuzzer for 10s.
+fuzz-short:
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=10s
+
+stress: $(STRESS)
