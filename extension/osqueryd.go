@@ -22,6 +22,11 @@ import (
 // osqueryd has not yet noticed.
 const duplicateMessage = "Duplicate extension registered"
 
+// maxBackoff caps the wait between registration attempts: an attempt costs
+// osqueryd little, and the sooner the extension retries after osqueryd
+// drops a stale entry, the sooner its tables are back.
+const maxBackoff = time.Second
+
 // stopStep bounds each step of exiting (deregistering, closing the server),
 // so that a stuck osqueryd cannot keep the extension past its 1 s budget.
 const stopStep = 300 * time.Millisecond
@@ -147,16 +152,17 @@ func register(ctx context.Context, opts options, registry osquery.ExtensionRegis
 		if deadline.IsZero() {
 			deadline = time.Now().Add(2 * opts.interval)
 		}
-		if time.Now().Add(backoff).After(deadline) {
+		wait := min(backoff, time.Until(deadline))
+		if wait <= 0 {
 			return nil, 0, fmt.Errorf("registering with osqueryd: %w (retried for %s)", err, 2*opts.interval)
 		}
-		log.Info("registration failed, retrying", "err", err, "in", backoff)
+		log.Info("registration failed, retrying", "err", err, "in", wait)
 		select {
 		case <-ctx.Done():
 			return nil, 0, ctx.Err()
-		case <-time.After(backoff):
+		case <-time.After(wait):
 		}
-		backoff = min(2*backoff, opts.interval)
+		backoff = min(2*backoff, maxBackoff)
 	}
 }
 
