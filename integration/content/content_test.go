@@ -11,10 +11,12 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
 	"gopkg.in/yaml.v3"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver for the stand-in databases
 
@@ -497,5 +499,49 @@ func TestQueriesRunOnEngine(t *testing.T) {
 				t.Errorf("policy returned %d rows, want 0 or 1", len(res.Rows))
 			}
 		})
+	}
+}
+
+// TestPoliciesFailAtRisk makes a limit critical and checks that both
+// policies fail and that the at-risk query reports it with its fix. The
+// thresholds are lowered so that the one inotify instance this test holds
+// counts as critical: the host's own usage decides nothing.
+func TestPoliciesFailAtRisk(t *testing.T) {
+	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	cfg := config.Default()
+	cfg.RiskWarningPct, cfg.RiskCriticalPct = 0.01, 0.02
+	def, engine := load(t), newEngine(t, cfg)
+
+	for _, p := range def.Policies {
+		res, err := engine.Query(context.Background(), p.SQL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Rows) != 0 {
+			t.Errorf("policy %q passes with a critical limit", p.Name)
+		}
+	}
+
+	res, err := engine.Query(context.Background(), queryNamed(t, "fanotify_limits_at_risk").SQL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	col := func(row []string, name string) string { return row[slices.Index(res.Columns, name)] }
+	uid := strconv.Itoa(os.Geteuid())
+	found := false
+	for _, row := range res.Rows {
+		if col(row, "name") == "max_user_instances" && col(row, "uid") == uid {
+			found = true
+			if col(row, "risk") != "critical" || col(row, "remediation") == "" || col(row, "recommended") == "" {
+				t.Errorf("at-risk row %v lacks risk, remediation or recommended value", row)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("fanotify_limits_at_risk has no max_user_instances row for uid %s: %v", uid, res.Rows)
 	}
 }
