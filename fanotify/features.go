@@ -95,18 +95,24 @@ func probeFeatures(release string) []Feature {
 	version, _ := KernelVersion(release)
 	out := make([]Feature, 0, len(featureSpecs))
 	for _, spec := range featureSpecs {
-		f := Feature{Name: spec.name, Since: spec.since}
+		f := Feature{Name: spec.name, Since: spec.since, Expected: promises(spec.constraint, version)}
 		f.Supported, f.Detail = spec.probe()
-		if version != nil {
-			c, err := semver.NewConstraint(spec.constraint)
-			if err != nil {
-				panic(fmt.Sprintf("feature %s: constraint %q: %v", spec.name, spec.constraint, err))
-			}
-			f.Expected = c.Check(version)
-		}
 		out = append(out, f)
 	}
 	return out
+}
+
+// promises reports whether a release satisfies a feature's constraint; an
+// unparsable release (nil) promises nothing.
+func promises(constraint string, version *semver.Version) bool {
+	if version == nil {
+		return false
+	}
+	c, err := semver.NewConstraint(constraint)
+	if err != nil {
+		panic(fmt.Sprintf("feature constraint %q: %v", constraint, err))
+	}
+	return c.Check(version)
 }
 
 // featureSupport returns the probed support of the named feature.
