@@ -222,3 +222,29 @@ func TestReportColourOnTerminalOnly(t *testing.T) {
 		t.Errorf("coloured critical: %q", out.String())
 	}
 }
+
+// The worst risk decides, whatever the order: critical, warning, unknown.
+func TestReportExitCodePrecedence(t *testing.T) {
+	rated := func(risks ...string) []fanotify.Assessment {
+		as := make([]fanotify.Assessment, len(risks))
+		for i, r := range risks {
+			as[i].Risk = r
+		}
+		return as
+	}
+	ok, warn, crit, unknown := fanotify.RiskOK, fanotify.RiskWarning, fanotify.RiskCritical, fanotify.RiskUnknown
+	for _, c := range []struct {
+		as   []fanotify.Assessment
+		want int
+	}{
+		{rated(ok, ok), exitOK},
+		{rated(ok, unknown, ok), exitUnknown},
+		{rated(unknown, warn, ok), exitWarning},
+		{rated(crit, warn, unknown), exitCritical},
+		{rated(unknown, warn, crit, ok), exitCritical},
+	} {
+		if got := exitCode(c.as); got != c.want {
+			t.Errorf("exitCode(%v) = %d, want %d", c.as, got, c.want)
+		}
+	}
+}
