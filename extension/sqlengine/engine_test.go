@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -46,20 +47,22 @@ func fixedTable(name string, cols []table.ColumnDefinition, rows []tables.Row) *
 	}
 }
 
+var procsRows = []tables.Row{
+	{"pid": "1", "name": "init", "secret": "s1", "ratio": "0.5", "uid": "0"},
+	{"pid": "42", "name": "bash", "secret": "s2", "ratio": "1.5", "uid": "1000"},
+	{"pid": "77", "name": "sleep", "secret": "", "ratio": "", "uid": "1000"},
+	{"pid": "100", "name": "bash", "secret": "s3", "ratio": "2", "uid": "0"},
+}
+
 // procs has one column per kind of options osqueryd distinguishes.
-func procs() *tables.Table {
+func procs(rows ...tables.Row) *tables.Table {
 	return fixedTable("procs", []table.ColumnDefinition{
 		table.BigIntColumn("pid"), // no options: INDEX by default
 		table.TextColumn("name", table.IndexColumn()),
 		table.TextColumn("secret", table.HiddenColumn()), // HIDDEN only: never pushed
 		table.DoubleColumn("ratio", table.AdditionalColumn()),
 		table.IntegerColumn("uid", table.IndexColumn()),
-	}, []tables.Row{
-		{"pid": "1", "name": "init", "secret": "s1", "ratio": "0.5", "uid": "0"},
-		{"pid": "42", "name": "bash", "secret": "s2", "ratio": "1.5", "uid": "1000"},
-		{"pid": "77", "name": "sleep", "secret": "", "ratio": "", "uid": "1000"},
-		{"pid": "100", "name": "bash", "secret": "s3", "ratio": "2", "uid": "0"},
-	})
+	}, append(slices.Clone(procsRows), rows...))
 }
 
 func newEngine(t *testing.T, list ...*tables.Table) (*Engine, *recorder) {
@@ -219,15 +222,37 @@ func TestGenerateReceivesParsedContext(t *testing.T) {
 // procsColumns names every column of procs; * leaves HIDDEN ones out.
 const procsColumns = "pid, name, secret, ratio, uid"
 
+// narrowing makes a table use the constraints as real tables do: it returns
+// only the rows that the pushed pid and name constraints allow.
+func narrowing(tbl *tables.Table) *tables.Table {
+	generate := tbl.Generate
+	tbl.Generate = func(ctx context.Context, q tables.QueryContext) ([]tables.Row, error) {
+		rows, err := generate(ctx, q)
+		pids, pidsNarrowed := q.IntEquals("pid")
+		names, namesNarrowed := q.Equals("name")
+		pidRange := q.IntRange("pid")
+		return slices.DeleteFunc(slices.Clone(rows), func(r tables.Row) bool {
+			pid, _ := strconv.ParseInt(r["pid"], 10, 64)
+			return (pidsNarrowed && !slices.Contains(pids, pid)) ||
+				(namesNarrowed && !slices.Contains(names, r["name"])) ||
+				!pidRange.Contains(pid)
+		}), err
+	}
+	return tbl
+}
+
 // Whatever the constraints, results equal SQLite filtering a plain copy of
-// the unconstrained scan.
+// the unconstrained scan, also when the table narrows its rows by them.
 func TestResultsEqualPlainScan(t *testing.T) {
-	e, _ := newEngine(t, procs())
+	// A duplicate row: SQLite's OR scans must keep both copies.
+	e, _ := newEngine(t, narrowing(procs(procsRows[1])))
 	conds := []string{
 		"pid = 42", "pid IN (1, 77, 5)", "pid != 42", "pid > 41", "pid >= 42 AND pid < 100",
 		"name = 'bash'", "name LIKE 'B%'", "name GLOB 'b*'", "name > 'c'", "name IN ('init', 'sleep')",
 		"ratio IS NULL", "ratio > 1", "uid = '1000'", "pid = '42'", "pid = 42.0", "secret = ''",
-		"name = 'bash' OR pid = 1", "pid BETWEEN 2 AND 80", "name IS NOT NULL", "pid = 42 LIMIT 1",
+		"name = 'bash' OR pid = 1", "pid = 42 OR name = 'bash'", "pid = 1 OR pid = 77 OR name LIKE 'b%'", "pid BETWEEN 2 AND 80", "name IS NOT NULL", "pid = 42 LIMIT 1",
+		"pid > 41.5", "pid < '50'", "pid IN (SELECT pid FROM procs WHERE name = 'bash')", "name = 'bash' COLLATE NOCASE",
+		"name IN (SELECT 'BASH' UNION SELECT 'init')", "1 LIMIT 2 OFFSET 1",
 	}
 	for _, cond := range conds {
 		got := query(t, e, "SELECT "+procsColumns+" FROM procs WHERE "+cond)

@@ -3,6 +3,7 @@ package sqlengine
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 
 	"github.com/osquery/osquery-go/plugin/table"
 	"modernc.org/sqlite/vtab"
@@ -124,16 +125,17 @@ func (t *vtable) Destroy() error             { return nil }
 
 // cursor walks the rows of one generate.
 type cursor struct {
-	table *vtable
-	rows  []tables.Row
-	pos   int
+	table  *vtable
+	rows   []tables.Row
+	rowids []int64
+	pos    int
 }
 
 // Filter runs one generate, as osqueryd's xFilter does: it builds the context
 // JSON, then goes through the same parser and runner as osquery mode.
 func (c *cursor) Filter(_ int, idxStr string, vals []vtab.Value) error {
 	t := c.table
-	c.rows, c.pos = nil, 0
+	c.rows, c.rowids, c.pos = nil, nil, 0
 	p, err := decodePlan(idxStr)
 	if err != nil {
 		return err
@@ -152,8 +154,34 @@ func (c *cursor) Filter(_ int, idxStr string, vals []vtab.Value) error {
 	if err != nil {
 		return err
 	}
-	c.rows, err = t.engine.runner.Generate(t.ctx, t.table.Name, q)
-	return err
+	if c.rows, err = t.engine.runner.Generate(t.ctx, t.table.Name, q); err != nil {
+		return err
+	}
+	c.rowids = rowids(t.table, c.rows)
+	return nil
+}
+
+// rowids identifies each row by its content and its rank among identical
+// rows of the generate. SQLite's multi-index OR runs one scan per branch and
+// drops rows whose rowid an earlier scan returned. osqueryd numbers each
+// generate's rows from 0, so the scans' numbers collide and it loses rows of
+// extension tables (osquery#7066, osquery#8024); a content key returns what
+// a plain scan returns, like the primary key of osqueryd's core tables.
+func rowids(t *tables.Table, rows []tables.Row) []int64 {
+	ids := make([]int64, len(rows))
+	seen := make(map[uint64]uint64, len(rows))
+	for i, r := range rows {
+		h := fnv.New64a()
+		for _, col := range t.Columns {
+			v, present := r[col.Name]
+			fmt.Fprintf(h, "%t%d:%s", present, len(v), v)
+		}
+		sum := h.Sum64()
+		fmt.Fprintf(h, "#%d", seen[sum])
+		seen[sum]++
+		ids[i] = int64(h.Sum64())
+	}
+	return ids
 }
 
 func (c *cursor) Next() error { c.pos++; return nil }
@@ -169,5 +197,10 @@ func (c *cursor) Column(i int) (vtab.Value, error) {
 	return columnValue(col.Type, s, present), nil
 }
 
-func (c *cursor) Rowid() (int64, error) { return int64(c.pos), nil }
-func (c *cursor) Close() error          { return nil }
+func (c *cursor) Rowid() (int64, error) {
+	if c.Eof() {
+		return 0, fmt.Errorf("%s: no row %d", c.table.table.Name, c.pos)
+	}
+	return c.rowids[c.pos], nil
+}
+func (c *cursor) Close() error { return nil }
