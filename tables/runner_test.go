@@ -221,21 +221,21 @@ func TestRunnerRecoversPanic(t *testing.T) {
 	boom := tableOf("boom_table", func(context.Context, QueryContext) ([]Row, error) {
 		panic("kaput")
 	})
-	nilMap := tableOf("nil_map", func(context.Context, QueryContext) ([]Row, error) {
-		var m map[string]int
-		m["x"]++
-		return nil, nil
+	// A realistic slip: reading the first = value without checking there is one.
+	firstValue := tableOf("first_value", func(_ context.Context, q QueryContext) ([]Row, error) {
+		vals, _ := q.Equals("v")
+		return []Row{{"v": vals[0]}}, nil
 	})
 	// One slot: a panic that leaked its slot would block every later call.
-	r := NewRunner([]*Table{boom, nilMap, tableOf("fine", rowsOf("ok"))}, time.Minute, 1, log)
+	r := NewRunner([]*Table{boom, firstValue, tableOf("fine", rowsOf("ok"))}, time.Minute, 1, log)
 	for range 3 {
 		_, err := r.Generate(context.Background(), "boom_table", QueryContext{})
 		if err == nil || !strings.Contains(err.Error(), "boom_table") || !strings.Contains(err.Error(), "kaput") {
 			t.Fatalf("got %v, want an error naming the table and the panic", err)
 		}
 	}
-	if _, err := r.Generate(context.Background(), "nil_map", QueryContext{}); err == nil ||
-		!strings.Contains(err.Error(), "nil_map") || !strings.Contains(err.Error(), "nil map") {
+	if _, err := r.Generate(context.Background(), "first_value", QueryContext{}); err == nil ||
+		!strings.Contains(err.Error(), "first_value") || !strings.Contains(err.Error(), "index out of range") {
 		t.Fatalf("runtime panic: got %v", err)
 	}
 	rows, err := r.Generate(context.Background(), "fine", QueryContext{})
