@@ -134,6 +134,7 @@ func register(ctx context.Context, opts options, registry osquery.ExtensionRegis
 	var deadline time.Time
 	backoff := 200 * time.Millisecond
 	for {
+		log.Debug("connecting to osqueryd", "socket", opts.socket, "timeout", opts.timeout)
 		client, err := osqueryclient.NewClient(opts.socket, opts.timeout)
 		if err != nil {
 			return nil, 0, fmt.Errorf("connecting to osqueryd: %w", err)

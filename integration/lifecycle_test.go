@@ -62,6 +62,24 @@ func TestStopsOnRequest(t *testing.T) {
 	}
 }
 
+// osqueryd may stop an extension that is still waiting for its socket.
+func TestStopsWhileWaitingForOsqueryd(t *testing.T) {
+	p := standin.Start(t, standin.BuildBinary(t), "--verbose", "--socket", filepath.Join(t.TempDir(), "later.em"), "--timeout", "30")
+	deadline := time.Now().Add(registerTimeout)
+	for !strings.Contains(p.Stderr(), "connecting to osqueryd") {
+		if time.Now().After(deadline) {
+			t.Fatalf("never started connecting:\n%s", p.Stderr())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := p.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := waitExit(t, p, stopLimit); code != 0 {
+		t.Errorf("exit code %d, want 0\nstderr:\n%s", code, p.Stderr())
+	}
+}
+
 func TestExitsWhenOsquerydIsGone(t *testing.T) {
 	m, p, _ := launch(t, false)
 	m.Stop()
