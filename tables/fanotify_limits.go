@@ -92,20 +92,7 @@ func LimitAssessments(ctx context.Context, env *Env, names []string) ([]fanotify
 		if err != nil {
 			return nil, "", err
 		}
-		local := namespaceUIDs(env, snap, in.OwnUserNS)
-		in.Direct = make(map[fanotify.Charge]fanotify.Counts)
-		for ch, c := range snap.Direct() {
-			t := in.Direct[local(ch)]
-			t.Add(c)
-			in.Direct[local(ch)] = t
-		}
-		in.Groups = snap.GroupMarks()
-		for i := range in.Groups {
-			in.Groups[i].Charge = local(in.Groups[i].Charge)
-		}
-		in.Ancestors = snap.Ancestors
-		in.Complete = snap.Complete
-		in.Visible = snap.Visible && !procHidesOthers(env)
+		addUsage(env, snap, &in)
 		if _, ok := sysctls.Lookup(procfs.FanotifyMarks); ok {
 			if in.UnmarkedMounts, err = unmarkedMounts(ctx, env, snap); err != nil {
 				return nil, "", err
@@ -113,6 +100,30 @@ func LimitAssessments(ctx context.Context, env *Env, names []string) ([]fanotify
 		}
 	}
 	return fanotify.AssessLimits(in), kernel, nil
+}
+
+// addUsage fills in's usage from snap, each uid translated into the user
+// namespace it is charged in.
+func addUsage(env *Env, snap *fanotify.Snapshot, in *fanotify.LimitsInput) {
+	local := namespaceUIDs(env, snap, in.OwnUserNS)
+	in.Direct = make(map[fanotify.Charge]fanotify.Counts)
+	for ch, c := range snap.Direct() {
+		t := in.Direct[local(ch)]
+		t.Add(c)
+		in.Direct[local(ch)] = t
+	}
+	in.Groups = snap.GroupMarks()
+	for i := range in.Groups {
+		in.Groups[i].Charge = local(in.Groups[i].Charge)
+	}
+	in.Ancestors = make(map[uint64][]fanotify.Charge, len(snap.Ancestors))
+	for ns, chain := range snap.Ancestors {
+		for _, ch := range chain {
+			in.Ancestors[ns] = append(in.Ancestors[ns], local(ch))
+		}
+	}
+	in.Complete = snap.Complete
+	in.Visible = snap.Visible && !procHidesOthers(env)
 }
 
 // namespaceUIDs returns a function that translates a charge's uid, read
