@@ -50,60 +50,8 @@ func countKinds(g *Group) map[procfs.MarkKind]int {
 	return n
 }
 
-// testFiles creates n empty files in a new directory.
-func testFiles(t *testing.T, n int) (string, []string) {
-	dir := t.TempDir()
-	var files []string
-	for i := range n {
-		p := filepath.Join(dir, "f"+strconv.Itoa(i))
-		if err := os.WriteFile(p, nil, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		files = append(files, p)
-	}
-	return dir, files
-}
-
-// heldObjects are the groups and instances of TestSnapshotCountsSharedGroups.
-type heldObjects struct {
-	pid1, pid2 int
-	files      []string
-}
-
-// holdKnownObjects creates, as testUID holders:
-//   - group A (FAN_REPORT_FID) with 2 inode marks (one updated, costing 0),
-//     an ignore-only inode mark, a mount mark and a filesystem mark: 5 marks,
-//     held by pid1 as fds 3 and 4 (dup) and by pid2 as fd 3 (fork);
-//   - group B (FAN_UNLIMITED_MARKS) with 1 inode mark, pid2 fd 5;
-//   - group C (FAN_REPORT_MNT) with 1 mount-namespace mark, pid2 fd 6;
-//   - instance I1 with 2 watches (one added twice), pid1 fd 5;
-//   - instance I2 with none, pid2 fd 4.
-func holdKnownObjects(t *testing.T) heldObjects {
-	dir, files := testFiles(t, 4)
-	a := fanotifytest.Fanotify(t, unix.FAN_REPORT_FID)
-	fanotifytest.Mark(t, a, 0, unix.FAN_MODIFY, files[0])
-	fanotifytest.Mark(t, a, 0, unix.FAN_CLOSE_WRITE, files[0]) // mask update: same mark
-	fanotifytest.Mark(t, a, 0, unix.FAN_MODIFY, files[1])
-	fanotifytest.Mark(t, a, unix.FAN_MARK_IGNORED_MASK|unix.FAN_MARK_IGNORED_SURV_MODIFY, unix.FAN_OPEN, files[2])
-	fanotifytest.Mark(t, a, unix.FAN_MARK_MOUNT, unix.FAN_CLOSE_WRITE, "/")
-	fanotifytest.Mark(t, a, unix.FAN_MARK_FILESYSTEM, unix.FAN_CLOSE_WRITE, "/")
-	b := fanotifytest.Fanotify(t, unix.FAN_UNLIMITED_MARKS|unix.FAN_REPORT_FID)
-	fanotifytest.Mark(t, b, 0, unix.FAN_MODIFY, files[3])
-	c := fanotifytest.Fanotify(t, unix.FAN_REPORT_MNT)
-	fanotifytest.Mark(t, c, unix.FAN_MARK_MNTNS, unix.FAN_MNT_ATTACH, "/proc/self/ns/mnt")
-	i1 := fanotifytest.Inotify(t, dir, files[0], files[0])
-	i2 := fanotifytest.Inotify(t)
-
-	cred := &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: testUID, Gid: testUID}}
-	h := heldObjects{files: files}
-	h.pid1 = fanotifytest.Hold(t, cred, a, a, i1)
-	h.pid2 = fanotifytest.Hold(t, cred, a, i2, b, c)
-	fanotifytest.Close(a, b, c, i1, i2)
-	return h
-}
-
 func TestSnapshotCountsSharedGroups(t *testing.T) {
-	h := holdKnownObjects(t)
+	h := fanotifytest.HoldKnownObjects(t, testUID)
 	snap, err := newTestScanner().Snapshot(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -112,11 +60,11 @@ func TestSnapshotCountsSharedGroups(t *testing.T) {
 		t.Fatal("kcmp is available as root, yet dedup is not exact")
 	}
 
-	a := groupHeldBy(t, snap.Fanotify, h.pid1, 3)
-	if a != groupHeldBy(t, snap.Fanotify, h.pid1, 4) || a != groupHeldBy(t, snap.Fanotify, h.pid2, 3) {
+	a := groupHeldBy(t, snap.Fanotify, h.PID1, 3)
+	if a != groupHeldBy(t, snap.Fanotify, h.PID1, 4) || a != groupHeldBy(t, snap.Fanotify, h.PID2, 3) {
 		t.Fatal("a dup and a fork of one group show up as different groups")
 	}
-	wantID := strconv.Itoa(min(h.pid1, h.pid2)) + ":3"
+	wantID := strconv.Itoa(min(h.PID1, h.PID2)) + ":3"
 	if len(a.Holders) != 3 || a.ID != wantID {
 		t.Errorf("group A: %d holders, ID %s; want 3 and %s", len(a.Holders), a.ID, wantID)
 	}
@@ -128,49 +76,49 @@ func TestSnapshotCountsSharedGroups(t *testing.T) {
 		t.Errorf("group A charged to %+v", a.Charge())
 	}
 
-	b := groupHeldBy(t, snap.Fanotify, h.pid2, 5)
+	b := groupHeldBy(t, snap.Fanotify, h.PID2, 5)
 	if !b.UnlimitedMarks() || len(b.Info.Marks) != 1 || b.ChargedMarks() != 0 {
 		t.Errorf("FAN_UNLIMITED_MARKS group: unlimited %v, %d marks, charged %d; want true, 1, 0",
 			b.UnlimitedMarks(), len(b.Info.Marks), b.ChargedMarks())
 	}
-	c := groupHeldBy(t, snap.Fanotify, h.pid2, 6)
+	c := groupHeldBy(t, snap.Fanotify, h.PID2, 6)
 	if got := countKinds(c); got[procfs.MarkMntNS] != 1 || len(c.Info.Marks) != 1 {
 		t.Errorf("FAN_REPORT_MNT group marks %v, want one mntns mark", got)
 	}
 
-	if i1 := groupHeldBy(t, snap.Inotify, h.pid1, 5); len(i1.Info.Marks) != 2 || len(i1.Holders) != 1 {
+	if i1 := groupHeldBy(t, snap.Inotify, h.PID1, 5); len(i1.Info.Marks) != 2 || len(i1.Holders) != 1 {
 		t.Errorf("instance I1: %d watches, %d holders; want 2 and 1", len(i1.Info.Marks), len(i1.Holders))
 	}
-	if i2 := groupHeldBy(t, snap.Inotify, h.pid2, 4); len(i2.Info.Marks) != 0 {
+	if i2 := groupHeldBy(t, snap.Inotify, h.PID2, 4); len(i2.Info.Marks) != 0 {
 		t.Errorf("instance I2: %d watches, want 0", len(i2.Info.Marks))
 	}
 
-	want := Counts{Groups: 3, Marks: 5 + 1, Instances: 2, Watches: 2}
+	want := Counts{Groups: 4, Marks: 5 + 1, Instances: 2, Watches: 2}
 	if got := snap.Direct()[Charge{UserNS: InitialUserNS, UID: testUID}]; got != want {
 		t.Errorf("usage charged to uid %d: %+v, want %+v", testUID, got, want)
 	}
 }
 
 func TestSnapshotMarkPaths(t *testing.T) {
-	h := holdKnownObjects(t)
+	h := fanotifytest.HoldKnownObjects(t, testUID)
 	snap, err := newTestScanner().Snapshot(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := groupHeldBy(t, snap.Fanotify, h.pid1, 3)
-	holder := a.Holders[slices.IndexFunc(a.Holders, func(x Holder) bool { return x.PID == h.pid1 })]
+	a := groupHeldBy(t, snap.Fanotify, h.PID1, 3)
+	holder := a.Holders[slices.IndexFunc(a.Holders, func(x Holder) bool { return x.PID == h.PID1 })]
 	var paths []string
 	for _, m := range a.Info.Marks {
 		paths = append(paths, m.Kind.String()+" "+snap.MarkPath(holder, m))
 	}
 	slices.Sort(paths)
-	want := []string{"filesystem /", "inode " + h.files[0], "inode " + h.files[1], "inode " + h.files[2], "mount /"}
+	want := []string{"filesystem /", "inode " + h.Files[0], "inode " + h.Files[1], "inode " + h.Files[2], "mount /"}
 	if !slices.Equal(paths, want) {
 		t.Errorf("mark paths %q, want %q", paths, want)
 	}
-	i1 := groupHeldBy(t, snap.Inotify, h.pid1, 5)
+	i1 := groupHeldBy(t, snap.Inotify, h.PID1, 5)
 	for _, m := range i1.Info.Marks {
-		if p := snap.MarkPath(holder, m); p != h.files[0] && p != filepath.Dir(h.files[0]) {
+		if p := snap.MarkPath(holder, m); p != h.Files[0] && p != filepath.Dir(h.Files[0]) {
 			t.Errorf("watch wd %d resolves to %q", m.WD, p)
 		}
 	}
@@ -223,7 +171,7 @@ func TestSnapshotChargingChain(t *testing.T) {
 // Without kcmp the fds of one group cannot be matched: each counts as a
 // group of its own, and the snapshot says so.
 func TestDedupWithoutKcmpCountsPerFD(t *testing.T) {
-	h := holdKnownObjects(t)
+	h := fanotifytest.HoldKnownObjects(t, testUID)
 	walk, err := procfs.NewFS(procfs.DefaultRoot).WalkNotifyFDs(context.Background(), 2)
 	if err != nil {
 		t.Fatal(err)
@@ -233,8 +181,8 @@ func TestDedupWithoutKcmpCountsPerFD(t *testing.T) {
 		t.Error("dedup without kcmp claims to be exact")
 	}
 	for _, fd := range []int{3, 4} {
-		if g := groupHeldBy(t, groups, h.pid1, fd); len(g.Holders) != 1 || g.ID != strconv.Itoa(h.pid1)+":"+strconv.Itoa(fd) {
-			t.Errorf("pid %d fd %d: group %s with %d holders, want its own", h.pid1, fd, g.ID, len(g.Holders))
+		if g := groupHeldBy(t, groups, h.PID1, fd); len(g.Holders) != 1 || g.ID != strconv.Itoa(h.PID1)+":"+strconv.Itoa(fd) {
+			t.Errorf("pid %d fd %d: group %s with %d holders, want its own", h.PID1, fd, g.ID, len(g.Holders))
 		}
 	}
 }

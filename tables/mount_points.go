@@ -53,19 +53,12 @@ type mountMarks struct {
 	fanotifyMount, fanotifyFS, fanotifyInode, inotifyWatches int
 }
 
-// markCounts returns the fanotify and inotify marks per mount ID. A mount
-// without an entry has NULL counts. Reading every group's fdinfo is costly,
-// so it runs only when the query reads a count column.
-func markCounts(ctx context.Context, env *Env) (map[int]mountMarks, error) {
-	return nil, nil
-}
-
 func generateMountPoints(ctx context.Context, env *Env, q QueryContext) ([]Row, error) {
 	views, err := namespaceViews(ctx, env, q)
 	if err != nil {
 		return nil, err
 	}
-	var marks map[int]mountMarks
+	var marks *markTally
 	if slices.ContainsFunc(markColumns, q.Uses) {
 		if marks, err = markCounts(ctx, env); err != nil {
 			return nil, err
@@ -170,7 +163,7 @@ func skipProcess(env *Env, pid int, err error) bool {
 	return false
 }
 
-func mountRow(mntNS uint64, pid int, m *mountinfo.Info, marks map[int]mountMarks) Row {
+func mountRow(mntNS uint64, pid int, m *mountinfo.Info, marks *markTally) Row {
 	row := Row{
 		"mnt_ns":        strconv.FormatUint(mntNS, 10),
 		"pid":           strconv.Itoa(pid),
@@ -189,7 +182,8 @@ func mountRow(mntNS uint64, pid int, m *mountinfo.Info, marks map[int]mountMarks
 	for _, col := range markColumns {
 		row[col] = ""
 	}
-	if counts, counted := marks[m.ID]; counted {
+	if marks != nil {
+		counts := marks.forMount(m)
 		row["fanotify_mount_marks"] = strconv.Itoa(counts.fanotifyMount)
 		row["fanotify_fs_marks"] = strconv.Itoa(counts.fanotifyFS)
 		row["fanotify_inode_marks"] = strconv.Itoa(counts.fanotifyInode)

@@ -18,11 +18,13 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/osquery-fanotify/osquery-fanotify/fanotify"
 	"github.com/osquery-fanotify/osquery-fanotify/fanotify/procfs"
 )
 
 func testEnv(root string) *Env {
-	return &Env{Proc: procfs.NewFS(root), Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	proc, log := procfs.NewFS(root), slog.New(slog.NewTextHandler(io.Discard, nil))
+	return &Env{Proc: proc, Log: log, Usage: fanotify.NewScanner(proc, 10*time.Second, log)}
 }
 
 func equals(col string, vals ...string) map[string][]Constraint {
@@ -234,9 +236,9 @@ func checkCreatedMounts(t *testing.T, got map[string]Row, want map[string]wantMo
 			r["fs_type"] != w.fsType || r["source"] != w.source || r["propagation"] != w.propagation {
 			t.Errorf("row %q = %v\nwant pid %d device %s %+v", path, r, ns.pid, device, w)
 		}
-		for _, col := range markColumns {
-			if v, ok := r[col]; !ok || v != "" {
-				t.Errorf("row %q: %s = %q, want NULL (empty)", path, col, v)
+		for _, col := range markColumns { // nothing marks a new private tmpfs
+			if v, ok := r[col]; !ok || v != "0" {
+				t.Errorf("row %q: %s = %q, want 0", path, col, v)
 			}
 		}
 	}
@@ -455,8 +457,9 @@ func TestMountPointsSkipsUnreadableProcesses(t *testing.T) {
 		// The uid change is this thread's alone (a raw setresuid, not Go's
 		// all-threads one); the thread stays locked and is discarded.
 		runtime.LockOSThread()
-		if err := unix.Setresuid(-1, 65534, -1); err != nil {
-			done <- result{err: err}
+		// unix.Setresuid is Go's all-threads setresuid: use the raw call.
+		if _, _, errno := unix.RawSyscall(unix.SYS_SETRESUID, ^uintptr(0), 65534, ^uintptr(0)); errno != 0 {
+			done <- result{err: errno}
 			return
 		}
 		rows, err := mountPoints(env).Generate(context.Background(), NewQueryContext(nil, nil))

@@ -50,6 +50,10 @@ func All(env *Env) []*Table {
 	return []*Table{
 		mountPoints(env),
 		fanotifyLimits(env),
+		fanotifyGroups(env),
+		fanotifyMarks(env),
+		inotifyInstances(env),
+		inotifyWatches(env),
 		fanotifyFeatures(),
 		fanotifyEvents(env),
 		fanotifyCollector(env),

@@ -1,0 +1,74 @@
+package tables
+
+import (
+	"context"
+
+	"github.com/osquery/osquery-go/plugin/table"
+
+	"github.com/osquery-fanotify/osquery-fanotify/fanotify"
+	"github.com/osquery-fanotify/osquery-fanotify/fanotify/procfs"
+)
+
+// fanotifyGroups lists every fanotify group once, however many fds and
+// processes hold it, with the marks it costs.
+func fanotifyGroups(env *Env) *Table {
+	cols := append([]table.ColumnDefinition{
+		text("group_id", "pid:fd of the lowest-pid holder (lowest fd on ties): stable whichever pid a query asks for", index),
+	}, groupHolderColumns()...)
+	cols = append(cols,
+		bigint("group_flags", "fanotify_init flags"),
+		text("group_flags_names", "fanotify_init flags by name, such as FAN_CLASS_NOTIF|FAN_REPORT_FID"),
+		text("class", "notif, content or pre_content"),
+		integer("unlimited_marks", "1 for FAN_UNLIMITED_MARKS: its marks are not charged against max_user_marks"),
+		integer("unlimited_queue", "1 for FAN_UNLIMITED_QUEUE"),
+		bigint("marks", "Marks of the group, of every type"),
+		bigint("inode_marks", "Inode marks"),
+		bigint("mount_marks", "Mount marks (FAN_MARK_MOUNT)"),
+		bigint("fs_marks", "Superblock marks (FAN_MARK_FILESYSTEM)"),
+		bigint("mntns_marks", "Mount-namespace marks (FAN_MARK_MNTNS)"),
+	)
+	return &Table{
+		Name:        "fanotify_groups",
+		Description: "fanotify groups, one row each however many fds hold them, with their flags, marks and charge.",
+		Columns:     cols,
+		Generate: func(ctx context.Context, q QueryContext) ([]Row, error) {
+			nq, err := newNotifyQuery(ctx, env, q, procfs.SubsystemFanotify, "group_id")
+			if err != nil {
+				return nil, err
+			}
+			var rows []Row
+			for _, g := range nq.groups {
+				if nq.wantGroup(g) && nq.wantPID(g.Primary().PID) {
+					rows = append(rows, fanotifyGroupRow(g))
+				}
+			}
+			return rows, nil
+		},
+	}
+}
+
+func fanotifyGroupRow(g *fanotify.Group) Row {
+	row := groupHolderRow(g)
+	row["group_id"] = g.ID
+	flags := g.Info.GroupFlags
+	row["group_flags"] = formatUint(uint64(flags))
+	row["group_flags_names"] = fanotify.GroupFlagNames(flags)
+	row["class"] = fanotify.GroupClass(flags)
+	row["unlimited_marks"] = boolInt(g.UnlimitedMarks())
+	row["unlimited_queue"] = boolInt(g.UnlimitedQueue())
+	kinds := make(map[procfs.MarkKind]int)
+	for _, m := range g.Info.Marks {
+		kinds[m.Kind]++
+	}
+	row["marks"] = markCount(g, len(g.Info.Marks))
+	row["inode_marks"] = markCount(g, kinds[procfs.MarkInode])
+	row["mount_marks"] = markCount(g, kinds[procfs.MarkMount])
+	row["fs_marks"] = markCount(g, kinds[procfs.MarkFilesystem])
+	row["mntns_marks"] = markCount(g, kinds[procfs.MarkMntNS])
+	if g.ParseErr != nil {
+		for _, col := range []string{"group_flags", "group_flags_names", "class", "unlimited_marks", "unlimited_queue"} {
+			row[col] = ""
+		}
+	}
+	return row
+}

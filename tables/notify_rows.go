@@ -1,0 +1,169 @@
+package tables
+
+import (
+	"context"
+	"slices"
+	"strconv"
+
+	"github.com/moby/sys/mountinfo"
+	"github.com/osquery/osquery-go/plugin/table"
+
+	"github.com/osquery-fanotify/osquery-fanotify/fanotify"
+	"github.com/osquery-fanotify/osquery-fanotify/fanotify/procfs"
+)
+
+// What the fanotify_groups, fanotify_marks, inotify_instances and
+// inotify_watches tables share: one snapshot per query, the pid and id
+// pushdown, and the holder columns.
+
+// notifyQuery is a query on one of the four tables, with its pushdown.
+type notifyQuery struct {
+	snap   *fanotify.Snapshot
+	q      QueryContext
+	idCol  string
+	pids   []int64
+	byPID  bool
+	ids    []string
+	byID   bool
+	groups []*fanotify.Group
+}
+
+// newNotifyQuery takes the shared snapshot. The snapshot always covers the
+// whole host, so that group ids (the lowest-pid holder) and primary_holder
+// do not depend on the pids a query asks for: constraints only skip rows.
+func newNotifyQuery(ctx context.Context, env *Env, q QueryContext, subsystem, idCol string) (*notifyQuery, error) {
+	snap, err := env.Usage.Snapshot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	nq := &notifyQuery{snap: snap, q: q, idCol: idCol, groups: snap.Inotify}
+	if subsystem == procfs.SubsystemFanotify {
+		nq.groups = snap.Fanotify
+	}
+	nq.pids, nq.byPID = q.IntEquals("pid")
+	nq.ids, nq.byID = q.Equals(idCol)
+	return nq, nil
+}
+
+// wantGroup applies the id constraint.
+func (nq *notifyQuery) wantGroup(g *fanotify.Group) bool {
+	return !nq.byID || slices.Contains(nq.ids, g.ID)
+}
+
+// wantPID applies the pid constraint.
+func (nq *notifyQuery) wantPID(pid int) bool {
+	return !nq.byPID || slices.Contains(nq.pids, int64(pid))
+}
+
+// The holder columns of the per-mark tables.
+func holderColumns() []table.ColumnDefinition {
+	return []table.ColumnDefinition{
+		bigint("pid", "Process holding the fd", index),
+		text("process", "Command name of the process"),
+		bigint("uid", "Effective uid of the process"),
+		bigint("user_ns", "User namespace of the process (inode of /proc/PID/ns/user)"),
+		bigint("mnt_ns", "Mount namespace of the process (inode of /proc/PID/ns/mnt)"),
+		text("cgroup", "Cgroup of the process"),
+		bigint("fd", "The fd through which the process holds the group"),
+	}
+}
+
+func holderRow(h fanotify.Holder) Row {
+	return Row{
+		"pid":     strconv.Itoa(h.PID),
+		"process": h.Comm,
+		"uid":     formatUint(uint64(h.EUID)),
+		"user_ns": formatUint(h.UserNS),
+		"mnt_ns":  formatUint(h.MntNS),
+		"cgroup":  h.Cgroup,
+		"fd":      strconv.Itoa(h.FD),
+	}
+}
+
+// The primary-holder and charge columns of the per-group tables.
+func groupHolderColumns() []table.ColumnDefinition {
+	return []table.ColumnDefinition{
+		integer("holders", "Number of fds holding it, over every process (dup, fork, SCM_RIGHTS)"),
+		bigint("pid", "Lowest pid among the holders", index),
+		text("process", "Command name of that process"),
+		bigint("uid", "Effective uid of that process"),
+		text("cgroup", "Cgroup of that process"),
+		bigint("charged_uid", "uid charged against the per-user limits: the holder's effective uid, an estimate (the creator is not visible in /proc)"),
+		bigint("charged_user_ns", "User namespace charged: the holder's; the namespace owners above it are charged too"),
+	}
+}
+
+func groupHolderRow(g *fanotify.Group) Row {
+	p, ch := g.Primary(), g.Charge()
+	return Row{
+		"holders":         strconv.Itoa(len(g.Holders)),
+		"pid":             strconv.Itoa(p.PID),
+		"process":         p.Comm,
+		"uid":             formatUint(uint64(p.EUID)),
+		"cgroup":          p.Cgroup,
+		"charged_uid":     formatUint(uint64(ch.UID)),
+		"charged_user_ns": formatUint(ch.UserNS),
+	}
+}
+
+// markCount renders a count of g's marks, NULL when its fdinfo did not parse.
+func markCount(g *fanotify.Group, n int) string {
+	if g.ParseErr != nil {
+		return ""
+	}
+	return strconv.Itoa(n)
+}
+
+func formatUint(v uint64) string { return strconv.FormatUint(v, 10) }
+
+// markTally counts every mark of a snapshot once: mount marks by mount ID,
+// the others by filesystem, since they sit on its superblock or inodes.
+type markTally struct {
+	byMount map[uint64]int
+	byDev   map[procfs.Dev]mountMarks
+}
+
+// markCounts tallies the marks of the shared snapshot for mount_points.
+// Walking every group's fdinfo is costly, so it runs only when the query
+// reads a count column.
+func markCounts(ctx context.Context, env *Env) (*markTally, error) {
+	snap, err := env.Usage.Snapshot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	t := &markTally{byMount: make(map[uint64]int), byDev: make(map[procfs.Dev]mountMarks)}
+	for _, groups := range [][]*fanotify.Group{snap.Fanotify, snap.Inotify} {
+		for _, g := range groups {
+			for _, m := range g.Info.Marks {
+				t.add(m)
+			}
+		}
+	}
+	return t, nil
+}
+
+func (t *markTally) add(m procfs.Mark) {
+	c := t.byDev[m.Dev]
+	switch m.Kind {
+	case procfs.MarkMount:
+		t.byMount[m.MountID]++
+		return
+	case procfs.MarkFilesystem:
+		c.fanotifyFS++
+	case procfs.MarkInode:
+		c.fanotifyInode++
+	case procfs.InotifyWatch:
+		c.inotifyWatches++
+	default:
+		return
+	}
+	t.byDev[m.Dev] = c
+}
+
+// forMount returns the counts of one mount: its own mount marks, and the
+// marks of its filesystem (the same on every mount of the device).
+func (t *markTally) forMount(m *mountinfo.Info) mountMarks {
+	c := t.byDev[procfs.Dev{Major: uint32(m.Major), Minor: uint32(m.Minor)}]
+	c.fanotifyMount = t.byMount[uint64(m.ID)]
+	return c
+}

@@ -1,0 +1,231 @@
+package tables
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/osquery-fanotify/osquery-fanotify/extension/config"
+	"github.com/osquery-fanotify/osquery-fanotify/fanotify/fanotifytest"
+)
+
+// notifyTestUID is the euid of the processes holding the known objects.
+const notifyTestUID = 3123456790
+
+func notifyRunner(t testing.TB) *Runner {
+	env := NewEnv(config.Default(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	t.Cleanup(env.Close)
+	return NewRunner(All(env), time.Minute, 4, env.Log)
+}
+
+// query runs a generate; cols nil reads every column.
+func query(t testing.TB, r *Runner, table string, constraints map[string][]Constraint, cols []string) []Row {
+	t.Helper()
+	rows, err := r.Generate(context.Background(), table, NewQueryContext(constraints, cols))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rows
+}
+
+// rowsWhere keeps the rows whose col is val.
+func rowsWhere(rows []Row, col, val string) []Row {
+	var out []Row
+	for _, r := range rows {
+		if r[col] == val {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func sumCol(t testing.TB, rows []Row, col string) int {
+	t.Helper()
+	n := 0
+	for _, r := range rows {
+		v, err := strconv.Atoi(r[col])
+		if err != nil {
+			t.Fatalf("%s = %q: %v", col, r[col], err)
+		}
+		n += v
+	}
+	return n
+}
+
+func id(pid, fd int) string { return strconv.Itoa(pid) + ":" + strconv.Itoa(fd) }
+
+func TestFanotifyGroupsCountsKnownGroups(t *testing.T) {
+	k := fanotifytest.HoldKnownObjects(t, notifyTestUID)
+	rows := query(t, notifyRunner(t), "fanotify_groups", nil, nil)
+	mine := rowsWhere(rows, "charged_uid", strconv.Itoa(notifyTestUID))
+	if len(mine) != 4 {
+		t.Fatalf("%d groups charged to uid %d, want 4: %v", len(mine), notifyTestUID, mine)
+	}
+	want := map[string]Row{
+		id(k.PID1, 3): {"holders": "3", "pid": strconv.Itoa(k.PID1), "process": "sleep", "marks": "5", "inode_marks": "3",
+			"mount_marks": "1", "fs_marks": "1", "mntns_marks": "0", "class": "notif", "unlimited_marks": "0",
+			"group_flags_names": "FAN_CLASS_NOTIF|FAN_CLOEXEC|FAN_REPORT_FID"},
+		id(k.PID2, 5): {"holders": "1", "marks": "1", "inode_marks": "1", "unlimited_marks": "1",
+			"group_flags_names": "FAN_CLASS_NOTIF|FAN_CLOEXEC|FAN_UNLIMITED_MARKS|FAN_REPORT_FID"},
+		id(k.PID2, 6): {"holders": "1", "marks": "1", "mntns_marks": "1", "inode_marks": "0"},
+		id(k.PID1, 6): {"holders": "1", "marks": "0"},
+	}
+	for gid, cols := range want {
+		got := rowsWhere(mine, "group_id", gid)
+		if len(got) != 1 {
+			t.Errorf("group %s: %d rows", gid, len(got))
+			continue
+		}
+		for col, v := range cols {
+			if got[0][col] != v {
+				t.Errorf("group %s: %s = %q, want %q", gid, col, got[0][col], v)
+			}
+		}
+	}
+}
+
+// A query constrained to the second holder of a shared group still sees the
+// group under the lowest-pid holder's id, and not as its primary holder.
+func TestFanotifyMarksPidConstraintKeepsGroupIdentity(t *testing.T) {
+	k := fanotifytest.HoldKnownObjects(t, notifyTestUID)
+	r := notifyRunner(t)
+	all := rowsWhere(query(t, r, "fanotify_marks", nil, nil), "group_id", id(k.PID1, 3))
+	if len(all) != 15 || sumCol(t, all, "primary_holder") != 5 {
+		t.Fatalf("group A: %d rows, SUM(primary_holder) %d; want 15 (5 marks x 3 fds) and 5",
+			len(all), sumCol(t, all, "primary_holder"))
+	}
+	second := query(t, r, "fanotify_marks", equals("pid", strconv.Itoa(k.PID2)), nil)
+	a := rowsWhere(second, "group_id", id(k.PID1, 3))
+	if len(a) != 5 || sumCol(t, a, "primary_holder") != 0 {
+		t.Errorf("pid %d: %d rows of group A with SUM(primary_holder) %d, want 5 and 0", k.PID2, len(a), sumCol(t, a, "primary_holder"))
+	}
+	for _, row := range second {
+		if row["pid"] != strconv.Itoa(k.PID2) {
+			t.Fatalf("pid constraint returned a row of pid %s", row["pid"])
+		}
+	}
+	types := map[string]int{}
+	for _, row := range rowsWhere(all, "pid", strconv.Itoa(k.PID1)) {
+		if row["fd"] == "3" {
+			types[row["mark_type"]]++
+		}
+	}
+	if types["inode"] != 3 || types["mount"] != 1 || types["filesystem"] != 1 {
+		t.Errorf("mark types of group A: %v", types)
+	}
+	none := rowsWhere(query(t, r, "fanotify_marks", equals("group_id", id(k.PID1, 6)), nil), "group_id", id(k.PID1, 6))
+	if len(none) != 1 || none[0]["mark_type"] != "none" {
+		t.Errorf("group without marks: %v, want one row of type none", none)
+	}
+}
+
+func TestFanotifyMarksPathOnlyWhenUsed(t *testing.T) {
+	k := fanotifytest.HoldKnownObjects(t, notifyTestUID)
+	r := notifyRunner(t)
+	ignoreOnly := func(cols []string) Row {
+		rows := query(t, r, "fanotify_marks", equals("group_id", id(k.PID1, 3)), cols)
+		for _, row := range rows {
+			if row["pid"] == strconv.Itoa(k.PID1) && row["fd"] == "3" && row["mask"] == "0" {
+				return row
+			}
+		}
+		t.Fatalf("no ignore-only mark among %v", rows)
+		return nil
+	}
+	row := ignoreOnly(nil)
+	if row["path"] != k.Files[2] || row["ignored_mask_names"] != "FAN_OPEN" ||
+		row["mark_flags_names"] != "FAN_MARK_IGNORED_SURV_MODIFY" || row["mark_type"] != "inode" {
+		t.Errorf("ignore-only mark: %v", row)
+	}
+	if row := ignoreOnly([]string{"mask", "pid", "fd"}); row["path"] != "" {
+		t.Errorf("path %q resolved though the query does not read it", row["path"])
+	}
+}
+
+func TestInotifyTablesCountKnownInstances(t *testing.T) {
+	k := fanotifytest.HoldKnownObjects(t, notifyTestUID)
+	r := notifyRunner(t)
+	instances := rowsWhere(query(t, r, "inotify_instances", nil, nil), "charged_uid", strconv.Itoa(notifyTestUID))
+	if len(instances) != 2 {
+		t.Fatalf("%d instances charged to uid %d, want 2", len(instances), notifyTestUID)
+	}
+	for _, want := range []struct {
+		id      string
+		watches string
+	}{{id(k.PID1, 5), "2"}, {id(k.PID2, 4), "0"}} {
+		got := rowsWhere(instances, "instance_id", want.id)
+		if len(got) != 1 || got[0]["watches"] != want.watches || got[0]["holders"] != "1" {
+			t.Errorf("instance %s: %v, want %s watches", want.id, got, want.watches)
+		}
+	}
+	watches := query(t, r, "inotify_watches", equals("pid", strconv.Itoa(k.PID1)), nil)
+	paths := map[string]bool{}
+	for _, w := range rowsWhere(watches, "instance_id", id(k.PID1, 5)) {
+		paths[w["path"]] = true
+		if w["primary_holder"] != "1" || w["mask_names"] != "IN_MODIFY" {
+			t.Errorf("watch %v", w)
+		}
+	}
+	if len(paths) != 2 || !paths[k.Dir] || !paths[k.Files[0]] {
+		t.Errorf("watched paths %v, want %s and %s", paths, k.Dir, k.Files[0])
+	}
+	if empty := rowsWhere(watches, "instance_id", id(k.PID2, 4)); len(empty) != 0 {
+		t.Errorf("an instance without watches has rows: %v", empty)
+	}
+}
+
+// Marks on a private tmpfs and a bind mount of it: mount marks count per
+// mount (a mark through a subdirectory reuses its mount's), superblock and
+// inode marks and watches per filesystem, so they repeat on both mounts.
+func TestMountPointsMarkCounts(t *testing.T) {
+	ns := newPrivateNamespace(t)
+	dir := t.TempDir()
+	src, bind := filepath.Join(dir, "src"), filepath.Join(dir, "bind")
+	ns.run(t, func() error {
+		if err := unix.Mount("marks", dir, "tmpfs", 0, "size=1m"); err != nil {
+			return err
+		}
+		for _, d := range []string{src, bind} {
+			if err := os.Mkdir(d, 0o755); err != nil {
+				return err
+			}
+		}
+		if err := os.WriteFile(filepath.Join(src, "file"), nil, 0o600); err != nil {
+			return err
+		}
+		return unix.Mount(src, bind, "", unix.MS_BIND, "")
+	})
+	// Paths below /proc/PID/root reach the namespace's mounts.
+	inNS := func(p string) string { return fmt.Sprintf("/proc/%d/root%s", ns.pid, p) }
+	g := fanotifytest.Fanotify(t, unix.FAN_REPORT_FID)
+	fanotifytest.Mark(t, g, unix.FAN_MARK_MOUNT, unix.FAN_CLOSE_WRITE, inNS(dir))
+	fanotifytest.Mark(t, g, unix.FAN_MARK_MOUNT, unix.FAN_CLOSE_WRITE, inNS(src)) // the same mount
+	fanotifytest.Mark(t, g, unix.FAN_MARK_MOUNT, unix.FAN_CLOSE_WRITE, inNS(bind))
+	fanotifytest.Mark(t, g, unix.FAN_MARK_FILESYSTEM, unix.FAN_CLOSE_WRITE, inNS(bind))
+	fanotifytest.Mark(t, g, 0, unix.FAN_MODIFY, inNS(filepath.Join(src, "file")))
+	in := fanotifytest.Inotify(t, inNS(src), inNS(filepath.Join(src, "file")))
+	fanotifytest.Hold(t, nil, g, g, in) // two fds of one group count once
+	fanotifytest.Close(g, in)
+
+	rows := query(t, notifyRunner(t), "mount_points", equals("mnt_ns", strconv.FormatUint(ns.mntNS, 10)), nil)
+	got := rowsUnder(rows, ns.mntNS, dir)
+	for _, path := range []string{dir, bind} {
+		want := Row{"fanotify_mount_marks": "1", "fanotify_fs_marks": "1", "fanotify_inode_marks": "1", "inotify_watches": "2"}
+		for col, v := range want {
+			if got[path][col] != v {
+				t.Errorf("%s: %s = %q, want %q", path, col, got[path][col], v)
+			}
+		}
+	}
+	if len(got) != 2 {
+		t.Errorf("mounts under %s: %v", dir, got)
+	}
+}
