@@ -16,9 +16,9 @@ import (
 	"github.com/osquery-fanotify/osquery-fanotify/integration/standin"
 )
 
-// runQuery runs `fanotify.ext query ARGS...` and returns stdout, stderr and
+// queryCommand runs `fanotify.ext query ARGS...` and returns stdout, stderr and
 // the exit code.
-func runQuery(t *testing.T, args ...string) (stdout, stderr string, code int) {
+func queryCommand(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	cmd := exec.Command(standin.BuildBinary(t), append([]string{"query", "--config", "/nonexistent"}, args...)...)
 	var out, errOut bytes.Buffer
@@ -34,9 +34,9 @@ func runQuery(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	return out.String(), errOut.String(), code
 }
 
-func queryJSON(t *testing.T, sql string) []map[string]string {
+func queryCommandJSON(t *testing.T, sql string) []map[string]string {
 	t.Helper()
-	out, errOut, code := runQuery(t, "--json", sql)
+	out, errOut, code := queryCommand(t, "--json", sql)
 	if code != 0 {
 		t.Fatalf("%s: exit %d: %s", sql, code, errOut)
 	}
@@ -47,9 +47,9 @@ func queryJSON(t *testing.T, sql string) []map[string]string {
 	return rows
 }
 
-// canonical renders rows over cols as sorted JSON lines; an absent key and
+// canonicalRows renders rows over cols as sorted JSON lines; an absent key and
 // NULL both print as "" in osqueryi's output.
-func canonical(t *testing.T, rows []map[string]string, cols []string) []string {
+func canonicalRows(t *testing.T, rows []map[string]string, cols []string) []string {
 	t.Helper()
 	var lines []string
 	for _, r := range rows {
@@ -94,12 +94,12 @@ func TestQueryMatchesGenerate(t *testing.T) {
 		t.Fatalf("generate returned %d rows of namespace %s, want at least %d", len(generated), ns.mntNS, len(ns.names)+1)
 	}
 
-	got := queryJSON(t, "SELECT "+strings.Join(cols, ", ")+" FROM mount_points WHERE mnt_ns = "+ns.mntNS)
-	if g, w := canonical(t, got, cols), canonical(t, generated, cols); !slices.Equal(g, w) {
+	got := queryCommandJSON(t, "SELECT "+strings.Join(cols, ", ")+" FROM mount_points WHERE mnt_ns = "+ns.mntNS)
+	if g, w := canonicalRows(t, got, cols), canonicalRows(t, generated, cols); !slices.Equal(g, w) {
 		t.Errorf("query --json:\n%s\ngenerate:\n%s", strings.Join(g, "\n"), strings.Join(w, "\n"))
 	}
 
-	count := queryJSON(t, "SELECT COUNT(*) AS n FROM mount_points WHERE mnt_ns = "+ns.mntNS)
+	count := queryCommandJSON(t, "SELECT COUNT(*) AS n FROM mount_points WHERE mnt_ns = "+ns.mntNS)
 	if want := []map[string]string{{"n": strconv.Itoa(len(generated))}}; !slices.EqualFunc(count, want, maps.Equal) {
 		t.Errorf("COUNT(*) = %v, want %v", count, want)
 	}
@@ -107,7 +107,7 @@ func TestQueryMatchesGenerate(t *testing.T) {
 
 func TestQueryCountAllMounts(t *testing.T) {
 	ns := newHostileNamespace(t)
-	rows := queryJSON(t, "SELECT COUNT(*) AS n FROM mount_points")
+	rows := queryCommandJSON(t, "SELECT COUNT(*) AS n FROM mount_points")
 	if len(rows) != 1 || len(rows[0]) != 1 {
 		t.Fatalf("got %v, want one object with n", rows)
 	}
@@ -120,7 +120,7 @@ func TestQueryCountAllMounts(t *testing.T) {
 
 func TestQueryPrintsTable(t *testing.T) {
 	ns := newHostileNamespace(t)
-	out, errOut, code := runQuery(t, "SELECT mnt_ns, COUNT(*) AS mounts FROM mount_points WHERE mnt_ns = "+ns.mntNS+" GROUP BY mnt_ns")
+	out, errOut, code := queryCommand(t, "SELECT mnt_ns, COUNT(*) AS mounts FROM mount_points WHERE mnt_ns = "+ns.mntNS+" GROUP BY mnt_ns")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
@@ -148,12 +148,12 @@ func TestQueryErrors(t *testing.T) {
 		"SELECT * FROM mount_points, (":   "incomplete input",
 		"SELECT 1; SELECT * FROM nowhere": "no such table: nowhere",
 	} {
-		out, errOut, code := runQuery(t, sql)
+		out, errOut, code := queryCommand(t, sql)
 		if code != 1 || errOut != "Error: "+msg+"\n" || out != "" {
 			t.Errorf("%s: exit %d, stdout %q, stderr %q; want exit 1 and %q", sql, code, out, errOut, msg)
 		}
 	}
-	if _, errOut, code := runQuery(t); code != 1 || !strings.Contains(errOut, "usage") {
+	if _, errOut, code := queryCommand(t); code != 1 || !strings.Contains(errOut, "usage") {
 		t.Errorf("no SQL: exit %d, stderr %q", code, errOut)
 	}
 }
@@ -168,7 +168,7 @@ func TestQueryOddInput(t *testing.T) {
 		"WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < 3) SELECT * FROM c",
 		"ATTACH '/nonexistent/dir/db' AS x",
 	} {
-		_, errOut, code := runQuery(t, sql)
+		_, errOut, code := queryCommand(t, sql)
 		if (code != 0 && code != 1) || strings.Contains(errOut, "panic") || strings.Contains(errOut, "goroutine") {
 			t.Errorf("%q: exit %d, stderr %q", sql, code, errOut)
 		}
