@@ -92,14 +92,16 @@ func gatherReport(ctx context.Context, env *tables.Env) (reportData, error) {
 	if d.snap, err = env.Usage.Snapshot(ctx); err != nil {
 		return d, err
 	}
-	if d.limits, d.kernel, err = tables.LimitAssessments(ctx, env, nil); err != nil {
+	if d.limits, d.kernel, err = tables.LimitAssessments(ctx, env, tables.LimitFilter{}); err != nil {
 		return d, err
 	}
 	d.mounts, err = tables.MountsPerNamespace(ctx, env, d.snap)
 	return d, err
 }
 
-// exitCode is the worst risk: critical, then warning, then unknown.
+// exitCode is the worst risk: critical, then warning, then unknown. A
+// child namespace's own limit, unreadable from outside it, does not make
+// the host unknown: its usage is rated again where its owner is charged.
 func exitCode(as []fanotify.Assessment) int {
 	code := exitOK
 	for _, a := range as {
@@ -109,13 +111,17 @@ func exitCode(as []fanotify.Assessment) int {
 		case fanotify.RiskWarning:
 			code = exitWarning
 		case fanotify.RiskUnknown:
-			if code == exitOK {
+			if code == exitOK && !hiddenLimit(a) {
 				code = exitUnknown
 			}
 		}
 	}
 	return code
 }
+
+// hiddenLimit reports a child namespace's limit that only its members can
+// read.
+func hiddenLimit(a fanotify.Assessment) bool { return !a.LimitKnown }
 
 // isTerminal reports whether f is a terminal.
 func isTerminal(f *os.File) bool {
@@ -285,8 +291,12 @@ func (p printer) mountsReport(d reportData) {
 
 func (p printer) risks(as []fanotify.Assessment) {
 	p.heading("Risks")
-	n := 0
+	n, hidden := 0, 0
 	for _, a := range as {
+		if hiddenLimit(a) {
+			hidden++
+			continue
+		}
 		if a.Risk == fanotify.RiskOK {
 			continue
 		}
@@ -300,6 +310,9 @@ func (p printer) risks(as []fanotify.Assessment) {
 	if n == 0 {
 		fmt.Fprintln(p.w, "none: every limit is below its warning threshold")
 	}
+	if hidden > 0 {
+		fmt.Fprintf(p.w, "%d limits of child user namespaces are readable only inside them (user.max_*); their usage is rated above where their owners are charged.\n", hidden)
+	}
 }
 
 func riskWhy(a fanotify.Assessment) string {
@@ -310,10 +323,7 @@ func riskWhy(a fanotify.Assessment) string {
 	case fanotify.ReasonProjection:
 		why = fmt.Sprintf("marking every mount needs %d of %d", a.Projected, a.Value)
 	case fanotify.ReasonNoAccess:
-		why = "not visible from here"
-		if !a.LimitKnown {
-			why = "the namespace's own limit is readable only inside it"
-		}
+		why = "other processes are not visible from here"
 	}
 	if a.Attribution == fanotify.AttributionEstimated {
 		why += " (over the limit, so some holders changed uid: attribution estimated)"

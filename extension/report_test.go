@@ -220,7 +220,7 @@ func TestReportColourOnTerminalOnly(t *testing.T) {
 	}
 	var out bytes.Buffer
 	p := printer{w: &out, color: true}
-	p.risks([]fanotify.Assessment{{Risk: fanotify.RiskCritical, Reason: fanotify.ReasonUsage}})
+	p.risks([]fanotify.Assessment{{Risk: fanotify.RiskCritical, Reason: fanotify.ReasonUsage, LimitKnown: true}})
 	if !strings.Contains(out.String(), "\x1b[1;31mCRITICAL\x1b[0m") {
 		t.Errorf("coloured critical: %q", out.String())
 	}
@@ -231,10 +231,12 @@ func TestReportExitCodePrecedence(t *testing.T) {
 	rated := func(risks ...string) []fanotify.Assessment {
 		as := make([]fanotify.Assessment, len(risks))
 		for i, r := range risks {
-			as[i].Risk = r
+			as[i].Risk, as[i].LimitKnown = r, true
 		}
 		return as
 	}
+	// A rootless container's own limit, unreadable from the host.
+	hiddenChildLimit := fanotify.Assessment{Risk: fanotify.RiskUnknown, Reason: fanotify.ReasonNoAccess}
 	ok, warn, crit, unknown := fanotify.RiskOK, fanotify.RiskWarning, fanotify.RiskCritical, fanotify.RiskUnknown
 	for _, c := range []struct {
 		as   []fanotify.Assessment
@@ -245,6 +247,8 @@ func TestReportExitCodePrecedence(t *testing.T) {
 		{rated(unknown, warn, ok), exitWarning},
 		{rated(crit, warn, unknown), exitCritical},
 		{rated(unknown, warn, crit, ok), exitCritical},
+		{append(rated(ok), hiddenChildLimit), exitOK},
+		{append(rated(warn), hiddenChildLimit), exitWarning},
 	} {
 		if got := exitCode(c.as); got != c.want {
 			t.Errorf("exitCode(%v) = %d, want %d", c.as, got, c.want)

@@ -42,29 +42,44 @@ func fanotifyLimits(env *Env) *Table {
 			text("kernel_version", "Running kernel release"),
 		},
 		Generate: func(ctx context.Context, q QueryContext) ([]Row, error) {
-			as, kernel, err := LimitAssessments(ctx, env, limitNames(q))
+			as, kernel, err := LimitAssessments(ctx, env, limitFilter(q))
 			if err != nil {
 				return nil, err
 			}
-			return limitRows(as, kernel, q), nil
+			rows := make([]Row, 0, len(as))
+			for _, a := range as {
+				rows = append(rows, limitRow(a, kernel))
+			}
+			return rows, nil
 		},
 	}
 }
 
-// limitNames returns the limit names the query restricts name to; nil
-// means all of them.
-func limitNames(q QueryContext) []string {
-	names, ok := q.Equals("name")
-	if !ok {
-		return nil
-	}
-	return names
+// LimitFilter narrows LimitAssessments; a nil field allows everything.
+type LimitFilter struct {
+	Names []string // limit names (max_user_marks, ...)
+	UIDs  []int64  // charged uids
 }
 
-// LimitAssessments rates the limits named in names (all when nil) against
-// one shared snapshot, and returns the kernel release with them. The report
-// subcommand and the table both start here.
-func LimitAssessments(ctx context.Context, env *Env, names []string) ([]fanotify.Assessment, string, error) {
+// limitFilter pushes the query's name and uid equalities down.
+func limitFilter(q QueryContext) LimitFilter {
+	var f LimitFilter
+	f.Names, _ = q.Equals("name")
+	f.UIDs, _ = q.IntEquals("uid")
+	return f
+}
+
+func (f LimitFilter) allowsName(name string) bool {
+	return f.Names == nil || slices.Contains(f.Names, name)
+}
+func (f LimitFilter) allowsUID(uid uint32) bool {
+	return f.UIDs == nil || slices.Contains(f.UIDs, int64(uid))
+}
+
+// LimitAssessments rates the limits f allows against one shared snapshot,
+// and returns the kernel release with them. The report subcommand and the
+// table both start here.
+func LimitAssessments(ctx context.Context, env *Env, f LimitFilter) ([]fanotify.Assessment, string, error) {
 	sysctls, err := env.Proc.ReadSysctls()
 	if err != nil {
 		return nil, "", err
@@ -73,9 +88,7 @@ func LimitAssessments(ctx context.Context, env *Env, names []string) ([]fanotify
 	if err != nil {
 		return nil, "", err
 	}
-	sysctls.Initial = slices.DeleteFunc(sysctls.Initial, func(v procfs.LimitValue) bool {
-		return names != nil && !slices.Contains(names, v.Name)
-	})
+	sysctls.Initial = slices.DeleteFunc(sysctls.Initial, func(v procfs.LimitValue) bool { return !f.allowsName(v.Name) })
 	in := fanotify.LimitsInput{
 		Sysctls:        sysctls,
 		UnmarkedMounts: -1,
@@ -93,13 +106,15 @@ func LimitAssessments(ctx context.Context, env *Env, names []string) ([]fanotify
 			return nil, "", err
 		}
 		addUsage(env, snap, &in)
-		if _, ok := sysctls.Lookup(procfs.FanotifyMarks); ok {
+		// Only root's mark budget in the initial namespace has a projection.
+		if _, ok := sysctls.Lookup(procfs.FanotifyMarks); ok && f.allowsUID(0) {
 			if in.UnmarkedMounts, err = unmarkedMounts(ctx, env, snap); err != nil {
 				return nil, "", err
 			}
 		}
 	}
-	return fanotify.AssessLimits(in), kernel, nil
+	as := slices.DeleteFunc(fanotify.AssessLimits(in), func(a fanotify.Assessment) bool { return !f.allowsUID(a.Charge.UID) })
+	return as, kernel, nil
 }
 
 // addUsage fills in's usage from snap, each uid translated into the user
@@ -231,18 +246,6 @@ func hidesPids(superOptions string) bool {
 		}
 	}
 	return false
-}
-
-func limitRows(as []fanotify.Assessment, kernel string, q QueryContext) []Row {
-	uids, byUID := q.IntEquals("uid")
-	rows := make([]Row, 0, len(as))
-	for _, a := range as {
-		if byUID && !slices.Contains(uids, int64(a.Charge.UID)) {
-			continue
-		}
-		rows = append(rows, limitRow(a, kernel))
-	}
-	return rows
 }
 
 // limitRow renders one assessment; an empty value is NULL.
