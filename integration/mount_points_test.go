@@ -43,7 +43,7 @@ func newHostileNamespace(t *testing.T) hostileNamespace {
 	})
 	ns.pid = cmd.Process.Pid
 	// Mount only once unshare has made every mount private and exec'd.
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(5 * time.Millisecond) {
 		comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", ns.pid))
 		if err != nil {
 			t.Fatal(err)

@@ -55,6 +55,8 @@ type privateNamespace struct {
 func newPrivateNamespace(t testing.TB) privateNamespace {
 	t.Helper()
 	cmd := exec.Command("unshare", "-m", "--propagation", "private", "sleep", "600")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -63,8 +65,9 @@ func newPrivateNamespace(t testing.TB) privateNamespace {
 		cmd.Wait()
 	})
 	pid := cmd.Process.Pid
-	// unshare execs sleep only after making every mount private.
-	deadline := time.Now().Add(5 * time.Second)
+	// unshare execs sleep only after making every mount private. The
+	// deadline only stops a hang: a loaded machine takes seconds.
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
 		if err != nil {
@@ -74,7 +77,10 @@ func newPrivateNamespace(t testing.TB) privateNamespace {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("unshare did not exec sleep")
+			stat, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+			cmd.Process.Kill()
+			cmd.Wait() // stderr is complete once Wait returns
+			t.Fatalf("unshare did not exec sleep: stat %s, stderr %q", stat, stderr.String())
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
