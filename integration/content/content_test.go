@@ -545,3 +545,22 @@ func TestPoliciesFailAtRisk(t *testing.T) {
 		t.Errorf("fanotify_limits_at_risk has no max_user_instances row for uid %s: %v", uid, res.Rows)
 	}
 }
+
+// TestREADMEKeepsUp fails when the README's copy of a core check or its list
+// of shipped files falls behind queries.yml.
+func TestREADMEKeepsUp(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range load(t).CoreChecks {
+		if !strings.Contains(string(readme), c.SQL) {
+			t.Errorf("README.md lacks the current SQL of %s", c.Name)
+		}
+	}
+	for name := range generated(t) {
+		if !strings.Contains(string(readme), filepath.Base(name)) {
+			t.Errorf("README.md does not mention %s", name)
+		}
+	}
+}
