@@ -505,3 +505,16 @@ func TestLimitRowRendering(t *testing.T) {
 		t.Errorf("remediation %q", group["remediation"])
 	}
 }
+
+// One generate over the live host: a fresh walk of /proc, the sysctls and
+// every mount namespace.
+func BenchmarkFanotifyLimitsHost(b *testing.B) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	for b.Loop() {
+		env := NewEnv(config.Default(), log)
+		if _, err := fanotifyLimits(env).Generate(context.Background(), NewQueryContext(nil, nil)); err != nil {
+			b.Fatal(err)
+		}
+		env.Close()
+	}
+}
