@@ -362,11 +362,14 @@ func TestSQLPrepares(t *testing.T) {
 			columnsOf(t, standIn(t, p.Tables), p.SQL)
 		})
 	}
+	files := generated(t)
 	for _, c := range def.CoreChecks {
 		t.Run(c.Name, func(t *testing.T) {
 			if cols, _ := columnsOf(t, standIn(t, c.Tables), c.SQL); !slices.Equal(cols, c.Columns) {
 				t.Errorf("columns %v, queries.yml says %v", cols, c.Columns)
 			}
+			// The shipped file, comments included, is what Kolide users paste.
+			columnsOf(t, standIn(t, c.Tables), string(files[KolideDir+"/"+c.Name+".sql"]))
 		})
 	}
 	t.Run("discovery", func(t *testing.T) {
