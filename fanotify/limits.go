@@ -36,9 +36,6 @@ const (
 	AttributionEstimated = "estimated"
 )
 
-// recommendedMaxPct is the utilization a recommended limit leaves room for.
-const recommendedMaxPct = 50
-
 // Charge is what the kernel charges inotify and fanotify objects to: an
 // effective uid in a user namespace.
 type Charge struct {
@@ -274,21 +271,13 @@ func (in LimitsInput) risk(a Assessment) (risk, reason string) {
 	return RiskOK, ""
 }
 
-// Recommend returns the smallest power of two that keeps need at or below
-// half of it, and never less than current.
+// Recommend returns the smallest power of two at least twice need (so that
+// need stays at or below 50%), and never less than current.
 func Recommend(current, need int64) int64 {
-	if need <= 0 {
+	if need <= 0 || need > math.MaxInt64/4 {
 		return current
 	}
-	target := need * 100 / recommendedMaxPct
-	if need*100%recommendedMaxPct != 0 {
-		target++
-	}
-	if target > math.MaxInt64/2 {
-		return max(current, target)
-	}
-	pow := int64(1) << bits.Len64(uint64(target-1))
-	return max(current, pow)
+	return max(current, int64(1)<<bits.Len64(uint64(2*need-1)))
 }
 
 // Remediation is the command that lifts an at-risk limit, or what to do
