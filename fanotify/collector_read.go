@@ -19,6 +19,12 @@ import (
 // for thousands of events per system call (fatrace uses the same).
 const readBufferSize = 256 << 10
 
+// coalesceDelay is how long the reader waits after a read that did not fill
+// half the buffer, so that events arrive in batches: one system call and one
+// /proc lookup per process then serve many events. The kernel queue (16384
+// events by default) absorbs far more than arrives in this time.
+const coalesceDelay = 2 * time.Millisecond
+
 // maxCachedDirs bounds the directory-handle cache; it is emptied when full.
 const maxCachedDirs = 1 << 16
 
@@ -52,6 +58,9 @@ func (c *Collector) readLoop() {
 			continue
 		}
 		c.record(r.decode(buf[:n], time.Now().UnixNano()))
+		if n < len(buf)/2 {
+			time.Sleep(coalesceDelay)
+		}
 	}
 }
 
