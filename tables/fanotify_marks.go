@@ -3,6 +3,9 @@ package tables
 import (
 	"context"
 	"maps"
+	"slices"
+
+	"github.com/osquery/osquery-go/plugin/table"
 
 	"github.com/osquery-fanotify/osquery-fanotify/fanotify"
 	"github.com/osquery-fanotify/osquery-fanotify/fanotify/procfs"
@@ -11,40 +14,86 @@ import (
 // fanotifyMarks lists every mark once per fd holding its group, so a
 // process's view is complete; SUM(primary_holder) counts each mark once.
 func fanotifyMarks(env *Env) *Table {
-	cols := append(holderColumns(),
-		text("group_id", "The group: pid:fd of its lowest-pid holder, as in fanotify_groups", index),
-		integer("primary_holder", "1 on the rows of the group's lowest-pid holder (lowest fd on ties): SUM(primary_holder) counts each mark once"),
-		text("mark_type", "inode, mount, filesystem or mntns; none for a group without marks (one row), unknown when its fdinfo did not parse"),
-		bigint("inode", "Inode number (inode marks)"),
-		text("device", "major:minor of the filesystem (inode and filesystem marks)"),
-		bigint("mount_id", "Mount ID as in mountinfo (mount marks)"),
-		bigint("marked_mnt_ns", "Inode of the marked mount namespace (mntns marks)"),
-		text("path", "Inode: the file its handle resolves to; mount: the mount point in the holder's namespace; filesystem: a mount of the device. Empty when unknown"),
-		bigint("mask", "Events the mark reports"),
-		text("mask_names", "Events by name"),
-		bigint("ignored_mask", "Events the mark ignores"),
-		text("ignored_mask_names", "Ignored events by name"),
-		bigint("mark_flags", "Flags kept on the mark (mflags)"),
-		text("mark_flags_names", "Mark flags by name"),
-	)
 	return &Table{
 		Name:        "fanotify_marks",
 		Description: "fanotify marks, one row per mark per fd holding the group (one row of type none for a group without marks).",
-		Columns:     cols,
+		Columns: markTableColumns(
+			text("group_id", "The group: pid:fd of its lowest-pid holder, as in fanotify_groups", index),
+			"SUM(primary_holder) counts each mark once",
+			"Inode: the file its handle resolves to; mount: the mount point in the holder's namespace; filesystem: a mount of the device. Empty when unknown",
+			fanotifyMarkColumns),
 		Generate: func(ctx context.Context, q QueryContext) ([]Row, error) {
 			nq, err := newNotifyQuery(ctx, env, q, procfs.SubsystemFanotify, "group_id")
 			if err != nil {
 				return nil, err
 			}
-			return nq.markRows("group_id", fanotifyMarkRow, noMarkRow), nil
+			return nq.markRows(fanotifyMarkColumns, noMarkType), nil
 		},
 	}
 }
 
+// markColumn is a column computed from one mark alone.
+type markColumn struct {
+	def   table.ColumnDefinition
+	value func(procfs.Mark) string
+}
+
+// markTableColumns lists the columns of a per-mark table: the holder's,
+// the group id, primary_holder, the mark's own and path.
+func markTableColumns(idCol table.ColumnDefinition, sumNote, pathDesc string, cols []markColumn) []table.ColumnDefinition {
+	defs := append(holderColumns(), idCol,
+		integer("primary_holder", "1 on the rows of the lowest-pid holder (lowest fd on ties): "+sumNote))
+	for _, c := range cols {
+		defs = append(defs, c.def)
+	}
+	return append(defs, text("path", pathDesc))
+}
+
+var fanotifyMarkColumns = []markColumn{
+	{text("mark_type", "inode, mount, filesystem or mntns; none for a group without marks (one row), unknown when its fdinfo did not parse"),
+		func(m procfs.Mark) string { return m.Kind.String() }},
+	{bigint("inode", "Inode number (inode marks)"), func(m procfs.Mark) string {
+		return ifKind(m, formatUint(m.Inode), procfs.MarkInode)
+	}},
+	{text("device", "major:minor of the filesystem (inode and filesystem marks)"), func(m procfs.Mark) string {
+		return ifKind(m, m.Dev.String(), procfs.MarkInode, procfs.MarkFilesystem)
+	}},
+	{bigint("mount_id", "Mount ID as in mountinfo (mount marks)"), func(m procfs.Mark) string {
+		return ifKind(m, formatUint(m.MountID), procfs.MarkMount)
+	}},
+	{bigint("marked_mnt_ns", "Inode of the marked mount namespace (mntns marks)"), func(m procfs.Mark) string {
+		return ifKind(m, formatUint(m.MntNS), procfs.MarkMntNS)
+	}},
+	{bigint("mask", "Events the mark reports"), func(m procfs.Mark) string { return formatUint(uint64(m.Mask)) }},
+	{text("mask_names", "Events by name"), func(m procfs.Mark) string { return fanotify.FanotifyMaskNames(m.Mask) }},
+	{bigint("ignored_mask", "Events the mark ignores"), func(m procfs.Mark) string { return formatUint(uint64(m.IgnoredMask)) }},
+	{text("ignored_mask_names", "Ignored events by name"), func(m procfs.Mark) string { return fanotify.FanotifyMaskNames(m.IgnoredMask) }},
+	{bigint("mark_flags", "Flags kept on the mark (mflags)"), func(m procfs.Mark) string { return formatUint(uint64(m.Flags)) }},
+	{text("mark_flags_names", "Mark flags by name"), func(m procfs.Mark) string { return fanotify.MarkFlagNames(m.Flags) }},
+}
+
+// ifKind is v for marks of the given kinds, NULL for the others.
+func ifKind(m procfs.Mark, v string, kinds ...procfs.MarkKind) string {
+	if slices.Contains(kinds, m.Kind) {
+		return v
+	}
+	return ""
+}
+
+// noMarkType is the mark_type of the one row of a group without marks.
+func noMarkType(g *fanotify.Group) string {
+	if g.ParseErr != nil {
+		return "unknown"
+	}
+	return "none"
+}
+
 // markRows emits, for every group and holder the query wants, one row per
-// mark built by fill, and for a group without marks the row of noMarks
-// (none when nil).
-func (nq *notifyQuery) markRows(idCol string, fill func(Row, procfs.Mark), noMarks func(Row, *fanotify.Group) Row) []Row {
+// mark, and for a group without marks one row whose mark_type is
+// noMarks(g) (no row when noMarks is nil). Only the columns the query reads
+// are computed: SELECT COUNT(*) builds empty rows and resolves no path.
+func (nq *notifyQuery) markRows(cols []markColumn, noMarks func(*fanotify.Group) string) []Row {
+	used := slices.DeleteFunc(slices.Clone(cols), func(c markColumn) bool { return !nq.q.Uses(c.def.Name) })
 	withPath := nq.q.Uses("path")
 	var rows []Row
 	for _, g := range nq.groups {
@@ -56,15 +105,24 @@ func (nq *notifyQuery) markRows(idCol string, fill func(Row, procfs.Mark), noMar
 				continue
 			}
 			base := holderRow(h)
-			base[idCol] = g.ID
+			base[nq.idCol] = g.ID
 			base["primary_holder"] = boolInt(i == 0)
+			maps.DeleteFunc(base, func(col, _ string) bool { return !nq.q.Uses(col) })
 			if len(g.Info.Marks) == 0 && noMarks != nil {
-				rows = append(rows, noMarks(base, g))
+				row := maps.Clone(base)
+				for _, c := range used {
+					row[c.def.Name] = ""
+				}
+				if nq.q.Uses("mark_type") {
+					row["mark_type"] = noMarks(g)
+				}
+				rows = append(rows, row)
 			}
 			for _, m := range g.Info.Marks {
 				row := maps.Clone(base)
-				fill(row, m)
-				row["path"] = ""
+				for _, c := range used {
+					row[c.def.Name] = c.value(m)
+				}
 				if withPath {
 					row["path"] = nq.snap.MarkPath(h, m)
 				}
@@ -73,37 +131,4 @@ func (nq *notifyQuery) markRows(idCol string, fill func(Row, procfs.Mark), noMar
 		}
 	}
 	return rows
-}
-
-// noMarkRow completes base for a group without marks.
-func noMarkRow(base Row, g *fanotify.Group) Row {
-	base["mark_type"] = "none"
-	if g.ParseErr != nil {
-		base["mark_type"] = "unknown"
-	}
-	return base
-}
-
-func fanotifyMarkRow(row Row, m procfs.Mark) {
-	for _, col := range []string{"inode", "device", "mount_id", "marked_mnt_ns"} {
-		row[col] = ""
-	}
-	row["mark_type"] = m.Kind.String()
-	switch m.Kind {
-	case procfs.MarkInode:
-		row["inode"] = formatUint(m.Inode)
-		row["device"] = m.Dev.String()
-	case procfs.MarkFilesystem:
-		row["device"] = m.Dev.String()
-	case procfs.MarkMount:
-		row["mount_id"] = formatUint(m.MountID)
-	case procfs.MarkMntNS:
-		row["marked_mnt_ns"] = formatUint(m.MntNS)
-	}
-	row["mask"] = formatUint(uint64(m.Mask))
-	row["mask_names"] = fanotify.FanotifyMaskNames(m.Mask)
-	row["ignored_mask"] = formatUint(uint64(m.IgnoredMask))
-	row["ignored_mask_names"] = fanotify.FanotifyMaskNames(m.IgnoredMask)
-	row["mark_flags"] = formatUint(uint64(m.Flags))
-	row["mark_flags_names"] = fanotify.MarkFlagNames(m.Flags)
 }
