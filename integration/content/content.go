@@ -152,12 +152,12 @@ func (d Definition) validate() error {
 
 // Generated files, relative to integration/content.
 const (
-	PackFile          = "osquery/fanotify.pack.json"
-	FleetctlFile      = "fleet/fanotify.fleetctl.yml"
-	GitOpsQueriesFile = "fleet/lib/fanotify.queries.yml"
-	GitOpsPolicyFile  = "fleet/lib/fanotify.policies.yml"
-	GitOpsExampleFile = "fleet/default.example.yml"
-	KolideDir         = "kolide"
+	PackFile           = "osquery/fanotify.pack.json"
+	FleetctlFile       = "fleet/fanotify.fleetctl.yml"
+	GitOpsQueriesFile  = "fleet/lib/fanotify.queries.yml"
+	GitOpsPoliciesFile = "fleet/lib/fanotify.policies.yml"
+	GitOpsExampleFile  = "fleet/default.example.yml"
+	KolideDir          = "kolide"
 )
 
 const generatedHeader = "Generated from integration/content/queries.yml by `make content`: do not edit."
@@ -176,7 +176,7 @@ func (d Definition) Files() (map[string][]byte, error) {
 	if files[GitOpsQueriesFile], err = yamlFile("Fleet GitOps reports: list this file under `reports:` (`queries:` before Fleet 4.83).", d.fleetQueries()); err != nil {
 		return nil, err
 	}
-	if files[GitOpsPolicyFile], err = yamlFile("Fleet GitOps policies: list this file under `policies:`.", d.gitOpsPolicies()); err != nil {
+	if files[GitOpsPoliciesFile], err = yamlFile("Fleet GitOps policies: list this file under `policies:`.", d.gitOpsPolicies()); err != nil {
 		return nil, err
 	}
 	files[GitOpsExampleFile] = d.gitOpsExample()

@@ -199,7 +199,7 @@ func TestGitOpsLibraries(t *testing.T) {
 	if err := yaml.Unmarshal(files[GitOpsQueriesFile], &queries); err != nil {
 		t.Fatal(err)
 	}
-	if err := yaml.Unmarshal(files[GitOpsPolicyFile], &policies); err != nil {
+	if err := yaml.Unmarshal(files[GitOpsPoliciesFile], &policies); err != nil {
 		t.Fatal(err)
 	}
 	if len(queries) != len(def.Queries) || len(policies) != len(def.Policies) {
@@ -209,7 +209,7 @@ func TestGitOpsLibraries(t *testing.T) {
 		checkSpec(t, fmt.Sprintf("%s item %d", GitOpsQueriesFile, i), q, queryRequired, fleetQueryKeys)
 	}
 	for i, p := range policies {
-		checkSpec(t, fmt.Sprintf("%s item %d", GitOpsPolicyFile, i), p, policyRequired, fleetPolicyKeys)
+		checkSpec(t, fmt.Sprintf("%s item %d", GitOpsPoliciesFile, i), p, policyRequired, fleetPolicyKeys)
 		if flagged := p["webhooks_and_tickets_enabled"] == true; flagged != def.Policies[i].Webhook {
 			t.Errorf("policy %v: webhooks_and_tickets_enabled %v", p["name"], flagged)
 		}
@@ -381,11 +381,8 @@ func TestSysctlCheckStatuses(t *testing.T) {
 	check := load(t).CoreChecks[0]
 	db := standIn(t, check.Tables)
 	// Too low, high enough, and no fs.fanotify settings (before Linux 5.13).
-	for name, value := range map[string]string{"fs.inotify.max_user_watches": "8192", "fs.inotify.max_user_instances": "1024"} {
-		if _, err := db.Exec("INSERT INTO system_controls (name, current_value) VALUES (?, ?)", name, value); err != nil {
-			t.Fatal(err)
-		}
-	}
+	exec(t, db, `INSERT INTO system_controls (name, current_value) VALUES
+		('fs.inotify.max_user_watches', '8192'), ('fs.inotify.max_user_instances', '1024')`)
 	cols, rows := columnsOf(t, db, check.SQL)
 	got := map[string][]string{}
 	for _, r := range rows {
@@ -417,14 +414,9 @@ func TestSysctlCheckStatuses(t *testing.T) {
 func TestTopHoldersRounding(t *testing.T) {
 	q := queryNamed(t, "fanotify_top_holders")
 	db := standIn(t, q.Tables)
-	for _, stmt := range []string{
+	exec(t, db,
 		"INSERT INTO inotify_instances (charged_uid, charged_user_ns, cgroup, watches) VALUES (1000, 1, '/user.slice', 52345), (1000, 1, '/user.slice', 7)",
-		"INSERT INTO fanotify_groups (charged_uid, charged_user_ns, cgroup, marks) VALUES (0, 1, '/system.slice/av.service', 0)",
-	} {
-		if _, err := db.Exec(stmt); err != nil {
-			t.Fatal(err)
-		}
-	}
+		"INSERT INTO fanotify_groups (charged_uid, charged_user_ns, cgroup, marks) VALUES (0, 1, '/system.slice/av.service', 0)")
 	_, rows := columnsOf(t, db, q.SQL)
 	want := [][]string{
 		{"1000", "1", "/user.slice", "0", "2", "0", "50000"},
@@ -565,5 +557,55 @@ func TestREADMEKeepsUp(t *testing.T) {
 		if !strings.Contains(string(readme), filepath.Base(name)) {
 			t.Errorf("README.md does not mention %s", name)
 		}
+	}
+}
+
+// exec runs statements on a stand-in database.
+func exec(t *testing.T, db *sql.DB, statements ...string) {
+	t.Helper()
+	for _, s := range statements {
+		if _, err := db.Exec(s); err != nil {
+			t.Fatalf("%v\n%s", err, s)
+		}
+	}
+}
+
+func TestRecentOverflowsWindow(t *testing.T) {
+	q := queryNamed(t, "fanotify_recent_overflows")
+	db := standIn(t, q.Tables)
+	now := time.Now().Unix()
+	exec(t, db, fmt.Sprintf(`INSERT INTO fanotify_events (eid, time, action, overflow) VALUES
+		('7', %d, 'OVERFLOW', 1), ('8', %d, 'MODIFY', 0), ('3', %d, 'OVERFLOW', 1)`, now-60, now-30, now-7200))
+	_, rows := columnsOf(t, db, q.SQL)
+	if want := [][]string{{"7", strconv.FormatInt(now-60, 10), "OVERFLOW"}}; fmt.Sprint(rows) != fmt.Sprint(want) {
+		t.Errorf("rows %v, want only the overflow of the last hour %v", rows, want)
+	}
+}
+
+func TestMountCoverageCounts(t *testing.T) {
+	q := queryNamed(t, "fanotify_mount_coverage")
+	db := standIn(t, q.Tables)
+	exec(t, db,
+		// Namespace 1: /dev/sda1 mounted twice, one mount marked; a tmpfs
+		// under a superblock mark. Namespace 2: /dev/sda1 again, unmarked.
+		`INSERT INTO mount_points (mnt_ns, mount_id, device, fanotify_mount_marks, fanotify_fs_marks) VALUES
+			(1, 10, '8:1', 1, 0), (1, 11, '8:1', 0, 0), (1, 12, '0:30', 0, 1), (2, 20, '8:1', NULL, NULL)`,
+		`INSERT INTO fanotify_limits (name, scope, uid, user_ns, limit_value, headroom, risk) VALUES
+			('max_user_marks', 'user', 0, 4026531837, 8192, 1, 'ok'),
+			('max_user_marks', 'user', 1000, 4026531837, 8192, 0, 'critical')`)
+	cols, rows := columnsOf(t, db, q.SQL)
+	got := map[string]string{}
+	for i, c := range cols {
+		got[c] = rows[0][i]
+	}
+	// Two mounts of 8:1 are uncovered: two mount marks needed, or one
+	// filesystem mark; root has room for one.
+	want := map[string]string{
+		"mount_namespaces": "2", "mounts": "4", "uncovered_mounts": "2", "filesystems": "2",
+		"uncovered_filesystems": "1", "marks_limit": "8192", "fits_mount_marks": "0",
+		"fits_filesystem_marks": "1", "marks_risk": "ok",
+	}
+	if len(rows) != 1 || fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("rows %v, want one row %v", rows, want)
 	}
 }

@@ -46,6 +46,6 @@ org_settings:
       enable_failing_policies_webhook: true
       destination_url: $FANOTIFY_WEBHOOK_URL
       host_batch_size: 0
-`, generatedHeader, strings.TrimPrefix(GitOpsQueriesFile, "fleet/"), strings.TrimPrefix(GitOpsPolicyFile, "fleet/"),
+`, generatedHeader, strings.TrimPrefix(GitOpsQueriesFile, "fleet/"), strings.TrimPrefix(GitOpsPoliciesFile, "fleet/"),
 		strings.Join(webhook, ""))
 }
