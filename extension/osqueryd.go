@@ -27,9 +27,10 @@ const duplicateMessage = "Duplicate extension registered"
 // drops a stale entry, the sooner its tables are back.
 const maxBackoff = time.Second
 
-// stopStep bounds each step of exiting (deregistering, closing the server),
-// so that a stuck osqueryd cannot keep the extension past its 1 s budget.
-const stopStep = 300 * time.Millisecond
+// stopStep bounds each step of exiting (finishing a registration in flight,
+// deregistering, closing the server), so that a stuck osqueryd cannot keep
+// the extension past its 1 s budget.
+const stopStep = 250 * time.Millisecond
 
 // connectivityCheck is how often an in-flight call checks that osqueryd is
 // still connected; thrift's default of 5 ms costs syscalls for nothing.
@@ -61,13 +62,16 @@ func serve(opts options, h *handler, log *slog.Logger) int {
 		}
 	}
 	var live atomic.Pointer[session]
+	started := make(chan struct{}) // closed once start has returned
 	go func() {
 		s, err := start(ctx, opts, h, log, fail)
 		if err != nil {
+			close(started)
 			fail(err)
 			return
 		}
 		live.Store(s)
+		close(started)
 		if err := s.watch(ctx); err != nil {
 			fail(err)
 		}
@@ -85,8 +89,10 @@ func serve(opts options, h *handler, log *slog.Logger) int {
 	case <-h.shutdown:
 		log.Info("exiting: osqueryd called shutdown")
 	}
-	// A stop that arrives during registration leaves nothing to undo here:
-	// osqueryd drops an entry whose socket does not answer its pings.
+	// A stop may race a registration that has just succeeded (osqueryd can
+	// call shutdown() as soon as the socket exists): wait for it briefly so
+	// that it is undone too. One stuck longer is left to osqueryd's pings.
+	within(stopStep, func() { <-started })
 	if s := live.Load(); s != nil {
 		s.close(true)
 	}
