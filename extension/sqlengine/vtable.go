@@ -2,6 +2,7 @@ package sqlengine
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"hash/fnv"
 
@@ -154,11 +155,8 @@ func (c *cursor) Filter(_ int, idxStr string, vals []vtab.Value) error {
 	if err != nil {
 		return err
 	}
-	if c.rows, err = t.engine.runner.Generate(t.ctx, t.table.Name, q); err != nil {
-		return err
-	}
-	c.rowids = rowids(t.table, c.rows)
-	return nil
+	c.rows, err = t.engine.runner.Generate(t.ctx, t.table.Name, q)
+	return err
 }
 
 // rowids identifies each row by its content and its rank among identical
@@ -170,18 +168,29 @@ func (c *cursor) Filter(_ int, idxStr string, vals []vtab.Value) error {
 func rowids(t *tables.Table, rows []tables.Row) []int64 {
 	ids := make([]int64, len(rows))
 	seen := make(map[uint64]uint64, len(rows))
+	var key []byte
 	for i, r := range rows {
-		h := fnv.New64a()
+		key = key[:0]
 		for _, col := range t.Columns {
 			v, present := r[col.Name]
-			fmt.Fprintf(h, "%t%d:%s", present, len(v), v)
+			if present {
+				key = binary.AppendUvarint(key, uint64(len(v))+1) // 0 marks absent
+				key = append(key, v...)
+			} else {
+				key = append(key, 0)
+			}
 		}
-		sum := h.Sum64()
-		fmt.Fprintf(h, "#%d", seen[sum])
-		seen[sum]++
-		ids[i] = int64(h.Sum64())
+		content := fnv64(key)
+		ids[i] = int64(fnv64(binary.AppendUvarint(binary.LittleEndian.AppendUint64(nil, content), seen[content])))
+		seen[content]++
 	}
 	return ids
+}
+
+func fnv64(b []byte) uint64 {
+	h := fnv.New64a()
+	h.Write(b)
+	return h.Sum64()
 }
 
 func (c *cursor) Next() error { c.pos++; return nil }
@@ -200,6 +209,9 @@ func (c *cursor) Column(i int) (vtab.Value, error) {
 func (c *cursor) Rowid() (int64, error) {
 	if c.Eof() {
 		return 0, fmt.Errorf("%s: no row %d", c.table.table.Name, c.pos)
+	}
+	if c.rowids == nil { // only multi-index OR plans ask
+		c.rowids = rowids(c.table.table, c.rows)
 	}
 	return c.rowids[c.pos], nil
 }
