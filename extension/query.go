@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -26,8 +28,9 @@ func runQuery(args []string) int {
 	asJSON := flags.Bool("json", false, "print a JSON array of objects, like osqueryi --json")
 	cfgPath := flags.String("config", config.DefaultPath, "configuration file (generate timeout, concurrency)")
 	verbose := flags.Bool("verbose", false, "log each generate's context JSON and table diagnostics to stderr")
+	watch := flags.Duration("watch", 0, "run the fanotify collector on collector.paths for this long (Ctrl-C ends it early), then the query")
 	flags.Usage = func() {
-		fmt.Fprintln(flags.Output(), `usage: fanotify.ext query [--json] [--config PATH] [--verbose] "SQL"`)
+		fmt.Fprintln(flags.Output(), `usage: fanotify.ext query [--json] [--config PATH] [--verbose] [--watch DURATION] "SQL"`)
 		flags.PrintDefaults()
 	}
 	if err := flags.Parse(args); err != nil {
@@ -40,7 +43,7 @@ func runQuery(args []string) int {
 		flags.Usage()
 		return 1
 	}
-	if err := runSQL(os.Stdout, flags.Arg(0), *cfgPath, *asJSON, *verbose); err != nil {
+	if err := runSQL(os.Stdout, flags.Arg(0), *cfgPath, *asJSON, *verbose, *watch); err != nil {
 		fmt.Fprintf(os.Stderr, "Error: %v\n", err)
 		return 1
 	}
@@ -48,14 +51,22 @@ func runQuery(args []string) int {
 }
 
 // runSQL builds the tables as extension mode does and prints the result.
-func runSQL(out io.Writer, sql, cfgPath string, asJSON, verbose bool) error {
+// With watch > 0 the collector records events for that long first.
+func runSQL(out io.Writer, sql, cfgPath string, asJSON, verbose bool, watch time.Duration) error {
 	cfg, err := config.Load(cfgPath)
 	if err != nil {
 		return err
 	}
+	if watch > 0 {
+		if len(cfg.Collector.Paths) == 0 {
+			return fmt.Errorf("--watch needs collector.paths in %s", cfgPath)
+		}
+		cfg.Collector.Enabled = true
+	}
 	log := newLogger(verbose)
 	env := tables.NewEnv(cfg, log)
 	defer env.Close()
+	waitOrInterrupt(watch)
 	runner := tables.NewRunner(tables.All(env), time.Duration(cfg.GenerateTimeoutS)*time.Second, cfg.MaxConcurrentGenerates, log)
 	engine, err := sqlengine.New(runner)
 	if err != nil {
@@ -75,6 +86,19 @@ func runSQL(out io.Writer, sql, cfgPath string, asJSON, verbose bool) error {
 	}
 	printTable(out, res)
 	return nil
+}
+
+// waitOrInterrupt waits for d, or until SIGINT or SIGTERM.
+func waitOrInterrupt(d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
 }
 
 // printJSON writes rows as osqueryi --json does: one object per line, keys

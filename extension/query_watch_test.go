@@ -1,0 +1,76 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+func writeCollectorConfig(t *testing.T, paths ...string) string {
+	t.Helper()
+	data, err := json.Marshal(map[string]any{"collector": map[string]any{"paths": paths}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(t.TempDir(), "fanotify.json")
+	if err := os.WriteFile(cfg, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// With --watch the query sees the events of the watch period, though the
+// configuration leaves the collector disabled.
+func TestQueryWatchCollectsBeforeTheQuery(t *testing.T) {
+	dir := t.TempDir()
+	cfg := writeCollectorConfig(t, dir)
+
+	// Touch files from another process until the query returns: the first
+	// ones may come before the collector has marked dir.
+	done := make(chan struct{})
+	touched := make(chan struct{})
+	go func() {
+		defer close(touched)
+		for i := 0; ; i++ {
+			select {
+			case <-done:
+				return
+			case <-time.After(50 * time.Millisecond):
+				exec.Command("touch", filepath.Join(dir, "f"+strconv.Itoa(i))).Run()
+			}
+		}
+	}()
+	var out bytes.Buffer
+	err := runSQL(&out, "SELECT path, action FROM fanotify_events", cfg, true, false, time.Second)
+	close(done)
+	<-touched
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows []map[string]string
+	if err := json.Unmarshal(out.Bytes(), &rows); err != nil {
+		t.Fatalf("output %q: %v", out.String(), err)
+	}
+	creates := 0
+	for _, r := range rows {
+		if strings.HasPrefix(r["path"], dir+"/f") && strings.Contains(r["action"], "CREATE") {
+			creates++
+		}
+	}
+	if creates == 0 {
+		t.Errorf("no CREATE rows under %s: %s", dir, out.String())
+	}
+}
+
+func TestQueryWatchNeedsPaths(t *testing.T) {
+	err := runSQL(&bytes.Buffer{}, "SELECT 1", writeCollectorConfig(t), false, false, time.Second)
+	if err == nil || !strings.Contains(err.Error(), "collector.paths") {
+		t.Errorf("error %v, want one naming collector.paths", err)
+	}
+}
