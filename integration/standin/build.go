@@ -9,6 +9,10 @@ import (
 	"testing"
 )
 
+// BuildVersion is the version BuildBinary stamps into the binary, the way
+// the Makefile does (-X main.version).
+const BuildVersion = "0.0.0-standin"
+
 var build struct {
 	once sync.Once
 	dir  string
@@ -40,7 +44,7 @@ func goBuild(out string) error {
 	if err != nil {
 		return err
 	}
-	args := []string{"build", "-o", out}
+	args := []string{"build", "-o", out, "-ldflags", "-X main.version=" + BuildVersion}
 	if raceEnabled {
 		args = append(args, "-race")
 	}
