@@ -14,7 +14,6 @@ const (
 	optIndex      = 1
 	optRequired   = 2
 	optAdditional = 4
-	optOptimized  = 8
 	optHidden     = 16
 )
 
