@@ -229,12 +229,15 @@ func procHidesOthers(env *Env) bool {
 	if err != nil {
 		return true // cannot tell: do not claim a full view
 	}
+	// The last proc mounted on Root hides the ones below it (a container
+	// runtime or unshare --mount-proc stacks a new proc on the host's).
+	hides := false
 	for _, m := range mounts {
 		if m.FSType == "proc" && m.Mountpoint == env.Proc.Root {
-			return hidesPids(m.VFSOptions)
+			hides = hidesPids(m.VFSOptions)
 		}
 	}
-	return false
+	return hides
 }
 
 // hidesPids reports whether proc's superblock options hide processes

@@ -33,19 +33,16 @@ const otherUID = 54321
 func isLimitsChild(t *testing.T) bool { return os.Getenv(limitsChildEnv) == t.Name() }
 
 // limitsChild prepares the child half of test t: this test binary run by
-// wrapper (e.g. unshare -U -r) as uid (nil: unchanged). A binary run as
-// another uid is a copy in a directory that uid can read.
+// wrapper (e.g. unshare -U -r) as uid (nil: unchanged). The binary is a
+// copy in a directory every uid can read, since the wrapper may switch uid.
 func limitsChild(t *testing.T, uid *uint32, wrapper ...string) *exec.Cmd {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	if uid != nil {
-		dir = sharedDir(t)
-		exe = copyExecutable(t, exe, dir)
-	}
+	dir := sharedDir(t)
+	exe = copyExecutable(t, exe, dir)
 	args := append(wrapper[1:], exe, "-test.run=^"+t.Name()+"$", "-test.count=1", "-test.v")
 	cmd := exec.Command(wrapper[0], args...)
 	cmd.Dir = dir
@@ -458,6 +455,29 @@ func TestFanotifyLimitsUnprivilegedIsUnknown(t *testing.T) {
 	for _, r := range rows {
 		if r["name"] != "max_user_marks" && r["name"] != "max_queued_events" {
 			t.Errorf("name pushdown returned %s", r["name"])
+		}
+	}
+}
+
+// hidepid makes other processes vanish rather than fail to read: the walk
+// cannot notice what it misses, so low usage is unknown. The control run
+// without hidepid is ok. Both run in a new pid namespace with its own /proc.
+func TestFanotifyLimitsHidepidIsUnknown(t *testing.T) {
+	if isLimitsChild(t) {
+		want := map[string]string{"risk": "ok", "risk_reason": ""}
+		if os.Getenv("LIMITS_TEST_HIDEPID") != "0" {
+			want = map[string]string{"risk": "unknown", "risk_reason": "no_access"}
+		}
+		rows := generateLimits(t, equals("name", "max_user_marks"))
+		checkRow(t, "hidepid="+os.Getenv("LIMITS_TEST_HIDEPID"), limitRowFor(t, rows, procfs.FanotifyMarks, fanotify.InitialUserNS, 0), want)
+		return
+	}
+	for _, hidepid := range []string{"0", "2"} {
+		script := fmt.Sprintf(`mount -o remount,hidepid=%s /proc && exec setpriv --reuid %d --regid %d --clear-groups "$@"`, hidepid, otherUID, otherUID)
+		cmd := limitsChild(t, nil, "unshare", "-m", "-p", "-f", "--mount-proc", "sh", "-c", script, "sh")
+		cmd.Env = append(cmd.Env, "LIMITS_TEST_HIDEPID="+hidepid)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("hidepid=%s: %v\n%s", hidepid, err, out)
 		}
 	}
 }
