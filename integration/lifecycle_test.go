@@ -91,6 +91,19 @@ func TestExitsWhenOsquerydIsGone(t *testing.T) {
 	}
 }
 
+func TestExitsWhenOsquerydHangs(t *testing.T) {
+	m, p, _ := launch(t, false)
+	m.Hang()
+	// The next ping comes within an interval and times out after --timeout.
+	limit := interval(m) + time.Duration(m.Timeout)*time.Second
+	if code, _ := waitExit(t, p, limit); code == 0 {
+		t.Error("exit code 0, want non-zero")
+	}
+	if !strings.Contains(p.Stderr(), "osqueryd is gone: ping") {
+		t.Errorf("stderr does not say why:\n%s", p.Stderr())
+	}
+}
+
 // osqueryd deregisters an extension whose pings failed while it was busy;
 // one that lingers then serves nothing (fleetdm/fleet#52093).
 func TestExitsWhenDroppedByOsqueryd(t *testing.T) {

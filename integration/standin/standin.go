@@ -35,7 +35,8 @@
 //   - Shutdown(name): osqueryd's shutdown() call to the extension.
 //   - Drop(name): forget the extension while the manager lives on, as
 //     osqueryd does after failed pings. Sweep(): ping every extension and
-//     drop those that do not answer. Stop(): osqueryd is gone.
+//     drop those that do not answer. Stop(): osqueryd is gone. Hang():
+//     osqueryd stops answering but keeps its connections open.
 //   - Rejections(name): registrations refused as duplicates.
 //     Reserve(tables...): table names to refuse, besides CoreTables.
 //
@@ -94,6 +95,8 @@ type Manager struct {
 	reserved   []string
 	conns      map[net.Conn]bool
 	stopped    bool
+	// hung is closed by Hang; calls then wait for done, closed by Stop.
+	hung, done chan struct{}
 }
 
 // New starts a manager in a fresh short directory under /tmp (Unix socket
@@ -130,6 +133,8 @@ func Listen(socket string) (*Manager, error) {
 		rejections:  map[string]int{},
 		reserved:    slices.Clone(CoreTables),
 		conns:       map[net.Conn]bool{},
+		hung:        make(chan struct{}),
+		done:        make(chan struct{}),
 	}
 	go m.acceptLoop()
 	return m, nil
@@ -168,11 +173,39 @@ func (m *Manager) serveConn(processor thrift.TProcessor, conn net.Conn) {
 		m.mu.Unlock()
 		conn.Close()
 	}()
-	proto := thrift.NewTBinaryProtocolConf(thrift.NewTSocketFromConnConf(conn, nil), nil)
+	proto := hangingProtocol{thrift.NewTBinaryProtocolConf(thrift.NewTSocketFromConnConf(conn, nil), nil), m}
 	for {
 		if ok, err := processor.Process(context.Background(), proto, proto); !ok || err != nil {
 			return
 		}
+	}
+}
+
+// hangingProtocol holds each request, once read, while the manager hangs.
+type hangingProtocol struct {
+	thrift.TProtocol
+	m *Manager
+}
+
+func (p hangingProtocol) ReadMessageBegin(ctx context.Context) (string, thrift.TMessageType, int32, error) {
+	name, kind, seq, err := p.TProtocol.ReadMessageBegin(ctx)
+	select {
+	case <-p.m.hung:
+		<-p.m.done
+	default:
+	}
+	return name, kind, seq, err
+}
+
+// Hang makes osqueryd stop answering without closing anything, as a stuck
+// osqueryd does: every request read from then on waits for Stop.
+func (m *Manager) Hang() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	select {
+	case <-m.hung:
+	default:
+		close(m.hung)
 	}
 }
 
@@ -185,6 +218,7 @@ func (m *Manager) Stop() {
 		return
 	}
 	m.stopped = true
+	close(m.done)
 	m.listener.Close()
 	for c := range m.conns {
 		c.Close()
