@@ -5,7 +5,6 @@ import (
 	"io"
 	"log/slog"
 	"maps"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -136,17 +135,8 @@ func TestSnapshotChargingChain(t *testing.T) {
 	pid := fanotifytest.HoldCommand(t, exec.Command("unshare", "-U", "sleep", "1000"), attr, in)
 	fanotifytest.Close(in)
 
-	// unshare creates the inner namespace before it execs sleep.
+	fanotifytest.WaitExec(t, pid, "sleep") // unshare creates the inner namespace first
 	fs := procfs.NewFS(procfs.DefaultRoot)
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		comm, _ := os.ReadFile(fs.Path(strconv.Itoa(pid), "comm"))
-		if string(comm) == "sleep\n" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("unshare did not exec sleep")
-		}
-	}
 	inner, err := fs.NamespaceInode(pid, "user")
 	if err != nil {
 		t.Fatal(err)

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -227,5 +229,43 @@ func TestMountPointsMarkCounts(t *testing.T) {
 	}
 	if len(got) != 2 {
 		t.Errorf("mounts under %s: %v", dir, got)
+	}
+}
+
+// A holder in another mount namespace: paths are the ones it sees.
+func TestFanotifyMarksPathsInHolderNamespace(t *testing.T) {
+	ns := newPrivateNamespace(t)
+	dir := t.TempDir()
+	src, bind := filepath.Join(dir, "src"), filepath.Join(dir, "bind")
+	ns.run(t, func() error {
+		if err := unix.Mount("marks", dir, "tmpfs", 0, "size=1m"); err != nil {
+			return err
+		}
+		for _, d := range []string{src, bind} {
+			if err := os.Mkdir(d, 0o755); err != nil {
+				return err
+			}
+		}
+		if err := os.WriteFile(filepath.Join(src, "file"), nil, 0o600); err != nil {
+			return err
+		}
+		return unix.Mount(src, bind, "", unix.MS_BIND, "")
+	})
+	inNS := func(p string) string { return fmt.Sprintf("/proc/%d/root%s", ns.pid, p) }
+	g := fanotifytest.Fanotify(t, unix.FAN_REPORT_FID)
+	fanotifytest.Mark(t, g, unix.FAN_MARK_MOUNT, unix.FAN_CLOSE_WRITE, inNS(bind))
+	fanotifytest.Mark(t, g, unix.FAN_MARK_FILESYSTEM, unix.FAN_CLOSE_WRITE, inNS(bind))
+	fanotifytest.Mark(t, g, 0, unix.FAN_MODIFY, inNS(filepath.Join(src, "file")))
+	holder := fanotifytest.HoldCommand(t, exec.Command("nsenter", "-t", strconv.Itoa(ns.pid), "-m", "sleep", "1000"), nil, g)
+	fanotifytest.Close(g)
+	fanotifytest.WaitExec(t, holder, "sleep")
+
+	got := map[string]string{}
+	for _, row := range query(t, notifyRunner(t), "fanotify_marks", equals("pid", strconv.Itoa(holder)), nil) {
+		got[row["mark_type"]] = row["path"]
+	}
+	want := map[string]string{"mount": bind, "filesystem": dir, "inode": filepath.Join(src, "file")}
+	if !maps.Equal(got, want) {
+		t.Errorf("paths %v, want %v", got, want)
 	}
 }

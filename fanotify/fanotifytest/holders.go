@@ -7,8 +7,10 @@ package fanotifytest
 import (
 	"os"
 	"os/exec"
+	"strconv"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -85,5 +87,23 @@ func Mark(t testing.TB, fd int, flags uint, mask uint64, path string) {
 func Close(fds ...int) {
 	for _, fd := range fds {
 		unix.Close(fd)
+	}
+}
+
+// WaitExec waits until pid runs comm: wrappers such as unshare and nsenter
+// set up namespaces before they exec it.
+func WaitExec(t testing.TB, pid int, comm string) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		got, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) == comm+"\n" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pid %d still runs %q, not %s", pid, got, comm)
+		}
 	}
 }
