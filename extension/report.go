@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -48,6 +49,9 @@ func report(args []string, out io.Writer, terminal bool, errOut io.Writer) int {
 	cfgPath := flags.String("config", config.DefaultPath, "configuration file (thresholds, scan budget)")
 	noColor := flags.Bool("no-color", false, "never colour the output")
 	if err := flags.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
 		return exitUnknown
 	}
 	if flags.NArg() > 0 {
@@ -67,36 +71,14 @@ func report(args []string, out io.Writer, terminal bool, errOut io.Writer) int {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.GenerateTimeoutS)*time.Second)
 	defer cancel()
 
-	data, err := gatherReport(ctx, env)
+	rating, err := tables.RateLimits(ctx, env, tables.LimitFilter{})
 	if err != nil {
 		fmt.Fprintf(errOut, "fanotify.ext report: %v\n", err)
 		return exitUnknown
 	}
 	p := printer{w: out, color: terminal && !*noColor}
-	p.report(data)
-	return exitCode(data.limits)
-}
-
-// reportData is everything one report shows, read from one snapshot.
-type reportData struct {
-	kernel string
-	limits []fanotify.Assessment
-	snap   *fanotify.Snapshot
-	mounts []tables.NamespaceMounts
-}
-
-func gatherReport(ctx context.Context, env *tables.Env) (reportData, error) {
-	var d reportData
-	var err error
-	// The snapshot is shared for a second: limits and holders see one walk.
-	if d.snap, err = env.Usage.Snapshot(ctx); err != nil {
-		return d, err
-	}
-	if d.limits, d.kernel, err = tables.LimitAssessments(ctx, env, tables.LimitFilter{}); err != nil {
-		return d, err
-	}
-	d.mounts, err = tables.MountsPerNamespace(ctx, env, d.snap)
-	return d, err
+	p.report(rating)
+	return exitCode(rating.Assessments)
 }
 
 // exitCode is the worst risk: critical, then warning, then unknown. A
@@ -157,18 +139,19 @@ func (p printer) heading(s string) {
 	fmt.Fprintf(p.w, "\n%s\n", s)
 }
 
-func (p printer) report(d reportData) {
-	fmt.Fprintf(p.w, "fanotify/inotify limits, kernel %s\n", d.kernel)
+// report prints every part; r rates every limit, so it has a snapshot.
+func (p printer) report(r tables.LimitRating) {
+	fmt.Fprintf(p.w, "fanotify/inotify limits, kernel %s\n", r.Kernel)
 	switch {
-	case !d.snap.Visible:
-		fmt.Fprintln(p.w, "Other processes' file descriptors are not readable (run as root): usage is a lower bound.")
-	case !d.snap.Complete:
+	case !r.Visible:
+		fmt.Fprintln(p.w, "Other processes are hidden or their file descriptors not readable (run as root): usage is a lower bound.")
+	case !r.Snapshot.Complete:
 		fmt.Fprintln(p.w, "The scan did not finish (budget, unreadable fdinfo): usage is a lower bound.")
 	}
-	p.limits(d.limits)
-	p.holders(d.snap)
-	p.mountsReport(d)
-	p.risks(d.limits)
+	p.limits(r.Assessments)
+	p.holders(r.Snapshot)
+	p.mountsReport(r)
+	p.risks(r.Assessments)
 }
 
 func (p printer) limits(as []fanotify.Assessment) {
@@ -267,17 +250,17 @@ func topByMarks(groups []*fanotify.Group) []holderUsage {
 
 // mountsReport compares the mounts that marking every mount would add with
 // root's mark headroom in the initial namespace.
-func (p printer) mountsReport(d reportData) {
+func (p printer) mountsReport(r tables.LimitRating) {
 	p.heading("Mounts per mount namespace")
 	tw := tabwriter.NewWriter(p.w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "MNT NS\tMOUNTS\tWITHOUT MOUNT MARK")
 	var unmarked int64
-	for _, m := range d.mounts {
+	for _, m := range r.Mounts {
 		fmt.Fprintf(tw, "%d\t%d\t%d\n", m.MntNS, m.Mounts, m.Unmarked)
 		unmarked += m.Unmarked
 	}
 	tw.Flush()
-	for _, a := range d.limits {
+	for _, a := range r.Assessments {
 		if a.ProjectedKnown && a.LimitKnown {
 			verdict := "fits"
 			if unmarked > a.Headroom() {

@@ -200,6 +200,10 @@ func TestReportBadArguments(t *testing.T) {
 			t.Errorf("report %q: exit %d, stderr %q; want 3 and a message", args, code, errOut.String())
 		}
 	}
+	var out, errOut bytes.Buffer
+	if code := report([]string{"-h"}, &out, false, &errOut); code != exitOK || !strings.Contains(errOut.String(), "-no-color") {
+		t.Errorf("report -h: exit %d, usage %q", code, errOut.String())
+	}
 }
 
 // Colour only on a terminal.

@@ -42,20 +42,20 @@ func fanotifyLimits(env *Env) *Table {
 			text("kernel_version", "Running kernel release"),
 		},
 		Generate: func(ctx context.Context, q QueryContext) ([]Row, error) {
-			as, kernel, err := LimitAssessments(ctx, env, limitFilter(q))
+			rating, err := RateLimits(ctx, env, limitFilter(q))
 			if err != nil {
 				return nil, err
 			}
-			rows := make([]Row, 0, len(as))
-			for _, a := range as {
-				rows = append(rows, limitRow(a, kernel))
+			rows := make([]Row, 0, len(rating.Assessments))
+			for _, a := range rating.Assessments {
+				rows = append(rows, limitRow(a, rating.Kernel))
 			}
 			return rows, nil
 		},
 	}
 }
 
-// LimitFilter narrows LimitAssessments; a nil field allows everything.
+// LimitFilter narrows RateLimits; a nil field allows everything.
 type LimitFilter struct {
 	Names []string // limit names (max_user_marks, ...)
 	UIDs  []int64  // charged uids
@@ -76,17 +76,31 @@ func (f LimitFilter) allowsUID(uid uint32) bool {
 	return f.UIDs == nil || slices.Contains(f.UIDs, int64(uid))
 }
 
-// LimitAssessments rates the limits f allows against one shared snapshot,
-// and returns the kernel release with them. The report subcommand and the
-// table both start here.
-func LimitAssessments(ctx context.Context, env *Env, f LimitFilter) ([]fanotify.Assessment, string, error) {
+// LimitRating is one rating of the limits with what it was computed from.
+type LimitRating struct {
+	Assessments []fanotify.Assessment
+	// Kernel is the running kernel's release.
+	Kernel string
+	// Snapshot is the usage rated; nil when only queue limits were asked for.
+	Snapshot *fanotify.Snapshot
+	// Mounts are the mounts of every namespace; nil unless root's
+	// max_user_marks was rated (the only limit with a projection).
+	Mounts []NamespaceMounts
+	// Visible is false when other processes could not be seen (no
+	// permission, hidepid): usage is then a lower bound.
+	Visible bool
+}
+
+// RateLimits rates the limits f allows against one snapshot. The report
+// subcommand and the table both start here.
+func RateLimits(ctx context.Context, env *Env, f LimitFilter) (LimitRating, error) {
+	var r LimitRating
 	sysctls, err := env.Proc.ReadSysctls()
 	if err != nil {
-		return nil, "", err
+		return r, err
 	}
-	kernel, err := env.Proc.KernelRelease()
-	if err != nil {
-		return nil, "", err
+	if r.Kernel, err = env.Proc.KernelRelease(); err != nil {
+		return r, err
 	}
 	sysctls.Initial = slices.DeleteFunc(sysctls.Initial, func(v procfs.LimitValue) bool { return !f.allowsName(v.Name) })
 	in := fanotify.LimitsInput{
@@ -98,23 +112,27 @@ func LimitAssessments(ctx context.Context, env *Env, f LimitFilter) ([]fanotify.
 		CriticalPct:    env.Config.RiskCriticalPct,
 	}
 	if in.OwnUserNS, err = env.Proc.NamespaceInode(os.Getpid(), "user"); err != nil {
-		return nil, "", err
+		return r, err
 	}
 	if slices.ContainsFunc(sysctls.Initial, func(v procfs.LimitValue) bool { return v.Scope != procfs.ScopeQueue }) {
-		snap, err := env.Usage.Snapshot(ctx)
-		if err != nil {
-			return nil, "", err
+		if r.Snapshot, err = env.Usage.Snapshot(ctx); err != nil {
+			return r, err
 		}
-		addUsage(env, snap, &in)
+		addUsage(env, r.Snapshot, &in)
 		// Only root's mark budget in the initial namespace has a projection.
 		if _, ok := sysctls.Lookup(procfs.FanotifyMarks); ok && f.allowsUID(0) {
-			if in.UnmarkedMounts, err = unmarkedMounts(ctx, env, snap); err != nil {
-				return nil, "", err
+			if r.Mounts, err = MountsPerNamespace(ctx, env, r.Snapshot); err != nil {
+				return r, err
+			}
+			in.UnmarkedMounts = 0
+			for _, ns := range r.Mounts {
+				in.UnmarkedMounts += ns.Unmarked
 			}
 		}
 	}
-	as := slices.DeleteFunc(fanotify.AssessLimits(in), func(a fanotify.Assessment) bool { return !f.allowsUID(a.Charge.UID) })
-	return as, kernel, nil
+	r.Assessments = slices.DeleteFunc(fanotify.AssessLimits(in), func(a fanotify.Assessment) bool { return !f.allowsUID(a.Charge.UID) })
+	r.Visible = in.Visible
+	return r, nil
 }
 
 // addUsage fills in's usage from snap, each uid translated into the user
@@ -206,16 +224,6 @@ func MountsPerNamespace(ctx context.Context, env *Env, snap *fanotify.Snapshot) 
 		out = append(out, ns)
 	}
 	return out, nil
-}
-
-// unmarkedMounts is what marking every mount of every namespace would add.
-func unmarkedMounts(ctx context.Context, env *Env, snap *fanotify.Snapshot) (int64, error) {
-	perNS, err := MountsPerNamespace(ctx, env, snap)
-	var n int64
-	for _, ns := range perNS {
-		n += ns.Unmarked
-	}
-	return n, err
 }
 
 // procHidesOthers reports whether /proc is mounted with hidepid and this
