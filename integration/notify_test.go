@@ -1,0 +1,77 @@
+package integration_test
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"testing"
+
+	"github.com/osquery-fanotify/osquery-fanotify/fanotify/fanotifytest"
+)
+
+// notifyUID is the euid of the processes holding the known objects, so that
+// every count charged to it comes from them.
+const notifyUID = 3123456791
+
+// The known objects (see fanotifytest.Known) counted through SQL as a user
+// would: the embedded engine runs the same generates as osqueryd.
+func TestQueryCountsFanotifyAndInotify(t *testing.T) {
+	k := fanotifytest.HoldKnownObjects(t, notifyUID)
+	uid := strconv.Itoa(notifyUID)
+	groupA := fmt.Sprintf("%d:3", k.PID1)
+	cases := []struct {
+		sql  string
+		want map[string]string
+	}{
+		{"SELECT COUNT(*) AS groups, SUM(marks) AS marks, SUM(holders) AS fds FROM fanotify_groups WHERE charged_uid = " + uid,
+			map[string]string{"groups": "4", "marks": "7", "fds": "6"}},
+		{"SELECT SUM(marks) AS charged FROM fanotify_groups WHERE charged_uid = " + uid + " AND unlimited_marks = 0",
+			map[string]string{"charged": "6"}},
+		{"SELECT SUM(primary_holder) AS marks, COUNT(*) AS rows FROM fanotify_marks WHERE uid = " + uid + " AND mark_type != 'none'",
+			map[string]string{"marks": "7", "rows": "17"}},
+		{"SELECT COUNT(*) AS n FROM fanotify_marks WHERE group_id = '" + groupA + "'",
+			map[string]string{"n": "15"}},
+		{fmt.Sprintf("SELECT COUNT(*) AS n, SUM(primary_holder) AS primary_rows FROM fanotify_marks WHERE pid = %d AND group_id = '%s'", k.PID2, groupA),
+			map[string]string{"n": "5", "primary_rows": "0"}},
+		{"SELECT COUNT(*) AS instances, SUM(watches) AS watches FROM inotify_instances WHERE charged_uid = " + uid,
+			map[string]string{"instances": "2", "watches": "2"}},
+		{fmt.Sprintf("SELECT COUNT(*) AS n FROM inotify_watches WHERE pid IN (%d, %d) AND path = '%s'", k.PID1, k.PID2, k.Files[0]),
+			map[string]string{"n": "1"}},
+	}
+	for _, c := range cases {
+		got := queryCommandJSON(t, c.sql)
+		if !slices.EqualFunc(got, []map[string]string{c.want}, maps.Equal) {
+			t.Errorf("%s\n got %v\nwant %v", c.sql, got, c.want)
+		}
+	}
+}
+
+// Over Thrift a pid constraint on a holder that is not the lowest-pid one
+// still gets the group under its stable id.
+func TestNotifyTablesOverThrift(t *testing.T) {
+	k := fanotifytest.HoldKnownObjects(t, notifyUID)
+	m, _, _ := launch(t, false)
+	groupA := fmt.Sprintf("%d:3", k.PID1)
+	ctx := fmt.Sprintf(`{"constraints":[{"name":"pid","list":[{"op":2,"expr":"%d"}],"affinity":"BIGINT"}],"colsUsed":["pid","group_id","primary_holder","mark_type"]}`, k.PID2)
+	rows := generate(t, m, "fanotify_marks", ctx)
+	n := 0
+	for _, r := range rows {
+		if r["pid"] != strconv.Itoa(k.PID2) {
+			t.Fatalf("row of pid %s for a pid = %d constraint", r["pid"], k.PID2)
+		}
+		if r["group_id"] == groupA {
+			n++
+			if r["primary_holder"] != "0" {
+				t.Errorf("pid %d is not group A's primary holder: %v", k.PID2, r)
+			}
+		}
+	}
+	if n != 5 {
+		t.Errorf("%d rows of group %s for pid %d, want 5", n, groupA, k.PID2)
+	}
+	groups := generate(t, m, "fanotify_groups", `{"constraints":[{"name":"group_id","list":[{"op":2,"expr":"`+groupA+`"}],"affinity":"TEXT"}]}`)
+	if len(groups) != 1 || groups[0]["holders"] != "3" || groups[0]["marks"] != "5" {
+		t.Errorf("group %s over Thrift: %v", groupA, groups)
+	}
+}
