@@ -3,6 +3,7 @@ package fanotify
 import (
 	"bytes"
 	"hash/maphash"
+	"slices"
 	"strconv"
 	"time"
 
@@ -45,7 +46,6 @@ type Snapshot struct {
 	// namespace; missing when the namespace could not be opened.
 	Ancestors map[uint64][]Charge
 
-	fs    procfs.FS
 	paths pathResolver
 }
 
@@ -145,25 +145,22 @@ func (s *Snapshot) ChargeChain(ch Charge) (levels []Charge, complete bool) {
 
 // newSnapshot groups the fds of a walk by open file and charges them.
 func newSnapshot(fs procfs.FS, walk *procfs.NotifyWalk, taken time.Time) *Snapshot {
+	groups, exact := dedup(walk, sameOpenFile)
 	s := &Snapshot{
 		Taken:      taken,
 		Complete:   walk.Complete(),
 		TimedOut:   walk.TimedOut,
 		Visible:    walk.Unreadable == 0,
-		DedupExact: true,
-		fs:         fs,
+		DedupExact: exact,
 	}
-	groups, exact := dedup(walk, sameOpenFile)
-	s.DedupExact = exact
 	for _, g := range groups {
-		switch g.Subsystem {
-		case procfs.SubsystemFanotify:
+		if g.Subsystem == procfs.SubsystemFanotify {
 			s.Fanotify = append(s.Fanotify, g)
-		default:
+		} else {
 			s.Inotify = append(s.Inotify, g)
 		}
 	}
-	s.Ancestors = ancestorsOf(fs, append(s.Fanotify, s.Inotify...))
+	s.Ancestors = ancestorsOf(fs, slices.Concat(s.Fanotify, s.Inotify))
 	s.paths.init(fs)
 	return s
 }

@@ -134,9 +134,12 @@ func (fs FS) processNotifyFDs(pid int) ([]NotifyFD, Identity, error) {
 		return nil, Identity{}, pidError(pid, err)
 	}
 	var fds []NotifyFD
+	dirFD := int(dir.Fd())
+	// Longer targets (file paths) come back truncated: none of them can
+	// equal the short names notifySubsystem knows.
 	link := make([]byte, 64)
 	for _, name := range names {
-		n, err := unix.Readlinkat(int(dir.Fd()), name, link)
+		n, err := unix.Readlinkat(dirFD, name, link)
 		if err != nil {
 			continue // closed since the listing
 		}
@@ -155,7 +158,7 @@ func (fs FS) processNotifyFDs(pid int) ([]NotifyFD, Identity, error) {
 		if err != nil {
 			return nil, Identity{}, pidError(pid, err)
 		}
-		if n2, err := unix.Readlinkat(int(dir.Fd()), name, link); err != nil || notifySubsystem(link[:n2]) != sub {
+		if n2, err := unix.Readlinkat(dirFD, name, link); err != nil || notifySubsystem(link[:n2]) != sub {
 			continue // the fd number was reused meanwhile
 		}
 		info, err := ParseFdinfo(text)
