@@ -202,6 +202,33 @@ func TestSnapshotSharedWithinMaxAge(t *testing.T) {
 	}
 }
 
+// Callers arriving together share the walk in progress; one giving up
+// does not stop it for the others.
+func TestSnapshotConcurrentCallersShareOneWalk(t *testing.T) {
+	s := newTestScanner()
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := s.Snapshot(cancelled); err == nil {
+		t.Fatal("a caller whose context ended got a snapshot")
+	}
+	snaps := make(chan *Snapshot, 4)
+	for range cap(snaps) {
+		go func() {
+			snap, err := s.Snapshot(context.Background())
+			if err != nil {
+				t.Error(err)
+			}
+			snaps <- snap
+		}()
+	}
+	first := <-snaps
+	for range cap(snaps) - 1 {
+		if snap := <-snaps; snap != first || snap == nil {
+			t.Fatal("concurrent callers got different snapshots")
+		}
+	}
+}
+
 func TestSnapshotOverBudgetIsIncomplete(t *testing.T) {
 	logged := &countingHandler{}
 	s := NewScanner(procfs.NewFS(procfs.DefaultRoot), time.Nanosecond, slog.New(logged))
