@@ -211,10 +211,7 @@ func MountsPerNamespace(ctx context.Context, env *Env, snap *fanotify.Snapshot) 
 	}
 	out := make([]NamespaceMounts, 0, len(views))
 	for _, v := range views {
-		_, mounts, err := v.read(env)
-		if err != nil {
-			return nil, err
-		}
+		_, mounts := v.read(env)
 		ns := NamespaceMounts{MntNS: v.mntNS, Mounts: int64(len(mounts))}
 		for _, m := range mounts {
 			if !marked[uint64(m.ID)] {

@@ -69,10 +69,7 @@ func generateMountPoints(ctx context.Context, env *Env, q QueryContext) ([]Row, 
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		pid, mounts, err := v.read(env)
-		if err != nil {
-			return nil, err
-		}
+		pid, mounts := v.read(env)
 		for _, m := range mounts {
 			rows = append(rows, mountRow(v.mntNS, pid, m, marks))
 		}
@@ -135,19 +132,23 @@ func namespaceViews(ctx context.Context, env *Env, q QueryContext) ([]namespaceV
 }
 
 // read returns the mounts of the namespace and the pid they were read
-// through; no mounts when every candidate process has exited.
-func (v namespaceView) read(env *Env) (int, []*mountinfo.Info, error) {
+// through; no mounts when every candidate process has exited, or when the
+// namespace's mount table cannot be read: one namespace (a container with
+// a mount table this reader rejects) must not take every other one away.
+func (v namespaceView) read(env *Env) (int, []*mountinfo.Info) {
 	for _, pid := range v.pids {
 		mounts, err := env.Proc.Mounts(pid)
 		if skipProcess(env, pid, err) {
 			continue
 		}
 		if err != nil {
-			return 0, nil, err
+			env.Log.Warn("mount_points: skipping a mount namespace whose mount table cannot be read",
+				"mnt_ns", v.mntNS, "pid", pid, "err", err)
+			return 0, nil
 		}
-		return pid, mounts, nil
+		return pid, mounts
 	}
-	return 0, nil, nil
+	return 0, nil
 }
 
 // skipProcess reports whether err means pid is to be left out: it exited,

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/moby/sys/mountinfo"
@@ -33,11 +35,85 @@ func (fs FS) Mounts(pid int) ([]*mountinfo.Info, error) {
 }
 
 // ParseMountinfo parses the text of /proc/PID/mountinfo, one entry per
-// line in the kernel's order.
+// line in the kernel's order. It reads what mountinfo.GetMountsFromReader
+// reads, but lines of any length: that one stops at 64 KiB, which the super
+// options of an overlayfs with many layers exceed.
 func ParseMountinfo(data []byte) ([]*mountinfo.Info, error) {
-	mounts, err := mountinfo.GetMountsFromReader(bytes.NewReader(data), nil)
-	if err != nil {
-		return nil, fmt.Errorf("mountinfo: %w", err)
+	mounts := make([]*mountinfo.Info, 0, bytes.Count(data, []byte{'\n'})+1)
+	for line := range bytes.Lines(data) {
+		line = bytes.TrimSuffix(bytes.TrimSuffix(line, []byte{'\n'}), []byte{'\r'})
+		m, err := parseMountLine(string(line))
+		if err != nil {
+			return nil, fmt.Errorf("mountinfo: %w", err)
+		}
+		mounts = append(mounts, m)
 	}
 	return mounts, nil
 }
+
+// parseMountLine reads one line of mountinfo:
+//
+//	36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw,errors=continue
+//
+// six fields, optional fields ended by "-", then type, source and super
+// options. The separator is searched from the end, since sources of cifs
+// shares printed by kernels before 3.10 may hold spaces.
+func parseMountLine(text string) (*mountinfo.Info, error) {
+	fields := strings.Split(text, " ")
+	n := len(fields)
+	if n < 10 {
+		return nil, fmt.Errorf("line %q: %d fields, want at least 10", text, n)
+	}
+	sep := n - 4
+	for fields[sep] != "-" {
+		if sep--; sep == 5 {
+			return nil, fmt.Errorf("line %q: no - separator", text)
+		}
+	}
+	major, minor, ok := strings.Cut(fields[2], ":")
+	if !ok {
+		return nil, fmt.Errorf("line %q: %q is not major:minor", text, fields[2])
+	}
+	return &mountinfo.Info{
+		ID:         lenientInt(fields[0]),
+		Parent:     lenientInt(fields[1]),
+		Major:      lenientInt(major),
+		Minor:      lenientInt(minor),
+		Root:       unescapeOctal(fields[3]),
+		Mountpoint: unescapeOctal(fields[4]),
+		Options:    fields[5],
+		Optional:   strings.Join(fields[6:sep], " "),
+		FSType:     unescapeOctal(fields[sep+1]),
+		Source:     unescapeOctal(fields[sep+2]),
+		VFSOptions: fields[sep+3],
+	}, nil
+}
+
+// lenientInt reads a number the kernel printed; like the moby parser it
+// reads anything else as 0 rather than failing the whole table.
+func lenientInt(s string) int {
+	v, _ := strconv.Atoi(s)
+	return v
+}
+
+// unescapeOctal decodes the kernel's \NNN escapes of mountinfo paths (\040
+// space, \011 tab, \012 newline, \134 backslash), which stand for ASCII
+// bytes only; anything else, UTF-8 or not, passes through.
+func unescapeOctal(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) && (s[i+1] == '0' || s[i+1] == '1') && isOctal(s[i+2]) && isOctal(s[i+3]) {
+			b.WriteByte((s[i+1]-'0')<<6 | (s[i+2]-'0')<<3 | (s[i+3] - '0'))
+			i += 3
+			continue
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+func isOctal(c byte) bool { return '0' <= c && c <= '7' }

@@ -1,10 +1,14 @@
 package procfs
 
 import (
+	"bufio"
+	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/moby/sys/mountinfo"
@@ -120,7 +124,45 @@ func TestMountsExited(t *testing.T) {
 	}
 }
 
-// Arbitrary bytes give mounts or an error, never a panic.
+// An overlayfs with hundreds of layers writes a mountinfo line far over
+// 64 KiB, where mountinfo.GetMountsFromReader stops with an error.
+func TestParseMountinfoLongLine(t *testing.T) {
+	var layers []string
+	for i := range 700 {
+		layers = append(layers, fmt.Sprintf("/var/lib/containers/storage/overlay/%064d/diff", i))
+	}
+	super := "rw,lowerdir=" + strings.Join(layers, ":") + ",upperdir=/u,workdir=/w"
+	data := "43 42 254:0 / / rw,relatime - ext4 /dev/vda rw\n" +
+		"90 43 0:50 / /var/lib/containers/x/merged rw,relatime - overlay overlay " + super + "\n" +
+		"91 43 0:51 / /tmp rw - tmpfs tmpfs rw\n"
+	if len(super) <= 64<<10 {
+		t.Fatalf("the fixture line is only %d bytes", len(super))
+	}
+	if _, err := mountinfo.GetMountsFromReader(strings.NewReader(data), nil); err == nil {
+		t.Log("mountinfo.GetMountsFromReader now reads long lines too")
+	}
+	checkMounts(t, mustParseMountinfo(t, data), []*mountinfo.Info{
+		{ID: 43, Parent: 42, Major: 254, Minor: 0, Root: "/", Mountpoint: "/", Options: "rw,relatime",
+			FSType: "ext4", Source: "/dev/vda", VFSOptions: "rw"},
+		{ID: 90, Parent: 43, Major: 0, Minor: 50, Root: "/", Mountpoint: "/var/lib/containers/x/merged",
+			Options: "rw,relatime", FSType: "overlay", Source: "overlay", VFSOptions: super},
+		{ID: 91, Parent: 43, Major: 0, Minor: 51, Root: "/", Mountpoint: "/tmp", Options: "rw",
+			FSType: "tmpfs", Source: "tmpfs", VFSOptions: "rw"},
+	})
+}
+
+func mustParseMountinfo(t *testing.T, data string) []*mountinfo.Info {
+	t.Helper()
+	mounts, err := ParseMountinfo([]byte(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mounts
+}
+
+// FuzzParseMountinfo checks that no input panics the parser and that, on
+// lines short enough for it, the parser agrees with moby's mountinfo
+// parser: the same mounts, or an error from both.
 func FuzzParseMountinfo(f *testing.F) {
 	for _, name := range []string{"hostile", "optional", "no_separator", "short"} {
 		data, err := os.ReadFile(filepath.Join("testdata", "mountinfo", name))
@@ -130,6 +172,18 @@ func FuzzParseMountinfo(f *testing.F) {
 		f.Add(data)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		ParseMountinfo(data)
+		got, err := ParseMountinfo(data)
+		for line := range bytes.Lines(data) {
+			if len(line) >= bufio.MaxScanTokenSize {
+				return
+			}
+		}
+		want, wantErr := mountinfo.GetMountsFromReader(bytes.NewReader(data), nil)
+		if (err == nil) != (wantErr == nil) {
+			t.Fatalf("error %v, moby's parser says %v", err, wantErr)
+		}
+		if err == nil {
+			checkMounts(t, got, want)
+		}
 	})
 }
