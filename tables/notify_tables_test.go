@@ -269,3 +269,51 @@ func TestFanotifyMarksPathsInHolderNamespace(t *testing.T) {
 		t.Errorf("paths %v, want %v", got, want)
 	}
 }
+
+// fakeHolder lays out /proc/PID of a process holding one fanotify fd 3
+// whose fdinfo is given, below root.
+func fakeHolder(t *testing.T, root string, pid int, fdinfo string) {
+	dir := filepath.Join(root, strconv.Itoa(pid))
+	files := map[string]string{
+		"comm":     "fake\n",
+		"status":   "Name:\tfake\nUid:\t0\t0\t0\t0\n",
+		"cgroup":   "0::/fake\n",
+		"fdinfo/3": fdinfo,
+	}
+	links := map[string]string{"fd/3": "anon_inode:[fanotify]", "ns/user": "user:[4026531837]", "ns/mnt": "mnt:[4026531841]"}
+	for _, sub := range []string{"fd", "fdinfo", "ns"} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, target := range links {
+		if err := os.Symlink(target, filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// An fdinfo that does not parse still shows its group, with unknown marks.
+func TestFanotifyTablesUnparsableFdinfo(t *testing.T) {
+	root := t.TempDir()
+	fakeHolder(t, root, 4242, "pos:\t0\nfanotify flags:200 event-flags:8000\nfanotify ino:zz sdev:fe00000 mflags:0 mask:2 ignored_mask:0\n")
+	env := testEnv(root)
+	r := NewRunner(All(env), time.Minute, 1, env.Log)
+	groups := query(t, r, "fanotify_groups", nil, nil)
+	if len(groups) != 1 || groups[0]["group_id"] != "4242:3" || groups[0]["marks"] != "" || groups[0]["class"] != "" {
+		t.Errorf("groups %v, want 4242:3 with NULL marks and class", groups)
+	}
+	marks := query(t, r, "fanotify_marks", nil, nil)
+	if len(marks) != 1 || marks[0]["mark_type"] != "unknown" || marks[0]["process"] != "fake" {
+		t.Errorf("marks %v, want one row of type unknown", marks)
+	}
+	snap, err := env.Usage.Snapshot(context.Background())
+	if err != nil || snap.Complete {
+		t.Errorf("a snapshot with an unparsable fdinfo is complete (err %v)", err)
+	}
+}
