@@ -22,6 +22,18 @@ const (
 // interval is the --interval the stand-in passes, as osqueryd does.
 func interval(m *standin.Manager) time.Duration { return time.Duration(m.Interval) * time.Second }
 
+// waitStderr waits until p has logged want.
+func waitStderr(t *testing.T, p *standin.Process, want string) {
+	t.Helper()
+	deadline := time.Now().Add(registerTimeout)
+	for !strings.Contains(p.Stderr(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("stderr lacks %q:\n%s", want, p.Stderr())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // waitExit waits for p to exit and returns its exit code and how long it took.
 func waitExit(t *testing.T, p *standin.Process, limit time.Duration) (int, time.Duration) {
 	t.Helper()
@@ -65,13 +77,7 @@ func TestStopsOnRequest(t *testing.T) {
 // osqueryd may stop an extension that is still waiting for its socket.
 func TestStopsWhileWaitingForOsqueryd(t *testing.T) {
 	p := standin.Start(t, standin.BuildBinary(t), "--verbose", "--socket", filepath.Join(t.TempDir(), "later.em"), "--timeout", "30")
-	deadline := time.Now().Add(registerTimeout)
-	for !strings.Contains(p.Stderr(), "connecting to osqueryd") {
-		if time.Now().After(deadline) {
-			t.Fatalf("never started connecting:\n%s", p.Stderr())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitStderr(t, p, "connecting to osqueryd")
 	if err := p.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -215,8 +221,9 @@ func TestExitsWhenRegistrationIsRefused(t *testing.T) {
 	m := standin.New(t)
 	m.Reserve("mount_points")
 	p := m.Launch(t, standin.BuildBinary(t), false)
-	// Refusals other than a duplicate name are final: no retries.
-	if code, _ := waitExit(t, p, stopLimit); code == 0 {
+	// Refusals other than a duplicate name are final: no retries, which
+	// would last two intervals.
+	if code, _ := waitExit(t, p, interval(m)); code == 0 {
 		t.Error("exit code 0, want non-zero")
 	}
 	if want := "osqueryd refused the registration: Failed adding registry"; !strings.Contains(p.Stderr(), want) {
@@ -252,12 +259,8 @@ func TestArguments(t *testing.T) {
 	t.Run("verbose logs registration, quiet does not", func(t *testing.T) {
 		_, quiet, _ := launch(t, false)
 		_, verbose, _ := launch(t, true)
-		time.Sleep(100 * time.Millisecond) // the log line follows the registration
-		for _, want := range []string{"msg=registered", fmt.Sprintf(`msg="started by osqueryd" pid=%d`, verbose.Pid())} {
-			if !strings.Contains(verbose.Stderr(), want) {
-				t.Errorf("--verbose stderr lacks %s:\n%s", want, verbose.Stderr())
-			}
-		}
+		waitStderr(t, verbose, fmt.Sprintf(`msg="started by osqueryd" pid=%d`, verbose.Pid()))
+		waitStderr(t, verbose, "msg=registered")
 		if strings.Contains(quiet.Stderr(), "msg=registered") {
 			t.Errorf("stderr without --verbose logs info:\n%s", quiet.Stderr())
 		}
