@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -155,6 +156,26 @@ func TestSnapshotChargingChain(t *testing.T) {
 	}
 	if outer := chain[1].UserNS; outer == inner || outer == InitialUserNS || chain[2] != (Charge{UserNS: InitialUserNS, UID: 0}) || chain[1].UID != 0 {
 		t.Errorf("chain %+v: want [inner ns, (outer ns, uid 0), (initial ns, uid 0)]", chain)
+	}
+}
+
+// fdinfo's flags: line differs between a close-on-exec fd and its plain
+// dup; they are still one instance.
+func TestSnapshotDedupIgnoresCloseOnExec(t *testing.T) {
+	fd := fanotifytest.Inotify(t, t.TempDir())
+	defer unix.Close(fd)
+	dup, err := unix.Dup(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(dup)
+	snap, err := newTestScanner().Snapshot(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := groupHeldBy(t, snap.Inotify, os.Getpid(), fd)
+	if g != groupHeldBy(t, snap.Inotify, os.Getpid(), dup) || len(g.Holders) != 2 {
+		t.Errorf("fd %d and its dup %d: holders %+v, want one instance held twice", fd, dup, g.Holders)
 	}
 }
 
