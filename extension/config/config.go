@@ -14,7 +14,9 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -99,7 +101,7 @@ func Parse(data []byte) (Config, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&cfg); err != nil {
-		return Default(), decodeError(err)
+		return Default(), decodeError(data, err)
 	}
 	// More() misses a stray '}' or ']', so demand the end of input instead.
 	if _, err := dec.Token(); err != io.EOF {
@@ -112,7 +114,7 @@ func Parse(data []byte) (Config, error) {
 }
 
 // decodeError rewrites encoding/json's messages so they lead with the key.
-func decodeError(err error) error {
+func decodeError(data []byte, err error) error {
 	var typeErr *json.UnmarshalTypeError
 	if errors.As(err, &typeErr) {
 		if typeErr.Field == "" {
@@ -121,9 +123,48 @@ func decodeError(err error) error {
 		return fmt.Errorf("key %q: expected %s, got JSON %s", typeErr.Field, typeErr.Type, typeErr.Value)
 	}
 	if field, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		if name, err := strconv.Unquote(field); err == nil {
+			if path := unknownKeyPath(data, reflect.TypeFor[Config](), name); path != "" {
+				field = strconv.Quote(path)
+			}
+		}
 		return fmt.Errorf("key %s: unknown key", field)
 	}
 	return fmt.Errorf("invalid JSON: %w", err)
+}
+
+// unknownKeyPath finds the key called name that type t lacks in the JSON
+// object data and returns it with its parents ("collector.path"):
+// encoding/json names the key alone. Like encoding/json it matches the
+// keys t has without regard to case. "" if there is none.
+func unknownKeyPath(data []byte, t reflect.Type, name string) string {
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(data, &obj) != nil {
+		return ""
+	}
+	for key, value := range obj {
+		field, known := jsonField(t, key)
+		if !known && key == name {
+			return key
+		}
+		if known && field.Kind() == reflect.Struct {
+			if sub := unknownKeyPath(value, field, name); sub != "" {
+				return key + "." + sub
+			}
+		}
+	}
+	return ""
+}
+
+// jsonField returns the type of t's field that encoding/json fills from key.
+func jsonField(t reflect.Type, key string) (reflect.Type, bool) {
+	for f := range t.Fields() {
+		tag, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if strings.EqualFold(tag, key) {
+			return f.Type, true
+		}
+	}
+	return nil, false
 }
 
 func (c Config) validate() error {

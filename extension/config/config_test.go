@@ -98,7 +98,9 @@ func TestParseRejects(t *testing.T) {
 		want      []string // substrings of the error
 	}{
 		{"unknown key", `{"generate_timeout": 5}`, []string{`"generate_timeout"`, "unknown key"}},
-		{"unknown collector key", `{"collector": {"path": ["/"]}}`, []string{`"path"`, "unknown key"}},
+		{"unknown collector key", `{"collector": {"path": ["/"]}}`, []string{`key "collector.path": unknown key`}},
+		{"unknown collector key, any case", `{"Collector": {"enabled": false, "paths ": ["/"]}}`, []string{`key "Collector.paths ": unknown key`}},
+		{"unknown key named like a nested one", `{"collector": {}, "paths": ["/"]}`, []string{`key "paths": unknown key`}},
 		{"string for int", `{"generate_timeout_s": "5"}`, []string{`"generate_timeout_s"`, "int", "string"}},
 		{"fraction for int", `{"max_concurrent_generates": 2.5}`, []string{`"max_concurrent_generates"`, "number 2.5"}},
 		{"int overflow", `{"scan_budget_ms": 1e30}`, []string{`"scan_budget_ms"`}},
