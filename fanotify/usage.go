@@ -80,7 +80,9 @@ func (g *Group) Primary() Holder { return g.Holders[0] }
 // Charge is what the group is charged to. The creator is not visible in
 // /proc, so the primary holder's effective uid and user namespace stand in
 // for it: an estimate, wrong when the creator changed uid afterwards or
-// passed the fd to another user's process.
+// passed the fd to another user's process. The uid is as this process sees
+// it (/proc/PID/status maps it into the reader's user namespace), like the
+// owner uids of Ancestors.
 func (g *Group) Charge() Charge {
 	p := g.Primary()
 	return Charge{UserNS: p.UserNS, UID: p.EUID}
