@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/osquery/osquery-go/gen/osquery"
 	"github.com/osquery/osquery-go/plugin/table"
@@ -49,11 +50,14 @@ func (h *handler) Ping(context.Context) (*osquery.ExtensionStatus, error) {
 // Call serves the "columns" and "generate" actions of a table. Failures go
 // back to osqueryd as an error status; the extension keeps serving.
 func (h *handler) Call(ctx context.Context, registry, item string, req osquery.ExtensionPluginRequest) (*osquery.ExtensionResponse, error) {
+	begin := time.Now()
 	rows, err := h.call(ctx, registry, item, req)
+	log := h.log.With("registry", registry, "item", item, "action", req["action"], "took", time.Since(begin))
 	if err != nil {
-		h.log.Debug("call failed", "registry", registry, "item", item, "action", req["action"], "err", err)
+		log.Debug("call failed", "err", err)
 		return &osquery.ExtensionResponse{Status: &osquery.ExtensionStatus{Code: 1, Message: err.Error()}}, nil
 	}
+	log.Debug("call", "rows", len(rows))
 	return &osquery.ExtensionResponse{Status: &osquery.ExtensionStatus{Code: 0, Message: "OK"}, Response: rows}, nil
 }
 

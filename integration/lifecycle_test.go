@@ -256,12 +256,18 @@ func TestArguments(t *testing.T) {
 			t.Fatalf("%v\nstderr:\n%s", err, p.Stderr())
 		}
 	})
-	t.Run("verbose logs registration, quiet does not", func(t *testing.T) {
-		_, quiet, _ := launch(t, false)
-		_, verbose, _ := launch(t, true)
+	t.Run("verbose logs registration and calls, quiet does not", func(t *testing.T) {
+		mq, quiet, _ := launch(t, false)
+		mv, verbose, _ := launch(t, true)
+		for _, m := range []*standin.Manager{mq, mv} {
+			if _, err := m.Generate("mount_points", ""); err != nil {
+				t.Fatal(err)
+			}
+		}
 		waitStderr(t, verbose, fmt.Sprintf(`msg="started by osqueryd" pid=%d`, verbose.Pid()))
 		waitStderr(t, verbose, "msg=registered")
-		if strings.Contains(quiet.Stderr(), "msg=registered") {
+		waitStderr(t, verbose, "msg=call registry=table item=mount_points action=generate")
+		if strings.Contains(quiet.Stderr(), "level=INFO") || strings.Contains(quiet.Stderr(), "level=DEBUG") {
 			t.Errorf("stderr without --verbose logs info:\n%s", quiet.Stderr())
 		}
 	})
