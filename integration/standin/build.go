@@ -2,6 +2,7 @@ package standin
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -44,14 +45,15 @@ func goBuild(out string) error {
 	if err != nil {
 		return err
 	}
-	args := []string{"build", "-o", out, "-ldflags", "-X main.version=" + BuildVersion}
+	// No VCS stamp: a checkout owned by another user would fail the build.
+	args := []string{"build", "-buildvcs=false", "-o", out, "-ldflags", "-X main.version=" + BuildVersion}
 	if raceEnabled {
 		args = append(args, "-race")
 	}
 	cmd := exec.Command("go", append(args, "./extension")...)
 	cmd.Dir = root
 	if output, err := cmd.CombinedOutput(); err != nil {
-		return errors.New(err.Error() + ": " + string(output))
+		return fmt.Errorf("go build: %w: %s", err, output)
 	}
 	return nil
 }
