@@ -157,6 +157,17 @@ func BenchmarkFdinfo(b *testing.B) {
 			}
 		}
 	})
+	data, err := os.ReadFile(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("parse", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := ParseFdinfo(data); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 	b.Run("read+parse", func(b *testing.B) {
 		for b.Loop() {
 			data, err := os.ReadFile(path)
