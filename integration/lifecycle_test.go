@@ -100,8 +100,9 @@ func TestExitsWhenOsquerydIsGone(t *testing.T) {
 func TestExitsWhenOsquerydHangs(t *testing.T) {
 	m, p, _ := launch(t, false)
 	m.Hang()
-	// The next ping comes within an interval and times out after --timeout.
-	limit := interval(m) + time.Duration(m.Timeout)*time.Second
+	// The next ping comes within an interval and times out after --timeout;
+	// exiting takes a moment more.
+	limit := interval(m) + time.Duration(m.Timeout)*time.Second + stopLimit
 	if code, _ := waitExit(t, p, limit); code == 0 {
 		t.Error("exit code 0, want non-zero")
 	}
