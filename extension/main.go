@@ -69,7 +69,8 @@ func runExtension(args []string) int {
 	return serve(opts, newHandler(runner, log), log)
 }
 
-// newLogger logs to stderr, which osqueryd forwards to its own log.
+// newLogger logs to stderr: autoloaded extensions share osqueryd's (the
+// journal under systemd).
 func newLogger(verbose bool) *slog.Logger {
 	level := slog.LevelWarn
 	if verbose {
