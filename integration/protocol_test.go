@@ -240,6 +240,34 @@ func TestConcurrentGenerates(t *testing.T) {
 	}
 }
 
+// A result larger than the extension's 64 KiB write buffer arrives whole.
+func TestLargeResult(t *testing.T) {
+	m, _, ext := launch(t, false)
+	if _, ok := ext.Registry["table"]["mount_points"]; !ok {
+		t.Skip("mount_points is not registered")
+	}
+	var sleepers []sleeper
+	for range 20 {
+		sleepers = append(sleepers, startSleeper(t))
+	}
+	rows := generate(t, m, "mount_points", "")
+	size := 0
+	for _, r := range rows {
+		for k, v := range r {
+			size += len(k) + len(v)
+		}
+	}
+	if size < 64<<10 {
+		t.Fatalf("result of %d bytes does not cross the buffer", size)
+	}
+	for _, s := range sleepers {
+		want := mountsOf(generate(t, m, "mount_points", ctxJSON([3]string{"mnt_ns", "2", s.mntNS})), s.mntNS)
+		if got := mountsOf(rows, s.mntNS); !slices.Equal(got, want) {
+			t.Errorf("namespace %s: %d mounts in the large result, %d alone", s.mntNS, len(got), len(want))
+		}
+	}
+}
+
 // Every table answers an unconstrained generate, with only its own columns.
 func TestEveryTableGenerates(t *testing.T) {
 	m, _, _ := launch(t, false)
