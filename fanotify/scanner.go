@@ -79,6 +79,9 @@ func (s *Scanner) walk(sc *scan) {
 				"budget", s.budget, "fds_found", len(walk.FDs))
 		}
 		sc.snap = newSnapshot(s.fs, walk, taken)
+		if !sc.snap.DedupExact {
+			s.log.Warn("kcmp is unavailable or refused: a group held through several fds counts once per fd")
+		}
 	}
 	sc.err = err
 

@@ -137,14 +137,6 @@ func (s *Snapshot) GroupMarks() []GroupMarks {
 	return out
 }
 
-// ChargeChain returns every level charged for an object charged to ch: ch
-// itself, then its user namespace's ancestors. complete is false when the
-// namespace's ancestry could not be read.
-func (s *Snapshot) ChargeChain(ch Charge) (levels []Charge, complete bool) {
-	up, ok := s.Ancestors[ch.UserNS]
-	return append([]Charge{ch}, up...), ok
-}
-
 // newSnapshot groups the fds of a walk by open file and charges them.
 func newSnapshot(fs procfs.FS, walk *procfs.NotifyWalk, taken time.Time) *Snapshot {
 	groups, exact := dedup(walk, sameOpenFile)
