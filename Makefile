@@ -47,15 +47,20 @@ package:
 		done; \
 	done
 
-# Fuzzers as package:FuzzName (go test -fuzz takes one fuzzer at a time).
+# Fuzzers as package:FuzzName (go test -fuzz takes one fuzzer at a time). A
+# failing input lands in the package's testdata/fuzz/FuzzName/: commit it, and
+# every go test replays it as a regression case.
 FUZZERS := \
 	./extension/config:FuzzConfigParse \
-	./tables:FuzzParseContext
+	./tables:FuzzParseContext \
+	./fanotify/procfs:FuzzParseFdinfo \
+	./fanotify/procfs:FuzzParseMountinfo \
+	./fanotify/procfs:FuzzParseProcessFiles
 FUZZTIME ?= 2m
-# Long-running checks behind `make stress`; add churn and soak targets here.
-STRESS := fuzz
+# Long-running checks behind `make stress`.
+STRESS := fuzz churn
 
-.PHONY: fuzz fuzz-short stress
+.PHONY: fuzz fuzz-short stress churn
 
 # Runs every fuzzer for FUZZTIME.
 fuzz:
@@ -67,5 +72,10 @@ fuzz:
 # The CI smoke run: every fuzzer for 10s.
 fuzz-short:
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=10s
+
+# Scans every snapshot table 1000 times while processes holding inotify and
+# fanotify fds are born and die (go test runs 100).
+churn:
+	FANOTIFY_CHURN_SCANS=1000 $(GO) test -race -count=1 -run '^TestChurn$$' -v ./tables
 
 stress: $(STRESS)
