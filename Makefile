@@ -79,3 +79,11 @@ churn:
 	FANOTIFY_CHURN_SCANS=1000 $(GO) test -race -count=1 -run '^TestChurn$$' -v ./tables
 
 stress: $(STRESS)
+
+.PHONY: bench
+
+# Measures fanotify.ext against raw baselines on a synthetic busy host that it
+# builds and removes (as root, about 10 minutes); writes BENCHMARKS.md. Too
+# heavy for `make test` and CI. BENCHFLAGS=-strict fails on a missed goal.
+bench: build
+	$(GO) run ./integration/bench -ext build/fanotify.ext -out BENCHMARKS.md $(BENCHFLAGS)

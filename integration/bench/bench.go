@@ -1,0 +1,230 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime/pprof"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/osquery-fanotify/osquery-fanotify/extension/config"
+	"github.com/osquery-fanotify/osquery-fanotify/tables"
+)
+
+// bench holds the run's options, what it created (for cleanup) and its
+// results.
+type bench struct {
+	o       options
+	start   time.Time
+	cbin    cBaselines
+	profile io.Writer
+
+	mu       sync.Mutex
+	cleanups []func()
+
+	goals  []goal
+	scales []scaleRow
+	rss    []rssFigure
+	notes  []string
+}
+
+// rssFigure is one VmRSS reading of the fanotify.ext process.
+type rssFigure struct {
+	When     string
+	bytes    int64
+	buffered int
+}
+
+// goal is one line of the goals table.
+type goal struct {
+	Name     string
+	Project  cost
+	Baseline cost // minimal Go
+	C        *cost
+	Target   string
+	// Met tells whether the goal holds; Ratio is the CPU ratio shown.
+	Ratio float64
+	Met   bool
+	Note  string
+}
+
+// scaleRow is one size of one scale series.
+type scaleRow struct {
+	Series string
+	Size   string
+	Units  int // processes, watches or mounts
+	Items  []namedCost
+}
+
+type namedCost struct {
+	Name string
+	Cost cost
+}
+
+func newBench(o options) (*bench, error) {
+	b := &bench{o: o, start: time.Now()}
+	var err error
+	if b.cbin, err = buildCBaselines(); err != nil {
+		b.note("C baselines not built: %v", err)
+	}
+	if b.cbin.dir != "" {
+		b.onCleanup(func() { os.RemoveAll(b.cbin.dir) })
+	}
+	if _, err := os.Stat(o.ext); err != nil {
+		return nil, fmt.Errorf("%s: %w (run `make build` first)", o.ext, err)
+	}
+	return b, nil
+}
+
+func (b *bench) onCleanup(f func()) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.cleanups = append(b.cleanups, f)
+}
+
+// cleanup undoes everything, newest first; it may run twice (signal).
+func (b *bench) cleanup() {
+	b.mu.Lock()
+	fs := b.cleanups
+	b.cleanups = nil
+	b.mu.Unlock()
+	for i := len(fs) - 1; i >= 0; i-- {
+		fs[i]()
+	}
+}
+
+func (b *bench) note(format string, args ...any) {
+	b.notes = append(b.notes, fmt.Sprintf(format, args...))
+	fmt.Fprintln(os.Stderr, "bench: note:", fmt.Sprintf(format, args...))
+}
+
+func (b *bench) progress(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "bench: %s %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
+
+func (b *bench) runPhases() error {
+	phases := []struct {
+		name string
+		run  func() error
+	}{
+		{"mounts", b.mountPhase},
+		{"host", b.hostPhase},
+		{"watches", b.watchPhase},
+		{"collector", b.collectorPhase},
+	}
+	for _, p := range phases {
+		if b.o.only != "" && b.o.only != p.name {
+			continue
+		}
+		if p.name == "watches" && !b.o.scale {
+			continue
+		}
+		if err := p.run(); err != nil {
+			return fmt.Errorf("%s: %w", p.name, err)
+		}
+	}
+	return nil
+}
+
+func (b *bench) missed() int {
+	n := 0
+	for _, g := range b.goals {
+		if !g.Met {
+			n++
+		}
+	}
+	return n
+}
+
+var discard = slog.New(slog.DiscardHandler)
+
+// Query contexts as osqueryd sends them: SELECT * reads every column,
+// SELECT COUNT(*) none.
+var (
+	selectAll   = tables.NewQueryContext(nil, nil)
+	selectCount = tables.NewQueryContext(nil, []string{})
+	// mountColumnsOnly is mount_points without its mark counts, which
+	// need a walk of every process's fds.
+	mountColumnsOnly = tables.NewQueryContext(nil, []string{"mnt_ns", "pid", "mount_id", "parent_id", "device", "root", "path", "fs_type", "source", "options", "super_options", "propagation"})
+)
+
+// generate runs tables with a fresh Env, as a query arriving when the
+// snapshot cache has expired: every run pays for its own walk of /proc.
+// Tables generated in one call share that walk, as queries within a second
+// do. It fails unless every table returns at least minRows rows.
+func generate(q tables.QueryContext, minRows int, names ...string) func() error {
+	return func() error {
+		env := tables.NewEnv(config.Default(), discard)
+		defer env.Close()
+		r := tables.NewRunner(tables.All(env), time.Minute, 4, discard)
+		for _, name := range names {
+			rows, err := r.Generate(context.Background(), name, q)
+			if err != nil {
+				return err
+			}
+			if len(rows) < minRows {
+				return fmt.Errorf("%s: %d rows, want at least %d", name, len(rows), minRows)
+			}
+		}
+		return nil
+	}
+}
+
+// project measures a run of the project's own code, under the CPU profile
+// when one was asked for.
+func (b *bench) project(reps int, f func() error) (cost, error) {
+	if b.profile != nil {
+		if err := pprof.StartCPUProfile(b.profile); err == nil {
+			defer pprof.StopCPUProfile()
+		}
+	}
+	return measureInProcess(reps, f)
+}
+
+// rawGo measures a raw Go baseline.
+func rawGo(reps int, f func([]byte) (int, error)) (cost, error) {
+	buf := make([]byte, 64<<10)
+	return measureInProcess(reps, func() error {
+		n, err := f(buf)
+		if err == nil && n == 0 {
+			err = fmt.Errorf("read nothing")
+		}
+		return err
+	})
+}
+
+// ratio is a/b of CPU time.
+func ratio(a, b cost) float64 {
+	if b.CPU == 0 {
+		return 0
+	}
+	return float64(a.CPU) / float64(b.CPU)
+}
+
+func (b *bench) addGoal(g goal) {
+	b.goals = append(b.goals, g)
+	status := "met"
+	if !g.Met {
+		status = "MISSED"
+	}
+	b.progress("goal %-45s %5.2fx (target %s) %s", g.Name, g.Ratio, g.Target, status)
+}
+
+// plural is "1 process", "2 processes", "3 bind mounts".
+func plural(n int, word string) string {
+	if n == 1 {
+		return fmt.Sprintf("%d %s", n, word)
+	}
+	if strings.HasSuffix(word, "s") {
+		return fmt.Sprintf("%d %ses", n, word)
+	}
+	return fmt.Sprintf("%d %ss", n, word)
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/1e6) }
+
+func mb(bytes int64) string { return fmt.Sprintf("%.1f MB", float64(bytes)/(1<<20)) }

@@ -1,0 +1,466 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/osquery-fanotify/osquery-fanotify/extension/config"
+)
+
+// sizes are the sizes a scale series measures, the full one last.
+func (b *bench) sizes(full int, fractions ...int) []int {
+	if !b.o.scale {
+		return []int{full}
+	}
+	var out []int
+	for _, f := range fractions {
+		out = append(out, full/f)
+	}
+	return append(out, full)
+}
+
+// repsFor measures the full size reps times, smaller ones three times.
+func (b *bench) repsFor(size, full int) int {
+	if size == full {
+		return b.o.reps
+	}
+	return min(3, b.o.reps)
+}
+
+// snapshotAge is how long the extension reuses a walk; calls through the
+// protocol wait longer so that each pays for its own walk.
+const snapshotAge = 1100 * time.Millisecond
+
+func (b *bench) mountPhase() error {
+	ns, err := newMountNamespace()
+	if err != nil {
+		return err
+	}
+	var once sync.Once
+	stop := func() { once.Do(ns.stop) }
+	b.onCleanup(stop)
+	defer stop()
+	for _, n := range b.sizes(b.o.mounts, 10, 2) {
+		b.progress("mounts: %d bind mounts", n)
+		if err := ns.grow(n); err != nil {
+			return err
+		}
+		reps := b.repsFor(n, b.o.mounts)
+		raw, err := rawGo(reps, rawMountinfo)
+		if err != nil {
+			return err
+		}
+		all, err := b.project(reps, generate(selectAll, n, "mount_points"))
+		if err != nil {
+			return err
+		}
+		mountsOnly, err := b.project(reps, generate(mountColumnsOnly, n, "mount_points"))
+		if err != nil {
+			return err
+		}
+		b.scales = append(b.scales, scaleRow{Series: "mounts", Size: plural(n, "bind mount"), Units: n, Items: []namedCost{
+			{"raw mountinfo read (Go)", raw},
+			{"mount_points SELECT *", all},
+			{"mount_points, mount columns only", mountsOnly},
+		}})
+		if n == b.o.mounts {
+			r := ratio(all, raw)
+			b.addGoal(goal{Name: fmt.Sprintf("mount_points SELECT * at %d mounts", n), Project: all, Baseline: raw,
+				Target: "≤ 3×", Ratio: r, Met: r <= 3,
+				Note: fmt.Sprintf("mount columns only (no mark counts, so no walk of /proc): %.2f×", ratio(mountsOnly, raw))})
+		}
+	}
+	return nil
+}
+
+func (b *bench) hostPhase() error {
+	h, err := newBusyHost()
+	if err != nil {
+		return err
+	}
+	var once sync.Once
+	stop := func() { once.Do(h.stop) }
+	b.onCleanup(stop)
+	defer stop()
+	for _, n := range b.sizes(b.o.procs, 4, 2) {
+		b.progress("host: %d holders with %d watches and %d marks each", n, b.o.watches, b.o.marks)
+		if err := h.add(n-len(h.holders), b.o.watches, b.o.marks); err != nil {
+			return err
+		}
+		reps := b.repsFor(n, b.o.procs)
+		minRows := n * min(b.o.watches, b.o.marks)
+		raw, err := rawGo(reps, rawWalk)
+		if err != nil {
+			return err
+		}
+		all, err := b.project(reps, generate(selectAll, minRows, "fanotify_marks", "inotify_watches"))
+		if err != nil {
+			return err
+		}
+		count, err := b.project(reps, generate(selectCount, minRows, "fanotify_marks", "inotify_watches"))
+		if err != nil {
+			return err
+		}
+		limits, err := b.project(reps, generate(selectAll, 1, "fanotify_limits"))
+		if err != nil {
+			return err
+		}
+		b.scales = append(b.scales, scaleRow{Series: "processes", Size: plural(n, "process"), Units: n, Items: []namedCost{
+			{"raw walk (Go)", raw},
+			{"fanotify_marks + inotify_watches SELECT *", all},
+			{"the same, COUNT(*)", count},
+			{"fanotify_limits", limits},
+		}})
+		if n != b.o.procs {
+			continue
+		}
+		c, err := b.cbin.cWalk(reps)
+		if err != nil {
+			return err
+		}
+		what := fmt.Sprintf("%d processes × (%d inotify watches + %d fanotify marks)", n, b.o.watches, b.o.marks)
+		r := ratio(all, raw)
+		b.addGoal(goal{Name: "fanotify_marks + inotify_watches SELECT *", Project: all, Baseline: raw, C: c,
+			Target: "≤ 1.3×", Ratio: r, Met: r <= 1.3, Note: what})
+		r = ratio(count, raw)
+		b.addGoal(goal{Name: "fanotify_marks + inotify_watches COUNT(*)", Project: count, Baseline: raw, C: c,
+			Target: "≤ 1.1×", Ratio: r, Met: r <= 1.1, Note: what})
+		r = ratio(limits, raw)
+		b.addGoal(goal{Name: "fanotify_limits", Project: limits, Baseline: raw, C: c,
+			Target: "≤ 1.5×", Ratio: r, Met: r <= 1.5, Note: what})
+		if err := b.protocol(minRows); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// protocol compares generates through the osquery protocol (a stand-in
+// osqueryd calling the real fanotify.ext over Thrift) with the same
+// generates in process.
+func (b *bench) protocol(minRows int) error {
+	e, err := startExtension(b.o.ext, config.Default())
+	if err != nil {
+		return err
+	}
+	b.onCleanup(e.stop)
+	defer e.stop()
+	time.Sleep(2 * time.Second)
+	if rss, err := vmRSS(e.Pid); err == nil {
+		b.rss = append(b.rss, rssFigure{"idle, collector disabled", rss, 0})
+	}
+	for _, t := range []struct {
+		table   string
+		minRows int
+	}{{"fanotify_limits", 1}, {"inotify_watches", minRows}} {
+		b.progress("protocol: %s", t.table)
+		in, err := b.project(b.o.reps, generate(selectAll, t.minRows, t.table))
+		if err != nil {
+			return err
+		}
+		var runs []cost
+		var cpus []time.Duration
+		for range b.o.reps {
+			time.Sleep(snapshotAge)
+			cpu0, err := processCPU(e.Pid)
+			if err != nil {
+				return err
+			}
+			start := time.Now()
+			rows, err := e.generate(t.table, "")
+			wall := time.Since(start)
+			if err != nil {
+				return err
+			}
+			if len(rows) < t.minRows {
+				return fmt.Errorf("%s through the protocol: %d rows", t.table, len(rows))
+			}
+			cpu1, err := processCPU(e.Pid)
+			if err != nil {
+				return err
+			}
+			runs = append(runs, cost{CPU: cpu1 - cpu0, Wall: wall})
+			cpus = append(cpus, cpu1-cpu0)
+		}
+		proto := median(runs)
+		limit := time.Duration(1.2*float64(in.Wall)) + 2*time.Millisecond
+		r := float64(proto.Wall) / float64(in.Wall)
+		b.addGoal(goal{Name: "generate " + t.table + " through the protocol", Project: proto, Baseline: in,
+			Target: "wall ≤ 1.2× in-process + 2 ms", Ratio: r, Met: proto.Wall <= limit,
+			Note: fmt.Sprintf("limit %s; project column = extension process CPU (schedstat) and client wall, baseline column = in-process generate", ms(limit))})
+	}
+	if rss, err := vmRSS(e.Pid); err == nil {
+		b.rss = append(b.rss, rssFigure{"after the protocol queries, collector disabled", rss, 0})
+	}
+	return nil
+}
+
+// watchPhase grows the watches held on the host with few processes, each
+// holding one inotify instance of 1000 watches.
+func (b *bench) watchPhase() error {
+	h, err := newBusyHost()
+	if err != nil {
+		return err
+	}
+	var once sync.Once
+	stop := func() { once.Do(h.stop) }
+	b.onCleanup(stop)
+	defer stop()
+	const perHolder = 1000
+	for _, w := range []int{10000, 50000, 100000} {
+		n := w / perHolder
+		b.progress("watches: %d processes × %d watches", n, perHolder)
+		if err := h.add(n-len(h.holders), perHolder, 0); err != nil {
+			return err
+		}
+		reps := min(3, b.o.reps)
+		raw, err := rawGo(reps, rawWalk)
+		if err != nil {
+			return err
+		}
+		all, err := b.project(reps, generate(selectAll, w, "inotify_watches"))
+		if err != nil {
+			return err
+		}
+		count, err := b.project(reps, generate(selectCount, w, "inotify_watches"))
+		if err != nil {
+			return err
+		}
+		b.scales = append(b.scales, scaleRow{Series: "watches", Size: fmt.Sprintf("%d watches (%d processes)", w, n), Units: w, Items: []namedCost{
+			{"raw walk (Go)", raw},
+			{"inotify_watches SELECT *", all},
+			{"inotify_watches COUNT(*)", count},
+		}})
+	}
+	return nil
+}
+
+// sentinel is the last file of a burst: seeing it means the burst was read.
+const sentinel = "zz-sentinel"
+
+// burst creates n files in dir with one write each, then the sentinel.
+func burst(dir string, n int) error {
+	one := []byte{'x'}
+	for i := range n + 1 {
+		name := "f" + strconv.Itoa(i)
+		if i == n {
+			name = sentinel
+		}
+		fd, err := unix.Open(filepath.Join(dir, name), unix.O_CREAT|unix.O_WRONLY|unix.O_CLOEXEC, 0o644)
+		if err != nil {
+			return err
+		}
+		_, err = unix.Write(fd, one)
+		unix.Close(fd)
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readerRun runs one fd-mode reader process over a burst in a fresh tmpfs.
+func (b *bench) readerRun(argv ...string) (readerResult, error) {
+	dir, err := mountTmpfs("fanobench-burst")
+	if err != nil {
+		return readerResult{}, err
+	}
+	defer unmountTmpfs(dir)
+	cmd := exec.Command(argv[0], append(argv[1:], dir, sentinel)...)
+	cmd.Stderr = os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	pipe, err := cmd.StdoutPipe()
+	if err != nil {
+		return readerResult{}, err
+	}
+	if err := cmd.Start(); err != nil {
+		return readerResult{}, err
+	}
+	defer func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	}()
+	out := bufio.NewReader(pipe)
+	if line, err := out.ReadString('\n'); err != nil || strings.TrimSpace(line) != "ready" {
+		return readerResult{}, fmt.Errorf("%s did not start: %q %v", argv[0], line, err)
+	}
+	if err := burst(dir, b.o.files); err != nil {
+		return readerResult{}, err
+	}
+	return parseReaderResult(out)
+}
+
+// collectorRun runs the collector of a fresh fanotify.ext over a burst in
+// a fresh tmpfs and returns its CPU time, what it saw, and its RSS.
+func (b *bench) collectorRun() (readerResult, collectorFacts, error) {
+	var facts collectorFacts
+	dir, err := mountTmpfs("fanobench-burst")
+	if err != nil {
+		return readerResult{}, facts, err
+	}
+	defer unmountTmpfs(dir)
+	cfg := config.Default()
+	cfg.Collector.Enabled = true
+	cfg.Collector.Paths = []string{dir}
+	cfg.Collector.BufferMax = 1000000
+	e, err := startExtension(b.o.ext, cfg)
+	if err != nil {
+		return readerResult{}, facts, err
+	}
+	defer e.stop()
+	time.Sleep(2 * time.Second)
+	if facts.idleRSS, err = vmRSS(e.Pid); err != nil {
+		return readerResult{}, facts, err
+	}
+	cpu0, err := processCPU(e.Pid)
+	if err != nil {
+		return readerResult{}, facts, err
+	}
+	if err := burst(dir, b.o.files); err != nil {
+		return readerResult{}, facts, err
+	}
+	// Read until the event count stops growing.
+	last, stable := -1, 0
+	for stable < 3 {
+		time.Sleep(200 * time.Millisecond)
+		n, err := e.collectorStat("events_total")
+		if err != nil {
+			return readerResult{}, facts, err
+		}
+		if n == last && n > 0 {
+			stable++
+		} else {
+			stable = 0
+		}
+		last = n
+	}
+	cpu1, err := processCPU(e.Pid)
+	if err != nil {
+		return readerResult{}, facts, err
+	}
+	if facts.busyRSS, err = vmRSS(e.Pid); err != nil {
+		return readerResult{}, facts, err
+	}
+	if facts.buffered, err = e.collectorStat("buffered"); err != nil {
+		return readerResult{}, facts, err
+	}
+	if facts.overflows, err = e.collectorStat("overflows"); err != nil {
+		return readerResult{}, facts, err
+	}
+	rows, err := e.generate("fanotify_events", "")
+	if err != nil {
+		return readerResult{}, facts, err
+	}
+	seen := make(map[string]bool)
+	for _, r := range rows {
+		if name, ok := strings.CutPrefix(r["path"], dir+"/f"); ok {
+			seen[name] = true
+		}
+	}
+	return readerResult{Files: len(seen), CPU: cpu1 - cpu0}, facts, nil
+}
+
+// collectorFacts are what one collector run showed besides its CPU time.
+type collectorFacts struct {
+	idleRSS, busyRSS    int64
+	buffered, overflows int
+}
+
+func (b *bench) collectorPhase() error {
+	reps := min(3, b.o.reps)
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	var facts []collectorFacts
+	readers := []*readerSeries{
+		{name: "Go fd-mode reader", run: func() (readerResult, error) { return b.readerRun(self, "fdreader") }},
+	}
+	if b.cbin.fdreader != "" {
+		readers = append(readers, &readerSeries{name: "C fd-mode reader", run: func() (readerResult, error) { return b.readerRun(b.cbin.fdreader) }})
+	}
+	collector := &readerSeries{name: "collector", run: func() (readerResult, error) {
+		r, f, err := b.collectorRun()
+		facts = append(facts, f)
+		return r, err
+	}}
+	all := append(readers, collector)
+	for rep := range reps {
+		for _, s := range all {
+			b.progress("collector: %s, run %d of %d, %d files", s.name, rep+1, reps, b.o.files)
+			r, err := s.run()
+			if err != nil {
+				return fmt.Errorf("%s: %w", s.name, err)
+			}
+			s.cpu = append(s.cpu, r.CPU)
+			if rep == 0 || r.Files < s.min {
+				s.min = r.Files
+			}
+		}
+	}
+	perFile := func(s *readerSeries) cost {
+		return cost{CPU: medianOf(s.cpu) / time.Duration(b.o.files)}
+	}
+	goRes, col := readers[0], collector
+	var c *cost
+	if len(readers) > 1 {
+		cc := perFile(readers[1])
+		c = &cc
+	}
+	r := ratio(perFile(col), perFile(goRes))
+	b.addGoal(goal{Name: "collector CPU per created file", Project: perFile(col), Baseline: perFile(goRes), C: c,
+		Target: "≤ 1.0×", Ratio: r, Met: r <= 1.0,
+		Note: fmt.Sprintf("%d files on tmpfs, one write each, median of %d bursts; files seen (fewest over the runs): collector %d, Go reader %d%s",
+			b.o.files, reps, col.min, goRes.min, cReaderSeen(readers))})
+	readerSawAll := goRes.min == b.o.files
+	b.addGoal(goal{Name: "collector sees every file when the reader does", Target: "all", Met: !readerSawAll || col.min == b.o.files,
+		Ratio: float64(col.min) / float64(b.o.files),
+		Note:  fmt.Sprintf("collector saw %d of %d files, the Go reader %d", col.min, b.o.files, goRes.min)})
+	var idle, busy []time.Duration // bytes, as durations to reuse medianOf
+	buffered, overflows := 0, 0
+	for _, f := range facts {
+		idle = append(idle, time.Duration(f.idleRSS))
+		busy = append(busy, time.Duration(f.busyRSS))
+		buffered, overflows = max(buffered, f.buffered), max(overflows, f.overflows)
+	}
+	b.rss = append(b.rss,
+		rssFigure{"idle, collector enabled", int64(medianOf(idle)), 0},
+		rssFigure{"after the burst, collector enabled", int64(medianOf(busy)), buffered})
+	idleMax := int64(medianOf(idle))
+	for _, f := range b.rss {
+		if f.buffered == 0 {
+			idleMax = max(idleMax, f.bytes)
+		}
+	}
+	b.addGoal(goal{Name: "RSS idle (largest of the idle figures)", Target: "≤ 20 MB", Ratio: float64(idleMax) / (1 << 20),
+		Met: idleMax <= 20<<20, Note: mb(idleMax)})
+	b.addGoal(goal{Name: fmt.Sprintf("RSS with %d buffered events", buffered), Target: "≤ 64 MB", Ratio: float64(medianOf(busy)) / (1 << 20),
+		Met: int64(medianOf(busy)) <= 64<<20, Note: fmt.Sprintf("%s; %d overflows", mb(int64(medianOf(busy))), overflows)})
+	return nil
+}
+
+// readerSeries is the runs of one reader over the bursts.
+type readerSeries struct {
+	name string
+	run  func() (readerResult, error)
+	cpu  []time.Duration
+	min  int // fewest files seen over the runs
+}
+
+// cReaderSeen names what the C reader saw, when there is one.
+func cReaderSeen(readers []*readerSeries) string {
+	if len(readers) < 2 {
+		return ""
+	}
+	return fmt.Sprintf(", C reader %d", readers[1].min)
+}

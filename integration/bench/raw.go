@@ -1,0 +1,175 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// The raw baselines: the least code that makes the same kernel reads as the
+// tables, with nothing parsed, grouped or formatted.
+
+// rawWalk lists every fd of every process, readlinks each, and reads the
+// fdinfo of each inotify and fanotify fd. It returns the fdinfo bytes read.
+func rawWalk(buf []byte) (int, error) {
+	pids, err := listDir("/proc")
+	if err != nil {
+		return 0, err
+	}
+	link := make([]byte, 64)
+	total := 0
+	for _, pid := range pids {
+		if pid[0] < '0' || pid[0] > '9' {
+			continue
+		}
+		fdDir := "/proc/" + pid + "/fd"
+		fds, err := listDir(fdDir)
+		if err != nil {
+			continue // exited, or a kernel thread without files
+		}
+		for _, fd := range fds {
+			n, err := unix.Readlink(fdDir+"/"+fd, link)
+			if err != nil {
+				continue
+			}
+			if s := string(link[:n]); s != "anon_inode:inotify" && s != "anon_inode:[fanotify]" {
+				continue
+			}
+			n, _ = readAll("/proc/"+pid+"/fdinfo/"+fd, &buf)
+			total += n
+		}
+	}
+	return total, nil
+}
+
+// rawMountinfo finds every mount namespace (readlink /proc/PID/ns/mnt) and
+// reads the mountinfo of one process in each. It returns the bytes read.
+func rawMountinfo(buf []byte) (int, error) {
+	pids, err := listDir("/proc")
+	if err != nil {
+		return 0, err
+	}
+	link := make([]byte, 64)
+	seen := make(map[string]bool)
+	total := 0
+	for _, pid := range pids {
+		if pid[0] < '0' || pid[0] > '9' {
+			continue
+		}
+		n, err := unix.Readlink("/proc/"+pid+"/ns/mnt", link)
+		if err != nil || seen[string(link[:n])] {
+			continue
+		}
+		seen[string(link[:n])] = true
+		n, _ = readAll("/proc/"+pid+"/mountinfo", &buf)
+		total += n
+	}
+	return total, nil
+}
+
+// listDir returns the names in a directory.
+func listDir(path string) ([]string, error) {
+	d, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	return d.Readdirnames(-1)
+}
+
+// readAll reads a whole file into *buf, growing it as needed.
+func readAll(path string, buf *[]byte) (int, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return 0, err
+	}
+	defer unix.Close(fd)
+	n := 0
+	for {
+		if n == len(*buf) {
+			*buf = append(*buf, make([]byte, len(*buf))...)
+		}
+		m, err := unix.Read(fd, (*buf)[n:])
+		if err != nil {
+			return n, err
+		}
+		if m == 0 {
+			return n, nil
+		}
+		n += m
+	}
+}
+
+// fdReaderMain is the Go minimal fd-mode reader, run as its own process:
+// one fanotify group with a filesystem mark for FAN_CLOSE_WRITE on dir; per
+// event a readlink of the event's fd and a close. It prints "ready", then,
+// once it sees the sentinel file, "files=N cpu_ns=C": the files under dir
+// it saw and the CPU time it spent since it was ready.
+func fdReaderMain(dir, sentinel string) error {
+	fd, err := unix.FanotifyInit(unix.FAN_CLASS_NOTIF|unix.FAN_CLOEXEC, unix.O_RDONLY|unix.O_LARGEFILE|unix.O_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("fanotify_init: %w", err)
+	}
+	if err := unix.FanotifyMark(fd, unix.FAN_MARK_ADD|unix.FAN_MARK_FILESYSTEM, unix.FAN_CLOSE_WRITE, unix.AT_FDCWD, dir); err != nil {
+		return fmt.Errorf("fanotify_mark: %w", err)
+	}
+	fmt.Println("ready")
+	start := selfCPU()
+	buf := make([]byte, 256<<10)
+	link := make([]byte, unix.PathMax)
+	prefix := []byte(dir + "/")
+	files := 0
+	for {
+		n, err := unix.Read(fd, buf)
+		if err != nil {
+			return fmt.Errorf("read: %w", err)
+		}
+		for ev := buf[:n]; len(ev) >= unix.FAN_EVENT_METADATA_LEN; ev = ev[binary.NativeEndian.Uint32(ev):] {
+			efd := int(int32(binary.NativeEndian.Uint32(ev[16:])))
+			if efd < 0 {
+				continue
+			}
+			k, err := unix.Readlink("/proc/self/fd/"+strconv.Itoa(efd), link)
+			unix.Close(efd)
+			if err != nil || !bytes.HasPrefix(link[:k], prefix) {
+				continue
+			}
+			if string(link[len(prefix):k]) == sentinel {
+				fmt.Printf("files=%d cpu_ns=%d\n", files, selfCPU()-start)
+				return nil
+			}
+			files++
+		}
+	}
+}
+
+// readerResult is what a reader process reported.
+type readerResult struct {
+	Files int
+	CPU   time.Duration
+}
+
+// parseReaderResult reads "files=N cpu_ns=C" from a reader's output.
+func parseReaderResult(out *bufio.Reader) (readerResult, error) {
+	line, err := out.ReadString('\n')
+	if err != nil {
+		return readerResult{}, fmt.Errorf("reader exited without a result: %w", err)
+	}
+	var r readerResult
+	var ns int64
+	if _, err := fmt.Sscanf(strings.TrimSpace(line), "files=%d cpu_ns=%d", &r.Files, &ns); err != nil {
+		return readerResult{}, fmt.Errorf("reader said %q: %w", line, err)
+	}
+	r.CPU = time.Duration(ns)
+	return r, nil
+}
+
+var errNoCompiler = errors.New("no C compiler")

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// report renders the results as Markdown (BENCHMARKS.md).
+func (b *bench) report() string {
+	var w strings.Builder
+	p := func(format string, args ...any) { fmt.Fprintf(&w, format+"\n", args...) }
+	p("# Benchmarks")
+	p("")
+	p("Written by `make bench` (`%s`), which builds a synthetic busy host, measures fanotify.ext against", strings.Join(os.Args, " "))
+	p("minimal code making the same kernel reads in the same run, and removes what it built. Do not edit by hand.")
+	p("")
+	p("- Date: %s", time.Now().UTC().Format("2006-01-02 15:04 UTC"))
+	p("- Machine: %s", machine())
+	p("- Command: `make bench` (as root; about %s on this machine)", b.elapsed().Round(time.Second))
+	p("")
+	p("## How it is measured")
+	p("")
+	p("- **CPU time** is user + system time of every thread: getrusage for the in-process runs, the C programs' own")
+	p("  CLOCK_PROCESS_CPUTIME_ID, and for the fanotify.ext process the sum of /proc/PID/task/*/schedstat run times")
+	p("  (nanoseconds; /proc/PID/stat's utime+stime count 10 ms ticks). Ratios are of CPU time unless a goal says wall.")
+	p("- Every figure is the **median** of %d runs (%d for the smaller sizes of the Scale section and for the collector bursts).", b.o.reps, min(3, b.o.reps))
+	p("- **No snapshot cache is measured**: each in-process run builds a fresh Env, so its generate makes its own walk of")
+	p("  /proc (tables generated in one run share that walk, as queries within the same second do). Calls through the")
+	p("  protocol wait %s between calls, longer than the 1 s the extension reuses a walk.", snapshotAge)
+	p("- The heap is collected before each in-process run, outside the measurement; the garbage a run makes is its own cost.")
+	p("- The raw baselines (`integration/bench/raw.go`, `integration/bench/c/`) list /proc, readlink every fd and read the")
+	p("  fdinfo of inotify and fanotify fds (walk); readlink /proc/PID/ns/mnt and read one mountinfo per mount namespace")
+	p("  (mountinfo); read a FAN_CLOSE_WRITE filesystem mark's events with a readlink and a close per event (fd-mode reader).")
+	p("  They parse nothing.")
+	p("- The busy host: %d `sleep` processes, each holding (as fds handed over through exec) one inotify instance with %d", b.o.procs, b.o.watches)
+	p("  watches and one fanotify group (FAN_REPORT_FID) with %d inode marks on files of its own on a tmpfs, created with the", b.o.marks)
+	p("  holder's euid set on one thread (raw setresuid) so that each of the uids %d… is charged at most %d groups and", firstUID, holdersPerUID)
+	p("  %d instances; no sysctl is changed. The mounts: %d bind mounts in a private mount namespace held by a `sleep`.", holdersPerUID, b.o.mounts)
+	p("  The burst: %d files created on a fresh tmpfs with one write each, then a sentinel file.", b.o.files)
+	p("")
+	p("## Goals")
+	p("")
+	p("| goal | fanotify.ext CPU (wall) | raw Go CPU (wall) | ratio | raw C CPU (wall) | ratio to C | target | result |")
+	p("|---|---|---|---|---|---|---|---|")
+	for _, g := range b.goals {
+		result := "met"
+		if !g.Met {
+			result = "**missed**"
+		}
+		proj, base, rat, cc, rc := "", "", "", "", ""
+		if g.Project != (cost{}) {
+			proj, base, rat = costCell(g.Project), costCell(g.Baseline), fmt.Sprintf("%.2f×", g.Ratio)
+		} else {
+			rat = g.Note
+		}
+		if g.C != nil {
+			cc, rc = costCell(*g.C), fmt.Sprintf("%.2f×", ratio(g.Project, *g.C))
+		}
+		p("| %s | %s | %s | %s | %s | %s | %s | %s |", g.Name, proj, base, rat, cc, rc, g.Target, result)
+	}
+	p("")
+	for _, g := range b.goals {
+		if g.Project != (cost{}) && g.Note != "" {
+			p("- %s: %s.", g.Name, g.Note)
+		}
+	}
+	p("")
+	if len(b.rss) > 0 {
+		p("### Memory of the fanotify.ext process (VmRSS)")
+		p("")
+		p("| when | VmRSS | buffered events |")
+		p("|---|---|---|")
+		for _, r := range b.rss {
+			p("| %s | %s | %d |", r.When, mb(r.bytes), r.buffered)
+		}
+		p("")
+	}
+	b.scaleSection(p)
+	if len(b.notes) > 0 {
+		p("## Notes from this run")
+		p("")
+		for _, n := range b.notes {
+			p("- %s", n)
+		}
+		p("")
+	}
+	return w.String()
+}
+
+func costCell(c cost) string {
+	if c.Wall == 0 {
+		return ms(c.CPU)
+	}
+	return fmt.Sprintf("%s (%s)", ms(c.CPU), ms(c.Wall))
+}
+
+// machine describes the CPU, memory, kernel and toolchains.
+func machine() string {
+	model := "unknown CPU"
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for line := range bytes.Lines(data) {
+			if rest, ok := bytes.CutPrefix(line, []byte("model name")); ok {
+				_, name, _ := bytes.Cut(rest, []byte(":"))
+				model = string(bytes.TrimSpace(name))
+				break
+			}
+		}
+	}
+	var kernel string
+	if data, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		kernel = strings.TrimSpace(string(data))
+	}
+	mem := ""
+	if data, err := os.ReadFile("/proc/meminfo"); err == nil {
+		var kb int64
+		fmt.Sscanf(string(data), "MemTotal: %d kB", &kb)
+		mem = fmt.Sprintf(", %.0f GB RAM", float64(kb)/(1<<20))
+	}
+	cc := "no C compiler"
+	if out, err := exec.Command("gcc", "--version").Output(); err == nil {
+		cc, _, _ = strings.Cut(string(out), "\n")
+	}
+	return fmt.Sprintf("%s, %d CPUs%s, Linux %s, %s, %s", model, runtime.NumCPU(), mem, kernel, runtime.Version(), cc)
+}
