@@ -1,0 +1,79 @@
+package integration_test
+
+import (
+	"os"
+	"os/exec"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/osquery-fanotify/osquery-fanotify/fanotify/fanotifytest"
+	"github.com/osquery-fanotify/osquery-fanotify/integration/standin"
+)
+
+// bigNamespace starts a private mount namespace holding 2^doublings mounts
+// (each rbind of a tmpfs onto a directory inside it doubles them), so that
+// a mount_points generate over it takes seconds. It returns the namespace
+// inode; the mounts vanish with the namespace when the test ends.
+func bigNamespace(t *testing.T, doublings int) string {
+	t.Helper()
+	cmd := exec.Command("unshare", "-m", "--propagation", "private", "sleep", "600")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	pid := cmd.Process.Pid
+	fanotifytest.WaitExec(t, pid, "sleep")
+	const script = `set -e
+dir=$(mktemp -d)
+mount -t tmpfs big "$dir"
+for i in $(seq "$1"); do mkdir "$dir/d$i"; done
+for i in $(seq "$1"); do mount --rbind "$dir" "$dir/d$i"; done`
+	if out, err := exec.Command("nsenter", "-t", strconv.Itoa(pid), "-m", "--", "sh", "-c", script, "sh", strconv.Itoa(doublings)).CombinedOutput(); err != nil {
+		t.Fatalf("mounting: %v: %s", err, out)
+	}
+	return mntNS(t, pid)
+}
+
+// osqueryd stops extensions whatever they are doing: a stop that arrives
+// during a generate of seconds exits within the budget, with code 0, and
+// deregisters.
+func TestStopsDuringLongGenerate(t *testing.T) {
+	ns := bigNamespace(t, 16)
+	stops := map[string]func(*standin.Manager, *standin.Process) error{
+		"shutdown": func(m *standin.Manager, _ *standin.Process) error { return m.Shutdown("fanotify") },
+		"SIGTERM":  func(_ *standin.Manager, p *standin.Process) error { return p.Signal(syscall.SIGTERM) },
+	}
+	for name, stop := range stops {
+		t.Run(name, func(t *testing.T) {
+			m, p, ext := launch(t, false)
+			generated := make(chan error, 1)
+			go func() {
+				_, err := m.Generate("mount_points", equalsContext(t, "mnt_ns", ns))
+				generated <- err
+			}()
+			select {
+			case err := <-generated:
+				t.Fatalf("the generate over %s was not long enough to stop during it (err %v)", ns, err)
+			case <-time.After(300 * time.Millisecond):
+			}
+			if err := stop(m, p); err != nil {
+				t.Fatal(err)
+			}
+			if code, _ := waitExit(t, p, stopLimit); code != 0 {
+				t.Errorf("exit code %d, want 0\nstderr:\n%s", code, p.Stderr())
+			}
+			if _, still := m.Extension("fanotify"); still {
+				t.Error("still registered after exiting: it did not deregister")
+			}
+			if _, err := os.Stat(m.ExtensionSocket(ext.UUID)); !os.IsNotExist(err) {
+				t.Errorf("extension socket left behind: %v", err)
+			}
+			t.Logf("the generate in flight ended with: %v", <-generated)
+		})
+	}
+}
