@@ -185,7 +185,13 @@ func listen(path string, h *handler) (*thrift.TSimpleServer, error) {
 	}
 	server := thrift.NewTSimpleServer4(osquery.NewExtensionProcessor(h), sock,
 		thrift.NewTBufferedTransportFactory(64<<10), thrift.NewTBinaryProtocolFactoryConf(nil))
-	if err := server.Listen(); err != nil {
+	// Whoever can connect reads every table, other users' processes
+	// included: the socket is born owner-only, whatever umask osqueryd has.
+	// Nothing else in the extension creates files meanwhile.
+	umask := syscall.Umask(0o077)
+	err = server.Listen()
+	syscall.Umask(umask)
+	if err != nil {
 		return nil, fmt.Errorf("listening on %s: %w", path, err)
 	}
 	return server, nil
