@@ -3,7 +3,14 @@
 // parsers take bytes so they can be tested with fixtures from testdata/.
 package procfs
 
-import "path/filepath"
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
 
 // FS is a proc filesystem mounted at Root ("/proc" on a live host, a
 // fixture tree in tests).
@@ -20,4 +27,48 @@ func NewFS(root string) FS { return FS{Root: root} }
 // Path joins elem below the root.
 func (fs FS) Path(elem ...string) string {
 	return filepath.Join(append([]string{fs.Root}, elem...)...)
+}
+
+// readBuffers lend readFile a buffer large enough for most /proc files in
+// one read.
+var readBuffers = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
+
+// maxPooledBuffer keeps a huge mountinfo's buffer from staying in the pool.
+const maxPooledBuffer = 1 << 20
+
+// readFile reads a whole file with plain system calls: open, read until
+// EOF, close. A walk reads a few files per process, and os.ReadFile would
+// add an fstat (a /proc file reports size 0), an epoll registration attempt
+// and a read per doubling of its buffer.
+func readFile(path string) ([]byte, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer unix.Close(fd)
+	bufp := readBuffers.Get().(*[]byte)
+	buf := *bufp
+	n := 0
+	for {
+		if n == len(buf) {
+			buf = append(buf, make([]byte, len(buf))...)
+		}
+		m, err := unix.Read(fd, buf[n:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, &os.PathError{Op: "read", Path: path, Err: err}
+		}
+		if m == 0 {
+			break
+		}
+		n += m
+	}
+	data := bytes.Clone(buf[:n])
+	if len(buf) <= maxPooledBuffer {
+		*bufp = buf
+		readBuffers.Put(bufp)
+	}
+	return data, nil
 }

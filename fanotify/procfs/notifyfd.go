@@ -151,7 +151,7 @@ func (fs FS) processNotifyFDs(pid int) ([]NotifyFD, Identity, error) {
 		if err != nil {
 			continue
 		}
-		text, err := os.ReadFile(fs.Path(strconv.Itoa(pid), "fdinfo", name))
+		text, err := readFile(fs.Path(strconv.Itoa(pid), "fdinfo", name))
 		if errors.Is(err, os.ErrNotExist) {
 			continue // closed since the readlink
 		}

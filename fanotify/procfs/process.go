@@ -196,7 +196,7 @@ func ParseCgroup(data []byte) string {
 
 // readPid reads /proc/PID/name whole.
 func (fs FS) readPid(pid int, name string) ([]byte, error) {
-	data, err := os.ReadFile(fs.Path(strconv.Itoa(pid), name))
+	data, err := readFile(fs.Path(strconv.Itoa(pid), name))
 	if err != nil {
 		return nil, pidError(pid, err)
 	}
