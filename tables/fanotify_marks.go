@@ -72,6 +72,14 @@ var fanotifyMarkColumns = []markColumn{
 	{text("mark_flags_names", "Mark flags by name"), func(m procfs.Mark) string { return fanotify.MarkFlagNames(m.Flags) }},
 }
 
+// withRoom copies base into a map sized for extra more columns, so that
+// filling a row never grows its map.
+func withRoom(base Row, extra int) Row {
+	row := make(Row, len(base)+extra)
+	maps.Copy(row, base)
+	return row
+}
+
 // ifKind is v for marks of the given kinds, NULL for the others.
 func ifKind(m procfs.Mark, v string, kinds ...procfs.MarkKind) string {
 	if slices.Contains(kinds, m.Kind) {
@@ -119,7 +127,7 @@ func (nq *notifyQuery) markRows(cols []markColumn, noMarks func(*fanotify.Group)
 				rows = append(rows, row)
 			}
 			for _, m := range g.Info.Marks {
-				row := maps.Clone(base)
+				row := withRoom(base, len(used)+1)
 				for _, c := range used {
 					row[c.def.Name] = c.value(m)
 				}

@@ -165,6 +165,8 @@ func skipProcess(env *Env, pid int, err error) bool {
 }
 
 func mountRow(mntNS uint64, pid int, m *mountinfo.Info, marks *markTally) Row {
+	// Every column is in the literal, which sizes the map once. An empty
+	// value is NULL for osquery's INTEGER columns.
 	row := Row{
 		"mnt_ns":        strconv.FormatUint(mntNS, 10),
 		"pid":           strconv.Itoa(pid),
@@ -178,10 +180,11 @@ func mountRow(mntNS uint64, pid int, m *mountinfo.Info, marks *markTally) Row {
 		"options":       m.Options,
 		"super_options": procfs.DisplayPath(m.VFSOptions),
 		"propagation":   propagation(m.Optional),
-	}
-	// An empty value is NULL for osquery's INTEGER columns.
-	for _, col := range markColumns {
-		row[col] = ""
+
+		"fanotify_mount_marks": "",
+		"fanotify_fs_marks":    "",
+		"fanotify_inode_marks": "",
+		"inotify_watches":      "",
 	}
 	if marks != nil {
 		counts := marks.forMount(m)
