@@ -417,5 +417,8 @@ func (m *Manager) withClient(uuid osquery.ExtensionRouteUUID, f func(context.Con
 	defer sock.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), m.CallTimeout)
 	defer cancel()
-	return f(ctx, osquery.NewExtensionClientFactory(sock, thrift.NewTBinaryProtocolFactoryConf(nil)))
+	// osqueryd's client reads through a buffer too (TBufferedTransport):
+	// unbuffered, every field of a large response would cost a syscall.
+	trans := thrift.NewTBufferedTransport(sock, 64<<10)
+	return f(ctx, osquery.NewExtensionClientFactory(trans, thrift.NewTBinaryProtocolFactoryConf(nil)))
 }
