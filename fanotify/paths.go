@@ -1,7 +1,6 @@
 package fanotify
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -37,9 +36,26 @@ func (r *pathResolver) init(fs procfs.FS) {
 // decode (deleted file, filesystem without open_by_handle_at), no
 // CAP_DAC_READ_SEARCH, or the holder gone. A mount-namespace mark has none.
 func (s *Snapshot) MarkPath(h Holder, m procfs.Mark) string {
+	return s.MarkPaths(h, []procfs.Mark{m})[0]
+}
+
+// MarkPaths is MarkPath for each of marks, in order. The handles of one
+// filesystem are decoded through a single open of its mount, not one per
+// mark: a group's marks usually share a few filesystems.
+func (s *Snapshot) MarkPaths(h Holder, marks []procfs.Mark) []string {
 	r := &s.paths
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	dirs := mountDirs{}
+	defer dirs.close()
+	paths := make([]string, len(marks))
+	for i, m := range marks {
+		paths[i] = r.markPath(h, m, dirs)
+	}
+	return paths
+}
+
+func (r *pathResolver) markPath(h Holder, m procfs.Mark, dirs mountDirs) string {
 	switch m.Kind {
 	case procfs.MarkMount:
 		for _, mi := range r.mountsOf(h.PID) {
@@ -52,9 +68,39 @@ func (s *Snapshot) MarkPath(h Holder, m procfs.Mark) string {
 			return procfs.DisplayPath(mi.Mountpoint)
 		}
 	case procfs.MarkInode, procfs.InotifyWatch:
-		return procfs.DisplayPath(r.handlePath(h.PID, m))
+		return procfs.DisplayPath(r.handlePath(h.PID, m, dirs))
 	}
 	return ""
+}
+
+// mountDirs holds the mount directories opened for one MarkPaths call, by
+// path; -1 for one that could not be opened. They are closed before it
+// returns, so that no fd of the extension keeps a filesystem from being
+// unmounted.
+type mountDirs map[string]int
+
+// open returns an fd of the directory mounted at path, -1 on failure. The
+// mount fd of open_by_handle_at must be a real open file (O_PATH is
+// refused): O_DIRECTORY keeps the open from touching a device or FIFO
+// bind-mounted there.
+func (d mountDirs) open(path string) int {
+	fd, seen := d[path]
+	if !seen {
+		var err error
+		if fd, err = unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0); err != nil {
+			fd = -1
+		}
+		d[path] = fd
+	}
+	return fd
+}
+
+func (d mountDirs) close() {
+	for _, fd := range d {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+	}
 }
 
 func (r *pathResolver) mountsOf(pid int) []*mountinfo.Info {
@@ -87,7 +133,7 @@ func mountOfDev(mounts []*mountinfo.Info, dev procfs.Dev) *mountinfo.Info {
 // handlePath decodes a mark's file handle through a mount of its
 // filesystem: one in this process's namespace, else one in the holder's
 // reached through /proc/PID/root.
-func (r *pathResolver) handlePath(pid int, m procfs.Mark) string {
+func (r *pathResolver) handlePath(pid int, m procfs.Mark, dirs mountDirs) string {
 	if len(m.Handle.Hex) == 0 {
 		return ""
 	}
@@ -97,34 +143,31 @@ func (r *pathResolver) handlePath(pid int, m procfs.Mark) string {
 	}
 	var p string
 	if mi := mountOfDev(r.mountsOf(os.Getpid()), m.Dev); mi != nil {
-		p = openByHandle(mi.Mountpoint, m.Handle)
+		p = openByHandle(dirs.open(mi.Mountpoint), m.Handle)
 	} else if mi := mountOfDev(r.mountsOf(pid), m.Dev); mi != nil {
-		p = openByHandle(filepath.Join(r.fs.Path(strconv.Itoa(pid), "root"), mi.Mountpoint), m.Handle)
+		p = openByHandle(dirs.open(filepath.Join(r.fs.Path(strconv.Itoa(pid), "root"), mi.Mountpoint)), m.Handle)
 	}
 	r.handles[key] = p
 	return p
 }
 
 // openByHandle opens the handle's file with O_PATH relative to the
-// filesystem mounted at mountPoint and reads back its path; "" on failure.
-// The mount fd must be a real open file (O_PATH is refused): O_DIRECTORY
-// keeps the open from touching a device or FIFO bind-mounted there.
-func openByHandle(mountPoint string, h procfs.Handle) string {
+// filesystem whose mounted directory mountFD is, and reads back its path;
+// "" on failure.
+func openByHandle(mountFD int, h procfs.Handle) string {
+	if mountFD < 0 {
+		return ""
+	}
 	raw, err := h.Bytes()
 	if err != nil {
 		return ""
 	}
-	mfd, err := unix.Open(mountPoint, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
-	if err != nil {
-		return ""
-	}
-	defer unix.Close(mfd)
-	fd, err := unix.OpenByHandleAt(mfd, unix.NewFileHandle(h.Type, raw), unix.O_PATH|unix.O_CLOEXEC)
+	fd, err := unix.OpenByHandleAt(mountFD, unix.NewFileHandle(h.Type, raw), unix.O_PATH|unix.O_CLOEXEC)
 	if err != nil {
 		return ""
 	}
 	defer unix.Close(fd)
-	p, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", fd))
+	p, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
 	if err != nil {
 		return ""
 	}

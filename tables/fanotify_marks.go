@@ -126,13 +126,17 @@ func (nq *notifyQuery) markRows(cols []markColumn, noMarks func(*fanotify.Group)
 				}
 				rows = append(rows, row)
 			}
-			for _, m := range g.Info.Marks {
+			var paths []string
+			if withPath {
+				paths = nq.snap.MarkPaths(h, g.Info.Marks)
+			}
+			for j, m := range g.Info.Marks {
 				row := withRoom(base, len(used)+1)
 				for _, c := range used {
 					row[c.def.Name] = c.value(m)
 				}
 				if withPath {
-					row["path"] = nq.snap.MarkPath(h, m)
+					row["path"] = paths[j]
 				}
 				rows = append(rows, row)
 			}

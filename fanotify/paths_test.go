@@ -1,0 +1,47 @@
+package fanotify
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"testing"
+
+	"github.com/osquery-fanotify/osquery-fanotify/fanotify/fanotifytest"
+)
+
+func TestMarkPathsResolvesEveryMarkAndClosesMountFDs(t *testing.T) {
+	dir := t.TempDir()
+	var files []string
+	for i := range 5 {
+		f := filepath.Join(dir, strconv.Itoa(i))
+		if err := os.WriteFile(f, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, f)
+	}
+	in := fanotifytest.Inotify(t, files...)
+	pid := fanotifytest.Hold(t, nil, in)
+	fanotifytest.Close(in)
+	snap, err := newTestScanner().Snapshot(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := groupHeldBy(t, snap.Inotify, pid, 3)
+
+	before := openFDs(t)
+	got := snap.MarkPaths(g.Primary(), g.Info.Marks)
+	if after := openFDs(t); after != before {
+		t.Errorf("%d fds open after MarkPaths, %d before: a mount directory stayed open", after, before)
+	}
+	for i, m := range g.Info.Marks {
+		if one := snap.MarkPath(g.Primary(), m); one != got[i] {
+			t.Errorf("mark %d: MarkPaths says %q, MarkPath %q", i, got[i], one)
+		}
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, files) {
+		t.Errorf("paths %q, want %q", got, files)
+	}
+}
