@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"sync"
 	"time"
 
@@ -23,8 +22,10 @@ type Collector struct {
 	proc    procfs.FS
 	started time.Time
 
-	// group is nil when fanotify_init failed; every watch then says why.
-	group      *os.File
+	// group is the fanotify fd, -1 when fanotify_init failed (every watch
+	// then says why). stop is an eventfd that Stop signals to end the reader.
+	group      int
+	stop       int
 	groupFlags uint
 	fidMode    bool
 	// eventMask holds the configured event bits the group can report.
@@ -84,6 +85,8 @@ func startCollector(cfg config.Collector, log *slog.Logger, opts collectorOption
 	c := &Collector{
 		cfg:        cfg,
 		log:        log,
+		group:      -1,
+		stop:       -1,
 		proc:       procfs.NewFS(procfs.DefaultRoot),
 		started:    time.Now(),
 		mountFDs:   map[[8]byte]int{},
@@ -126,7 +129,13 @@ func (c *Collector) initGroup() error {
 		}
 		return fmt.Errorf("fanotify_init: %s%s", errnoName(err), note)
 	}
-	c.group = os.NewFile(uintptr(fd), "fanotify")
+	stop, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		unix.Close(fd)
+		c.groupFlags = 0
+		return fmt.Errorf("eventfd: %w", err)
+	}
+	c.group, c.stop = fd, stop
 	c.eventMask = configuredMask(c.cfg.Events)
 	if !c.fidMode {
 		c.eventMask &= fdEvents
@@ -140,15 +149,17 @@ func (c *Collector) failAll(reason string) {
 	}
 }
 
-// Stop closes the group and waits for the reader to return. It is safe to
-// call more than once.
+// Stop ends the reader and closes the group. It is safe to call more than
+// once.
 func (c *Collector) Stop() {
 	c.stopOnce.Do(func() {
-		if c.group == nil {
+		if c.group < 0 {
 			return
 		}
-		c.group.Close()
+		unix.Write(c.stop, []byte{1, 0, 0, 0, 0, 0, 0, 0})
 		<-c.done
+		unix.Close(c.group)
+		unix.Close(c.stop)
 		for _, fd := range c.mountFDs {
 			unix.Close(fd)
 		}
@@ -209,7 +220,7 @@ func (c *Collector) record(events []Event) {
 
 // groupFlagNames names the group's init flags, "" when there is no group.
 func (c *Collector) groupFlagNames() string {
-	if c.group == nil {
+	if c.group < 0 {
 		return ""
 	}
 	return GroupFlagNames(uint32(c.groupFlags))

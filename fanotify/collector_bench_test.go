@@ -3,10 +3,8 @@ package fanotify
 import (
 	"encoding/binary"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,72 +13,101 @@ import (
 )
 
 // Both benchmarks report the CPU time this process (the reader) spends per
-// file created by another process: cpu-ns/file. The files come in chunks
-// small enough for the kernel queue, each followed by a sentinel file whose
-// event says the chunk was read.
+// file created by another process: cpu-ns/file. One helper process creates
+// the files in chunks small enough for the kernel queue; the event of a
+// chunk's last file says the chunk was read.
 const benchChunk = 5000
 
 func BenchmarkCollectorCPUPerFile(b *testing.B) {
 	root := mountTmpfs(b)
-	cfg := collectorConfig(root)
-	cfg.BufferMax = 1000 // keeps the sentinel lookup cheap
-	c := startCollector(cfg, slog.Default(), collectorOptions{})
+	c := startCollector(collectorConfig(root), slog.Default(), collectorOptions{})
 	defer c.Stop()
-	seen := func(sentinel string) bool {
-		return len(c.Events(func(e *Event) bool { return e.Path() == sentinel })) > 0
-	}
-	measureCPUPerFile(b, root, seen)
-	b.ReportMetric(float64(c.Stats().EventsTotal)/float64(b.N), "events/file")
+	files := measureCPUPerFile(b, root, func(last string) bool { return newestPath(c) == last })
+	b.ReportMetric(float64(c.Stats().EventsTotal)/float64(files), "events/file")
 }
 
 // BenchmarkMinimalFDReaderCPUPerFile is the baseline: the least an fd-mode
-// reader does, a readlink and a close per event.
+// reader does, a blocking read, then a readlink and a close per event.
 func BenchmarkMinimalFDReaderCPUPerFile(b *testing.B) {
 	root := mountTmpfs(b)
-	fd, err := unix.FanotifyInit(baseInitFlags, eventFileFlags)
+	fd, err := unix.FanotifyInit(unix.FAN_CLASS_NOTIF|unix.FAN_CLOEXEC, eventFileFlags)
 	if err != nil {
 		b.Fatal(err)
 	}
-	group := os.NewFile(uintptr(fd), "fanotify")
-	defer group.Close()
 	if err := unix.FanotifyMark(fd, unix.FAN_MARK_ADD|unix.FAN_MARK_FILESYSTEM, unix.FAN_CLOSE_WRITE, unix.AT_FDCWD, root); err != nil {
 		b.Fatal(err)
 	}
-	var last atomic.Value
-	last.Store("")
+	var target atomic.Pointer[string]
+	var reached, stopping atomic.Bool
+	target.Store(new(string))
+	exited := make(chan struct{})
+	defer func() {
+		// An event wakes the blocked read; the fd closes only after the
+		// reader is gone, so it never reads a later group reusing the fd.
+		stopping.Store(true)
+		run(b, "touch", filepath.Join(root, "wake"))
+		<-exited
+		unix.Close(fd)
+	}()
 	go func() {
+		defer close(exited)
 		buf := make([]byte, readBufferSize)
 		link := make([]byte, unix.PathMax)
 		for {
-			n, err := group.Read(buf)
+			n, err := unix.Read(fd, buf)
 			if err != nil {
 				return
 			}
 			for ev := buf[:n]; len(ev) >= metadataLen; ev = ev[binary.NativeEndian.Uint32(ev):] {
 				efd := int(int32(binary.NativeEndian.Uint32(ev[16:])))
-				if k, err := unix.Readlink("/proc/self/fd/"+strconv.Itoa(efd), link); err == nil && strings.Contains(string(link[:k]), "sentinel") {
-					last.Store(string(link[:k]))
+				if k, err := unix.Readlink("/proc/self/fd/"+strconv.Itoa(efd), link); err == nil && string(link[:k]) == *target.Load() {
+					reached.Store(true)
 				}
 				unix.Close(efd)
 			}
+			if stopping.Load() {
+				return
+			}
 		}
 	}()
-	measureCPUPerFile(b, root, func(sentinel string) bool { return last.Load() == sentinel })
+	measureCPUPerFile(b, root, func(last string) bool {
+		if *target.Load() != last {
+			reached.Store(false)
+			target.Store(&last)
+		}
+		return reached.Load()
+	})
 }
 
-func measureCPUPerFile(b *testing.B, root string, seen func(sentinel string) bool) {
+// measureCPUPerFile creates at least b.N files in chunks, waiting after each
+// until done reports its last file read, and returns how many it created.
+func measureCPUPerFile(b *testing.B, root string, done func(last string) bool) int {
+	creator := startChunkCreator(b, root, benchChunk)
+	chunks := max(1, b.N/benchChunk)
 	b.ResetTimer()
 	start := cpuTime(b)
-	for i := 0; i < b.N; i += benchChunk {
+	for i := range chunks {
 		prefix := "c" + strconv.Itoa(i) + "-"
-		createFilesElsewhere(b, root, prefix, min(benchChunk, b.N-i))
-		sentinel := filepath.Join(root, prefix+"sentinel")
-		run(b, "touch", sentinel)
-		for !seen(sentinel) {
+		last := filepath.Join(root, prefix+strconv.Itoa(benchChunk-1))
+		done(last)
+		creator.create(b, prefix)
+		for !done(last) {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
-	b.ReportMetric(float64(cpuTime(b)-start)/float64(b.N), "cpu-ns/file")
+	files := chunks * benchChunk
+	b.ReportMetric(float64(cpuTime(b)-start)/float64(files), "cpu-ns/file")
+	return files
+}
+
+// newestPath is the path of the newest buffered event.
+func newestPath(c *Collector) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ring.len() == 0 {
+		return ""
+	}
+	return c.ring.at(c.ring.len() - 1).Path()
 }
 
 // cpuTime is this process's user and system CPU time in nanoseconds.

@@ -1,8 +1,10 @@
 package fanotify
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -18,7 +20,7 @@ import (
 )
 
 // helperEnv selects a helper mode when the test binary runs itself as a
-// child process: "create DIR PREFIX N" or "userns DIR HOSTDIR".
+// child process: "create DIR PREFIX N", "chunks DIR N" or "userns DIR HOSTDIR".
 const helperEnv = "FANOTIFY_COLLECTOR_HELPER"
 
 // TestCollectorHelperProcess is not a test: it is the body of the child
@@ -33,6 +35,9 @@ func TestCollectorHelperProcess(t *testing.T) {
 	case "create":
 		n, _ := strconv.Atoi(args[3])
 		err = createFiles(args[1], args[2], n)
+	case "chunks":
+		n, _ := strconv.Atoi(args[2])
+		err = createChunks(args[1], n)
 	case "userns":
 		err = usernsLimitChild(args[1], args[2])
 	default:
@@ -55,6 +60,59 @@ func createFiles(dir, prefix string, n int) error {
 		unix.Close(fd)
 	}
 	return nil
+}
+
+// createChunks creates n files named after each line read from stdin, and
+// answers each line once its files exist: one process serves many chunks.
+func createChunks(dir string, n int) error {
+	lines := bufio.NewScanner(os.Stdin)
+	for lines.Scan() {
+		if err := createFiles(dir, lines.Text(), n); err != nil {
+			return err
+		}
+		fmt.Println(lines.Text())
+	}
+	return lines.Err()
+}
+
+// chunkCreator is a helper process creating files chunk by chunk.
+type chunkCreator struct {
+	cmd *exec.Cmd
+	in  io.WriteCloser
+	out *bufio.Scanner
+}
+
+func startChunkCreator(t testing.TB, dir string, n int) *chunkCreator {
+	t.Helper()
+	cmd := helperCommand(t, nil, "chunks", dir, strconv.Itoa(n))
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	cc := &chunkCreator{cmd: cmd, in: in, out: bufio.NewScanner(out)}
+	t.Cleanup(func() {
+		cc.in.Close()
+		cc.cmd.Wait()
+	})
+	return cc
+}
+
+// create makes the helper create its n files named prefix0, prefix1, ...
+func (cc *chunkCreator) create(t testing.TB, prefix string) {
+	t.Helper()
+	if _, err := fmt.Fprintln(cc.in, prefix); err != nil {
+		t.Fatal(err)
+	}
+	if !cc.out.Scan() || cc.out.Text() != prefix {
+		t.Fatalf("helper did not create chunk %s: %v", prefix, cc.out.Err())
+	}
 }
 
 // usernsLimitChild runs as root of a child user and mount namespace: it

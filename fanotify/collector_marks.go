@@ -41,6 +41,9 @@ type watch struct {
 	// events are kept when their path is at or below it.
 	match string
 	name  unique.Handle[string]
+	// handle is the marked directory's fsid and file handle, as FID
+	// records carry them (see handleKey); "" when unknown.
+	handle string
 }
 
 // markKind is one fanotify mark type, from the widest to the narrowest.
@@ -144,6 +147,7 @@ func (c *Collector) markPath(w *watch, marked map[string]bool) error {
 				w.Status = StatusDegraded
 			}
 			c.addMountFD(resolved)
+			w.handle = c.handleKey(resolved)
 			return joinRefusals(refusals)
 		case errors.Is(err, unix.ENOSPC):
 			w.Status = StatusDegraded
@@ -211,7 +215,7 @@ func (c *Collector) markOnce(kind markKind, path string, mask uint64, marked map
 	if marked[key] {
 		return nil
 	}
-	if err := unix.FanotifyMark(int(c.group.Fd()), unix.FAN_MARK_ADD|kind.flags, mask, unix.AT_FDCWD, path); err != nil {
+	if err := unix.FanotifyMark(c.group, unix.FAN_MARK_ADD|kind.flags, mask, unix.AT_FDCWD, path); err != nil {
 		return err
 	}
 	marked[key] = true

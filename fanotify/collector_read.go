@@ -2,7 +2,6 @@ package fanotify
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -22,7 +21,9 @@ const readBufferSize = 256 << 10
 // coalesceDelay is how long the reader waits after a read that did not fill
 // half the buffer, so that events arrive in batches: one system call and one
 // /proc lookup per process then serve many events. The kernel queue (16384
-// events by default) absorbs far more than arrives in this time.
+// events by default) absorbs far more than arrives in this time. The reader
+// polls the group only when it is about to read: a group kept in an epoll
+// set (Go's netpoller) would wake a thread for every queued event.
 const coalesceDelay = 2 * time.Millisecond
 
 // maxCachedDirs bounds the directory-handle cache; it is emptied when full.
@@ -38,7 +39,7 @@ const (
 )
 
 // readLoop is the collector's one reader goroutine. It returns when Stop
-// closes the group.
+// signals the stop eventfd.
 func (c *Collector) readLoop() {
 	defer close(c.done)
 	r := newEventReader(c)
@@ -47,11 +48,14 @@ func (c *Collector) readLoop() {
 		if c.beforeRead != nil {
 			c.beforeRead()
 		}
-		n, err := c.group.Read(buf)
-		if errors.Is(err, os.ErrClosed) {
+		if !c.waitReadable() {
 			return
 		}
-		if err != nil {
+		n, err := unix.Read(c.group, buf)
+		switch {
+		case err == unix.EAGAIN || err == unix.EINTR:
+			continue
+		case err != nil:
 			// Such as EMFILE in fd mode: the kernel dropped that event.
 			c.setReadError(fmt.Errorf("reading the fanotify group: %w", err))
 			time.Sleep(10 * time.Millisecond)
@@ -60,6 +64,22 @@ func (c *Collector) readLoop() {
 		c.record(r.decode(buf[:n], time.Now().UnixNano()))
 		if n < len(buf)/2 {
 			time.Sleep(coalesceDelay)
+		}
+	}
+}
+
+// waitReadable blocks until the group has events, and reports false once
+// Stop was called.
+func (c *Collector) waitReadable() bool {
+	fds := []unix.PollFd{{Fd: int32(c.group), Events: unix.POLLIN}, {Fd: int32(c.stop), Events: unix.POLLIN}}
+	for {
+		_, err := unix.Poll(fds, -1)
+		if err == nil {
+			return fds[1].Revents == 0
+		}
+		if err != unix.EINTR {
+			c.setReadError(fmt.Errorf("poll: %w", err))
+			return false
 		}
 	}
 }
@@ -254,6 +274,9 @@ func (r *eventReader) dirPath(key []byte) (string, bool) {
 		return p, true
 	}
 	p, ok := r.handlePath(key)
+	if !ok {
+		p, ok = r.c.markedPath(key)
+	}
 	if !ok {
 		return "", false
 	}
