@@ -91,7 +91,7 @@ func run(o options) int {
 	report := b.report()
 	fmt.Print(report)
 	if o.out != "" && o.only == "" {
-		if err := os.WriteFile(o.out, []byte(report), 0o644); err != nil {
+		if err := writeReport(o.out, report); err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
 			return 2
 		}

@@ -10,20 +10,43 @@ import (
 	"time"
 )
 
-// report renders the results as Markdown (BENCHMARKS.md).
+// The measured part of BENCHMARKS.md lies between these markers; text
+// outside them is written by hand and kept.
+const (
+	beginMarker = "<!-- bench:begin -->"
+	endMarker   = "<!-- bench:end -->"
+)
+
+// writeReport puts report between the markers of the file at path, or
+// writes a new file holding only it.
+func writeReport(path, report string) error {
+	block := beginMarker + "\n" + report + endMarker + "\n"
+	old, err := os.ReadFile(path)
+	if err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	before, rest, found := strings.Cut(string(old), beginMarker)
+	_, after, closed := strings.Cut(rest, endMarker)
+	if !found || !closed {
+		return os.WriteFile(path, []byte("# Benchmarks\n\n"+block), 0o644)
+	}
+	return os.WriteFile(path, []byte(before+block+strings.TrimPrefix(after, "\n")), 0o644)
+}
+
+// report renders the results as Markdown, the measured part of
+// BENCHMARKS.md.
 func (b *bench) report() string {
 	var w strings.Builder
 	p := func(format string, args ...any) { fmt.Fprintf(&w, format+"\n", args...) }
-	p("# Benchmarks")
-	p("")
-	p("Written by `make bench` (`%s`), which builds a synthetic busy host, measures fanotify.ext against", strings.Join(os.Args, " "))
-	p("minimal code making the same kernel reads in the same run, and removes what it built. Do not edit by hand.")
+	p("Measured by `make bench` (`%s`), which builds a synthetic busy host, measures fanotify.ext against", strings.Join(os.Args, " "))
+	p("minimal code making the same kernel reads in the same run, and removes what it built. This part, up to the end")
+	p("marker, is rewritten by every run.")
 	p("")
 	p("- Date: %s", time.Now().UTC().Format("2006-01-02 15:04 UTC"))
 	p("- Machine: %s", machine())
 	p("- Command: `make bench` (as root; about %s on this machine)", b.elapsed().Round(time.Second))
 	p("")
-	p("## How it is measured")
+	p("### How it is measured")
 	p("")
 	p("- **CPU time** is user + system time of every thread: getrusage for the in-process runs, the C programs' own")
 	p("  CLOCK_PROCESS_CPUTIME_ID, and for the fanotify.ext process the sum of /proc/PID/task/*/schedstat run times")
@@ -43,7 +66,7 @@ func (b *bench) report() string {
 	p("  %d instances; no sysctl is changed. The mounts: %d bind mounts in a private mount namespace held by a `sleep`.", holdersPerUID, b.o.mounts)
 	p("  The burst: %d files created on a fresh tmpfs with one write each, then a sentinel file.", b.o.files)
 	p("")
-	p("## Goals")
+	p("### Goals")
 	p("")
 	p("| goal | fanotify.ext CPU (wall) | raw Go CPU (wall) | ratio | raw C CPU (wall) | ratio to C | target | result |")
 	p("|---|---|---|---|---|---|---|---|")
@@ -71,7 +94,7 @@ func (b *bench) report() string {
 	}
 	p("")
 	if len(b.rss) > 0 {
-		p("### Memory of the fanotify.ext process (VmRSS)")
+		p("#### Memory of the fanotify.ext process (VmRSS)")
 		p("")
 		p("| when | VmRSS | buffered events |")
 		p("|---|---|---|")
@@ -82,7 +105,7 @@ func (b *bench) report() string {
 	}
 	b.scaleSection(p)
 	if len(b.notes) > 0 {
-		p("## Notes from this run")
+		p("### Notes from this run")
 		p("")
 		for _, n := range b.notes {
 			p("- %s", n)

@@ -53,7 +53,7 @@ func (b *bench) scaleSection(p func(string, ...any)) {
 	if len(b.scales) == 0 {
 		return
 	}
-	p("## Scale")
+	p("### Scale")
 	p("")
 	p("CPU time (wall) of one run at each size; the last column of each item's line below the table is its growth per")
 	p("unit between the smallest and the largest size.")
@@ -71,7 +71,7 @@ func (b *bench) scaleSection(p func(string, ...any)) {
 			}
 		}
 		p("")
-		p("### %s", strings.ToUpper(series[:1])+series[1:])
+		p("#### %s", strings.ToUpper(series[:1])+series[1:])
 		p("")
 		var head []string
 		for _, it := range rows[0].Items {
@@ -107,7 +107,7 @@ func (b *bench) extrapolation(p func(string, ...any)) {
 	watchRaw, okWR := b.growth("watches", "raw walk (Go)")
 	procs, okP := b.growth("processes", "fanotify_limits")
 	p("")
-	p("### Very large hosts")
+	p("#### Very large hosts")
 	p("")
 	p("Linear projections from the growth above (costs grow linearly with each dimension: one walk reads each fd,")
 	p("each fdinfo line and each mountinfo line once; nothing is quadratic):")
