@@ -42,13 +42,14 @@ type Collector struct {
 	// the reader back with it to overflow the kernel queue.
 	beforeRead func()
 
-	mu        sync.Mutex
-	ring      eventRing
-	nextID    uint64
-	total     uint64
-	overflows uint64
-	dropped   uint64
-	readErr   string
+	mu         sync.Mutex
+	ring       eventRing
+	nextID     uint64
+	total      uint64
+	overflows  uint64
+	dropped    uint64
+	unresolved uint64
+	readErr    string
 }
 
 // Stats is the collector's state as the fanotify_collector table shows it.
@@ -58,8 +59,12 @@ type Stats struct {
 	// "FAN_CLASS_NOTIF|FAN_CLOEXEC|FAN_NONBLOCK|FAN_REPORT_FID|...".
 	GroupFlags                      string
 	EventsTotal, Overflows, Dropped uint64
-	Buffered, BufferMax             int
-	Started                         time.Time
+	// Unresolved counts events dropped because their path could not be read
+	// back: deleted directories, or, in a user namespace, directories the
+	// kernel does not let this process open by handle.
+	Unresolved          uint64
+	Buffered, BufferMax int
+	Started             time.Time
 	// ReadError is the last error reading the group, "" if none.
 	ReadError string
 }
@@ -190,6 +195,7 @@ func (c *Collector) Stats() Stats {
 		EventsTotal: c.total,
 		Overflows:   c.overflows,
 		Dropped:     c.dropped,
+		Unresolved:  c.unresolved,
 		Buffered:    c.ring.len(),
 		BufferMax:   c.cfg.BufferMax,
 		Started:     c.started,
@@ -201,10 +207,12 @@ func (c *Collector) Stats() Stats {
 	return s
 }
 
-// record stores events read at one time, numbering them.
-func (c *Collector) record(events []Event) {
+// record stores events read at one time, numbering them, and counts those
+// dropped for want of a path.
+func (c *Collector) record(events []Event, unresolved uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.unresolved += unresolved
 	for _, e := range events {
 		c.nextID++
 		e.ID = c.nextID

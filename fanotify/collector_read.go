@@ -61,7 +61,7 @@ func (c *Collector) readLoop() {
 			time.Sleep(10 * time.Millisecond)
 			continue
 		}
-		c.record(r.decode(buf[:n], time.Now().UnixNano()))
+		c.record(r.decode(buf[:n], time.Now().UnixNano()), r.unresolved)
 		if n < len(buf)/2 {
 			time.Sleep(coalesceDelay)
 		}
@@ -97,8 +97,12 @@ type eventReader struct {
 	// later read may belong to another process by then.
 	procs map[int32]procInfo
 	out   []Event
-	link  []byte
-	empty unique.Handle[string]
+	// unresolved counts the events of one read whose path could not be
+	// read back (a directory deleted meanwhile, or one this process may not
+	// open by handle).
+	unresolved uint64
+	link       []byte
+	empty      unique.Handle[string]
 }
 
 type procInfo struct {
@@ -128,6 +132,7 @@ func (r *eventReader) decode(buf []byte, nowNs int64) []Event {
 		clear(r.dirs)
 	}
 	r.out = r.out[:0]
+	r.unresolved = 0
 	for len(buf) >= metadataLen {
 		n := binary.NativeEndian.Uint32(buf)
 		if n < metadataLen || int(n) > len(buf) {
@@ -165,7 +170,11 @@ func (r *eventReader) decodeEvent(ev []byte, nowNs int64) {
 	if r.c.fidMode && infoOff >= metadataLen && infoOff <= len(ev) {
 		path, ok = r.fidPath(ev[infoOff:], mask)
 	}
-	if !ok || mask&r.c.eventMask == 0 {
+	if mask&r.c.eventMask == 0 {
+		return
+	}
+	if !ok {
+		r.unresolved++
 		return
 	}
 	w := r.c.watchFor(path)

@@ -146,6 +146,28 @@ func TestCollectorExcludesItsOwnEventsAndRecoversFromOverflow(t *testing.T) {
 	}
 }
 
+// Events queued in a directory deleted before they are read have no path
+// left: they are counted, not reported under a wrong path.
+func TestCollectorCountsEventsItCannotResolve(t *testing.T) {
+	root := mountTmpfs(t)
+	gate := make(chan struct{})
+	c := startTestCollector(t, collectorConfig(root), collectorOptions{beforeRead: func() { <-gate }})
+	d := filepath.Join(root, "d")
+	run(t, "sh", "-c", "mkdir "+d+" && touch "+d+"/f && rm -r "+d)
+	close(gate)
+	pid := run(t, "mkdir", d)
+	waitMask(t, c, d, pid, unix.FAN_CREATE|unix.FAN_ONDIR)
+
+	if s := c.Stats(); s.Unresolved == 0 {
+		t.Errorf("unresolved 0; events %s", describe(c.Events(all)))
+	}
+	for _, e := range c.Events(all) {
+		if e.Path() != d {
+			t.Errorf("event %s on %q: only %s resolves", e.Action(), e.Path(), d)
+		}
+	}
+}
+
 func TestCollectorKeepsFDCountAndMemoryOver100kEvents(t *testing.T) {
 	const chunks, perChunk = 20, 5000
 	for _, mode := range []string{"fd", "fid"} {
