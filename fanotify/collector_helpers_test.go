@@ -20,7 +20,7 @@ import (
 )
 
 // helperEnv selects a helper mode when the test binary runs itself as a
-// child process: "create DIR PREFIX N", "chunks DIR N" or "userns DIR HOSTDIR".
+// child process: "chunks DIR N" or "userns DIR HOSTDIR".
 const helperEnv = "FANOTIFY_COLLECTOR_HELPER"
 
 // TestCollectorHelperProcess is not a test: it is the body of the child
@@ -32,9 +32,6 @@ func TestCollectorHelperProcess(t *testing.T) {
 	}
 	var err error
 	switch args[0] {
-	case "create":
-		n, _ := strconv.Atoi(args[3])
-		err = createFiles(args[1], args[2], n)
 	case "chunks":
 		n, _ := strconv.Atoi(args[2])
 		err = createChunks(args[1], n)
@@ -152,17 +149,6 @@ func helperCommand(t testing.TB, wrapper []string, args ...string) *exec.Cmd {
 	cmd.Env = append(os.Environ(), helperEnv+"="+strings.Join(args, " "))
 	cmd.Stderr = os.Stderr
 	return cmd
-}
-
-// createFilesElsewhere creates n files from another process (the collector
-// ignores its own) and returns its pid.
-func createFilesElsewhere(t testing.TB, dir, prefix string, n int) int {
-	t.Helper()
-	cmd := helperCommand(t, nil, "create", dir, prefix, strconv.Itoa(n))
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("creating files: %v", err)
-	}
-	return cmd.Process.Pid
 }
 
 // mountTmpfs mounts a fresh tmpfs, a superblock no other test touches.
