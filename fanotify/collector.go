@@ -97,7 +97,7 @@ func startCollector(cfg config.Collector, log *slog.Logger, opts collectorOption
 		mountFDs:   map[[8]byte]int{},
 		done:       make(chan struct{}),
 		beforeRead: opts.beforeRead,
-		ring:       eventRing{max: cfg.BufferMax},
+		ring:       eventRing{max: max(cfg.BufferMax, 1)}, // config.Parse rejects less
 	}
 	c.fidMode = !opts.fdMode && featureSupport("FAN_REPORT_NAME") != Unsupported &&
 		featureSupport("FAN_REPORT_FID") != Unsupported

@@ -307,6 +307,15 @@ func TestCollectorBufferMaxDropsOldest(t *testing.T) {
 	}
 }
 
+func TestCollectorSurvivesAnUnvalidatedConfig(t *testing.T) {
+	root := mountTmpfs(t)
+	cfg := collectorConfig(root)
+	cfg.BufferMax = 0
+	c := startTestCollector(t, cfg, collectorOptions{})
+	f := filepath.Join(root, "f")
+	waitMask(t, c, f, run(t, "touch", f), unix.FAN_CLOSE_WRITE)
+}
+
 func TestCollectorExpiresOldEventsAtQueryTime(t *testing.T) {
 	root := mountTmpfs(t)
 	cfg := collectorConfig(root)
