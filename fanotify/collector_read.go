@@ -26,6 +26,9 @@ const readBufferSize = 256 << 10
 // set (Go's netpoller) would wake a thread for every queued event.
 const coalesceDelay = 2 * time.Millisecond
 
+// maxRememberedProcs bounds the identities kept for exited processes.
+const maxRememberedProcs = 4096
+
 // maxCachedDirs bounds the directory-handle cache; it is emptied when full.
 const maxCachedDirs = 1 << 16
 
@@ -94,8 +97,11 @@ type eventReader struct {
 	// directory renames, which would leave stale paths behind.
 	dirsPerRead bool
 	// procs caches command and uid per pid for one read: a pid seen in a
-	// later read may belong to another process by then.
+	// later read may belong to another process by then, or have exec'd.
 	procs map[int32]procInfo
+	// known keeps what earlier reads learnt about each pid, for events
+	// read after their process exited (nobody else holds the pid then).
+	known map[int32]procInfo
 	out   []Event
 	// unresolved counts the events of one read whose path could not be
 	// read back (a directory deleted meanwhile, or one this process may not
@@ -116,6 +122,7 @@ func newEventReader(c *Collector) *eventReader {
 		self:  int32(os.Getpid()),
 		dirs:  map[string]string{},
 		procs: map[int32]procInfo{},
+		known: map[int32]procInfo{},
 		link:  make([]byte, unix.PathMax),
 		empty: unique.Make(""),
 	}
@@ -333,23 +340,39 @@ func (r *eventReader) fdPath(fd int) (string, bool) {
 }
 
 // process returns the command name and effective uid of pid, best effort:
-// a short-lived process may be gone before its events are read.
+// a process that exited before any of its events was read is unknown.
 func (r *eventReader) process(pid int32) procInfo {
 	if p, ok := r.procs[pid]; ok {
 		return p
 	}
-	p := procInfo{comm: r.empty, uid: unknownUID}
-	dir := strconv.Itoa(int(pid))
-	if data, err := os.ReadFile(r.c.proc.Path(dir, "comm")); err == nil {
-		p.comm = unique.Make(procfs.DisplayPath(strings.TrimSuffix(string(data), "\n")))
-	}
-	if data, err := os.ReadFile(r.c.proc.Path(dir, "status")); err == nil {
-		if st, err := procfs.ParseStatus(data); err == nil {
-			p.uid = st.EUID
+	p, alive := r.readProcess(pid)
+	if alive {
+		if len(r.known) >= maxRememberedProcs {
+			clear(r.known)
 		}
+		r.known[pid] = p
+	} else if known, seen := r.known[pid]; seen {
+		p = known
 	}
 	r.procs[pid] = p
 	return p
+}
+
+// readProcess reads pid's command name and effective uid from /proc.
+func (r *eventReader) readProcess(pid int32) (procInfo, bool) {
+	p := procInfo{comm: r.empty, uid: unknownUID}
+	dir := strconv.Itoa(int(pid))
+	comm, err := os.ReadFile(r.c.proc.Path(dir, "comm"))
+	if err != nil {
+		return p, false
+	}
+	p.comm = unique.Make(procfs.DisplayPath(strings.TrimSuffix(string(comm), "\n")))
+	if status, err := os.ReadFile(r.c.proc.Path(dir, "status")); err == nil {
+		if st, err := procfs.ParseStatus(status); err == nil {
+			p.uid = st.EUID
+		}
+	}
+	return p, true
 }
 
 // watchFor returns the watched path an event path belongs to, the deepest

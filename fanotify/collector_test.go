@@ -4,10 +4,12 @@ import (
 	"encoding/json"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -164,6 +166,50 @@ func TestCollectorCountsEventsItCannotResolve(t *testing.T) {
 	for _, e := range c.Events(all) {
 		if e.Path() != d {
 			t.Errorf("event %s on %q: only %s resolves", e.Action(), e.Path(), d)
+		}
+	}
+}
+
+// A process that exits before its last events are read keeps the name it
+// had when its earlier events were read.
+func TestCollectorNamesProcessesThatExited(t *testing.T) {
+	root := mountTmpfs(t)
+	var holding atomic.Bool
+	parked, resume := make(chan struct{}), make(chan struct{})
+	c := startTestCollector(t, collectorConfig(root), collectorOptions{beforeRead: func() {
+		if holding.Load() {
+			parked <- struct{}{}
+			<-resume
+		}
+	}})
+	a, b := filepath.Join(root, "a"), filepath.Join(root, "b")
+	sh := exec.Command("sh", "-c", "echo x > "+a+"; read line; echo y > "+b)
+	stdin, err := sh.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sh.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitMask(t, c, a, sh.Process.Pid, unix.FAN_CLOSE_WRITE)
+
+	// Park the reader before its next read (an event of this process makes
+	// sure there is one), let sh write b and exit, then let the reader go.
+	holding.Store(true)
+	if err := createFiles(root, "wake", 1); err != nil {
+		t.Fatal(err)
+	}
+	<-parked
+	stdin.Close()
+	if err := sh.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	holding.Store(false)
+	resume <- struct{}{}
+	waitMask(t, c, b, sh.Process.Pid, unix.FAN_CLOSE_WRITE)
+	for _, e := range c.Events(func(e *Event) bool { return int(e.PID) == sh.Process.Pid }) {
+		if e.Process() != "sh" {
+			t.Errorf("event %s on %q: process %q, want sh", e.Action(), e.Path(), e.Process())
 		}
 	}
 }
