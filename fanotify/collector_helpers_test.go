@@ -112,10 +112,19 @@ func (cc *chunkCreator) create(t testing.TB, prefix string) {
 	}
 }
 
+// usernsResult is what usernsLimitChild reports, per collector started.
+type usernsResult struct {
+	// Auto watches a tmpfs, hostDir and another tmpfs with two marks allowed.
+	Auto []WatchStatus
+	// Filesystem watches hostDir with mark "filesystem" only.
+	Filesystem []WatchStatus
+	// NoGroup is a third collector, over max_fanotify_groups.
+	NoGroup []WatchStatus
+}
+
 // usernsLimitChild runs as root of a child user and mount namespace: it
-// mounts two tmpfs of its own, allows itself two fanotify marks, and prints
-// the collector's stats for paths on both tmpfs, one on hostDir (a
-// filesystem it did not mount) and a third tmpfs.
+// mounts two tmpfs of its own, allows itself two fanotify marks and two
+// groups, and prints what three collectors make of that.
 func usernsLimitChild(dir, hostDir string) error {
 	var paths []string
 	for _, name := range []string{"a", "b"} {
@@ -128,13 +137,28 @@ func usernsLimitChild(dir, hostDir string) error {
 		}
 		paths = append(paths, p)
 	}
-	if err := os.WriteFile("/proc/sys/user/max_fanotify_marks", []byte("2"), 0); err != nil {
-		return err
+	for name, limit := range map[string]string{"max_fanotify_marks": "2", "max_fanotify_groups": "2"} {
+		if err := os.WriteFile("/proc/sys/user/"+name, []byte(limit), 0); err != nil {
+			return err
+		}
 	}
-	cfg := collectorConfig(paths[0], hostDir, paths[1])
-	c := StartCollector(cfg, slog.Default())
-	defer c.Stop()
-	return json.NewEncoder(os.Stdout).Encode(c.Stats().Watches)
+	var res usernsResult
+	for _, run := range []struct {
+		out   *[]WatchStatus
+		mark  string
+		paths []string
+	}{
+		{&res.Auto, "auto", []string{paths[0], hostDir, paths[1]}},
+		{&res.Filesystem, "filesystem", []string{hostDir}},
+		{&res.NoGroup, "auto", []string{hostDir}},
+	} {
+		cfg := collectorConfig(run.paths...)
+		cfg.Mark = run.mark
+		c := StartCollector(cfg, slog.Default())
+		defer c.Stop()
+		*run.out = c.Stats().Watches
+	}
+	return json.NewEncoder(os.Stdout).Encode(res)
 }
 
 // helperCommand returns a command running this test binary as a helper.

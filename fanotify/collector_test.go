@@ -296,7 +296,7 @@ func TestCollectorStopsCleanly(t *testing.T) {
 	}
 }
 
-func TestCollectorUserNamespaceMarkLimit(t *testing.T) {
+func TestCollectorUserNamespaceLimitsAndFallbacks(t *testing.T) {
 	if _, err := os.Stat("/proc/sys/user/max_fanotify_marks"); err != nil {
 		t.Skipf("no per-namespace fanotify limits: %v", err)
 	}
@@ -306,11 +306,11 @@ func TestCollectorUserNamespaceMarkLimit(t *testing.T) {
 	if err != nil {
 		t.Fatalf("child in a user namespace: %v", err)
 	}
-	var watches []WatchStatus
-	if err := json.Unmarshal(out, &watches); err != nil || len(watches) != 3 {
+	var res usernsResult
+	if err := json.Unmarshal(out, &res); err != nil || len(res.Auto) != 3 || len(res.Filesystem) != 1 || len(res.NoGroup) != 1 {
 		t.Fatalf("child output %q: %v", out, err)
 	}
-	ownTmpfs, host, overLimit := watches[0], watches[1], watches[2]
+	ownTmpfs, host, overLimit := res.Auto[0], res.Auto[1], res.Auto[2]
 	if ownTmpfs.Status != StatusActive || ownTmpfs.Strategy != "filesystem" || ownTmpfs.Marks != 1 {
 		t.Errorf("tmpfs mounted in the namespace: %+v, want an active filesystem mark", ownTmpfs)
 	}
@@ -323,6 +323,13 @@ func TestCollectorUserNamespaceMarkLimit(t *testing.T) {
 	if overLimit.Status != StatusDegraded || overLimit.Marks != 0 ||
 		overLimit.Error != "fanotify_mark: ENOSPC (max_fanotify_marks=2)" {
 		t.Errorf("third mark: %+v, want degraded with ENOSPC (max_fanotify_marks=2)", overLimit)
+	}
+	// A strategy other than auto never falls back.
+	if w := res.Filesystem[0]; w.Status != StatusFailed || w.Strategy != "" || w.Error != "filesystem mark: EPERM" {
+		t.Errorf("mark filesystem where it is refused: %+v, want failed", w)
+	}
+	if w := res.NoGroup[0]; w.Status != StatusFailed || w.Error != "fanotify_init: EMFILE (max_fanotify_groups=2) or RLIMIT_NOFILE" {
+		t.Errorf("third group: %+v, want failed with EMFILE (max_fanotify_groups=2)", w)
 	}
 }
 
