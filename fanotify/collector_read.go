@@ -21,9 +21,7 @@ const readBufferSize = 256 << 10
 // coalesceDelay is how long the reader waits after a read that did not fill
 // half the buffer, so that events arrive in batches: one system call and one
 // /proc lookup per process then serve many events. The kernel queue (16384
-// events by default) absorbs far more than arrives in this time. The reader
-// polls the group only when it is about to read: a group kept in an epoll
-// set (Go's netpoller) would wake a thread for every queued event.
+// events by default) absorbs far more than arrives in this time.
 const coalesceDelay = 2 * time.Millisecond
 
 // maxRememberedProcs bounds the identities kept for exited processes.
@@ -59,7 +57,7 @@ func (c *Collector) readLoop() {
 		case err == unix.EAGAIN || err == unix.EINTR:
 			continue
 		case err != nil:
-			// Such as EMFILE in fd mode: the kernel dropped that event.
+			// Such as EMFILE in fd mode: no fd left for an event.
 			c.setReadError(fmt.Errorf("reading the fanotify group: %w", err))
 			time.Sleep(10 * time.Millisecond)
 			continue
@@ -72,7 +70,9 @@ func (c *Collector) readLoop() {
 }
 
 // waitReadable blocks until the group has events, and reports false once
-// Stop was called.
+// Stop was called. The group is polled only when the reader is about to
+// read: a group kept in an epoll set (Go's netpoller) would wake a thread
+// for every event queued while the reader sleeps.
 func (c *Collector) waitReadable() bool {
 	fds := []unix.PollFd{{Fd: int32(c.group), Events: unix.POLLIN}, {Fd: int32(c.stop), Events: unix.POLLIN}}
 	for {
@@ -158,6 +158,7 @@ func (r *eventReader) decodeEvent(ev []byte, nowNs int64) {
 	fd := int32(binary.NativeEndian.Uint32(ev[16:]))
 	pid := int32(binary.NativeEndian.Uint32(ev[20:]))
 
+	// Every event fd is closed, whatever becomes of the event.
 	var path string
 	ok := false
 	if fd >= 0 {
@@ -184,10 +185,13 @@ func (r *eventReader) decodeEvent(ev []byte, nowNs int64) {
 		r.unresolved++
 		return
 	}
-	w := r.c.watchFor(path)
-	if w == nil {
-		return
+	if w := r.c.watchFor(path); w != nil {
+		r.appendEvent(nowNs, mask, pid, path, w)
 	}
+}
+
+// appendEvent records an event on path, under watch w, caused by pid.
+func (r *eventReader) appendEvent(nowNs int64, mask uint64, pid int32, path string, w *watch) {
 	proc := r.process(pid)
 	dir, name := splitPath(procfs.DisplayPath(path))
 	r.out = append(r.out, Event{
