@@ -117,6 +117,13 @@ func collectorScenario(t *testing.T, root string, fdMode bool) {
 	}
 }
 
+func TestCollectorShowsInvalidUTF8AsEscapes(t *testing.T) {
+	root := mountTmpfs(t)
+	c := startTestCollector(t, collectorConfig(root), collectorOptions{})
+	pid := run(t, "touch", filepath.Join(root, "caf\xe9"))
+	waitMask(t, c, filepath.Join(root, `caf\xe9`), pid, unix.FAN_CREATE)
+}
+
 func TestCollectorExcludesItsOwnEventsAndRecoversFromOverflow(t *testing.T) {
 	root := mountTmpfs(t)
 	gate := make(chan struct{})
