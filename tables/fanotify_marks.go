@@ -103,6 +103,12 @@ func noMarkType(g *fanotify.Group) string {
 func (nq *notifyQuery) markRows(cols []markColumn, noMarks func(*fanotify.Group) string) []Row {
 	used := slices.DeleteFunc(slices.Clone(cols), func(c markColumn) bool { return !nq.q.Uses(c.def.Name) })
 	withPath := nq.q.Uses("path")
+	// Columns each mark adds to its holder's; none for COUNT(*), whose
+	// empty rows then cost no map storage.
+	room := len(used)
+	if withPath {
+		room++
+	}
 	var rows []Row
 	for _, g := range nq.groups {
 		if !nq.wantGroup(g) {
@@ -131,7 +137,7 @@ func (nq *notifyQuery) markRows(cols []markColumn, noMarks func(*fanotify.Group)
 				paths = nq.snap.MarkPaths(h, g.Info.Marks)
 			}
 			for j, m := range g.Info.Marks {
-				row := withRoom(base, len(used)+1)
+				row := withRoom(base, room)
 				for _, c := range used {
 					row[c.def.Name] = c.value(m)
 				}
