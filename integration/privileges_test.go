@@ -3,7 +3,6 @@ package integration_test
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -123,9 +122,7 @@ func (mode privilegeMode) runJSON(t *testing.T, bin, config, sql string, extra .
 	cmd := mode.command(t, bin, append(args, sql)...)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err := cmd.Run()
-	var exit *exec.ExitError
-	if errors.As(err, &exit) || err != nil {
+	if err := cmd.Run(); err != nil {
 		t.Fatalf("%s: %v\nstderr:\n%s", sql, err, errOut.String())
 	}
 	for _, bad := range []string{"panic", "goroutine ", "Error", "level=ERROR"} {
