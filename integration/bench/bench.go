@@ -29,7 +29,15 @@ type bench struct {
 	goals  []goal
 	scales []scaleRow
 	rss    []rssFigure
-	notes  []string
+	// watchRSS is the extension's VmRSS after fanotify_limits, by the
+	// watches held on the host.
+	watchRSS []watchRSS
+	notes    []string
+}
+
+type watchRSS struct {
+	Watches int
+	RSS     int64
 }
 
 // rssFigure is one VmRSS reading of the fanotify.ext process.
@@ -156,6 +164,12 @@ var discard = slog.New(slog.DiscardHandler)
 var (
 	selectAll   = tables.NewQueryContext(nil, nil)
 	selectCount = tables.NewQueryContext(nil, []string{})
+	// notifyButPath is fanotify_marks and inotify_watches without path,
+	// which decodes every mark's file handle.
+	notifyButPath = tables.NewQueryContext(nil, []string{
+		"pid", "process", "uid", "user_ns", "mnt_ns", "cgroup", "fd", "group_id", "instance_id", "primary_holder",
+		"mark_type", "inode", "device", "mount_id", "marked_mnt_ns", "mask", "mask_names", "ignored_mask",
+		"ignored_mask_names", "mark_flags", "mark_flags_names", "wd"})
 	// mountColumnsOnly is mount_points without its mark counts, which
 	// need a walk of every process's fds.
 	mountColumnsOnly = tables.NewQueryContext(nil, []string{"mnt_ns", "pid", "mount_id", "parent_id", "device", "root", "path", "fs_type", "source", "options", "super_options", "propagation"})

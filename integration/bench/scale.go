@@ -94,7 +94,35 @@ func (b *bench) scaleSection(p func(string, ...any)) {
 			}
 		}
 	}
+	b.memoryScale(p)
 	b.extrapolation(p)
+}
+
+// memoryScale shows the extension's memory as the watches grow.
+func (b *bench) memoryScale(p func(string, ...any)) {
+	if len(b.watchRSS) < 2 {
+		return
+	}
+	p("")
+	p("#### Memory")
+	p("")
+	p("VmRSS of a fanotify.ext process (through the protocol, collector disabled) after a `fanotify_limits` query, which")
+	p("keeps its snapshot of every group and mark for a second:")
+	p("")
+	p("| watches on the host | VmRSS |")
+	p("|---|---|")
+	for _, r := range b.watchRSS {
+		p("| %d | %s |", r.Watches, mb(r.RSS))
+	}
+	p("")
+	p("- %.0f bytes per watch.", b.bytesPerWatch())
+}
+
+// bytesPerWatch is the growth of the extension's VmRSS per watch held on
+// the host, between the smallest and the largest size.
+func (b *bench) bytesPerWatch() float64 {
+	first, last := b.watchRSS[0], b.watchRSS[len(b.watchRSS)-1]
+	return float64(last.RSS-first.RSS) / float64(last.Watches-first.Watches)
 }
 
 // extrapolation projects the measured growth to very large hosts and
@@ -121,8 +149,14 @@ func (b *bench) extrapolation(p func(string, ...any)) {
 			ms(watchRaw.at(1000000)), ms(watchCount.at(1000000)))
 		p("  SELECT * about %s. The kernel formats each instance's fdinfo under its lock (about %.1f µs per watch here),",
 			ms(watchAll.at(1000000)), watchRaw.slopeNs/1e3)
-		p("  stalling that instance's owner for the whole read; the walk's memory grows with the text it keeps (about 130")
-		p("  bytes of fdinfo and one parsed mark per watch).")
+		p("  stalling that instance's owner for the whole read.")
+	}
+	if len(b.watchRSS) >= 2 {
+		last := b.watchRSS[len(b.watchRSS)-1]
+		p("- **Memory at 1,000,000 watches**: about %s of VmRSS after `fanotify_limits` (%.0f bytes per watch: the",
+			mb(last.RSS+int64(b.bytesPerWatch()*float64(1000000-last.Watches))), b.bytesPerWatch())
+		p("  snapshot keeps every fdinfo text and parsed mark, plus the garbage of reading them). A SELECT * of")
+		p("  `inotify_watches` adds its rows on top: see the VmRSS after the protocol queries above.")
 	}
 	if okP {
 		p("- **Processes**: `fanotify_limits` grows by %.1f µs per holder process (with its %d watches and %d marks).",
