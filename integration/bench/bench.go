@@ -75,6 +75,9 @@ type namedCost struct {
 }
 
 func newBench(o options) (*bench, error) {
+	if _, err := os.Stat(o.ext); err != nil {
+		return nil, fmt.Errorf("%s: %w (run `make build` first)", o.ext, err)
+	}
 	b := &bench{o: o, start: time.Now()}
 	var err error
 	if b.cbin, err = buildCBaselines(); err != nil {
@@ -82,9 +85,6 @@ func newBench(o options) (*bench, error) {
 	}
 	if b.cbin.dir != "" {
 		b.onCleanup(func() { os.RemoveAll(b.cbin.dir) })
-	}
-	if _, err := os.Stat(o.ext); err != nil {
-		return nil, fmt.Errorf("%s: %w (run `make build` first)", o.ext, err)
 	}
 	return b, nil
 }
