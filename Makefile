@@ -53,6 +53,7 @@ package:
 FUZZERS := \
 	./extension/config:FuzzConfigParse \
 	./tables:FuzzParseContext \
+	./extension/sqlengine:FuzzContextRoundTrip \
 	./fanotify/procfs:FuzzParseFdinfo \
 	./fanotify/procfs:FuzzParseMountinfo \
 	./fanotify/procfs:FuzzParseProcessFiles
