@@ -41,12 +41,14 @@ for i in $(seq "$1"); do mount --rbind "$dir" "$dir/d$i"; done`
 
 // osqueryd stops extensions whatever they are doing: a stop that arrives
 // during a generate of seconds exits within the budget, with code 0, and
-// deregisters.
+// deregisters; osqueryd vanishing meanwhile is noticed at the next ping.
 func TestStopsDuringLongGenerate(t *testing.T) {
 	ns := bigNamespace(t, 16)
 	stops := map[string]func(*standin.Manager, *standin.Process) error{
 		"shutdown": func(m *standin.Manager, _ *standin.Process) error { return m.Shutdown("fanotify") },
 		"SIGTERM":  func(_ *standin.Manager, p *standin.Process) error { return p.Signal(syscall.SIGTERM) },
+		// osqueryd gone: noticed at the next ping, then exit 1.
+		"osqueryd gone": func(m *standin.Manager, _ *standin.Process) error { m.Stop(); return nil },
 	}
 	for name, stop := range stops {
 		t.Run(name, func(t *testing.T) {
@@ -63,6 +65,12 @@ func TestStopsDuringLongGenerate(t *testing.T) {
 			}
 			if err := stop(m, p); err != nil {
 				t.Fatal(err)
+			}
+			if name == "osqueryd gone" {
+				if code, _ := waitExit(t, p, interval(m)+stopLimit); code == 0 {
+					t.Errorf("exit code 0, want non-zero\nstderr:\n%s", p.Stderr())
+				}
+				return
 			}
 			if code, _ := waitExit(t, p, stopLimit); code != 0 {
 				t.Errorf("exit code %d, want 0\nstderr:\n%s", code, p.Stderr())
