@@ -197,27 +197,48 @@ func generate(q tables.QueryContext, minRows int, names ...string) func() error 
 	}
 }
 
-// project measures a run of the project's own code. Its samples in the
-// CPU profile carry the label measure=name (pprof -tagfocus).
-func (b *bench) project(name string, reps int, f func() error) (cost, error) {
-	var c cost
-	var err error
-	pprof.Do(context.Background(), pprof.Labels("measure", name), func(context.Context) {
-		c, err = measureInProcess(reps, f)
-	})
-	return c, err
+// item is one thing to measure: the project's code or a raw baseline.
+type item struct {
+	name string
+	run  func() error
 }
 
-// rawGo measures a raw Go baseline.
-func rawGo(reps int, f func([]byte) (int, error)) (cost, error) {
+// measure runs the items in turn, reps rounds of one run each, and returns
+// each item's median cost. Interleaving the items gives each the same
+// share of whatever else the machine is doing. Samples of the CPU profile
+// carry the label measure=name (pprof -tagfocus).
+func (b *bench) measure(reps int, items ...item) ([]cost, error) {
+	runs := make([][]cost, len(items))
+	for range reps {
+		for i, it := range items {
+			var c cost
+			var err error
+			pprof.Do(context.Background(), pprof.Labels("measure", it.name), func(context.Context) {
+				c, err = measureOnce(it.run)
+			})
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", it.name, err)
+			}
+			runs[i] = append(runs[i], c)
+		}
+	}
+	out := make([]cost, len(items))
+	for i, r := range runs {
+		out[i] = median(r)
+	}
+	return out, nil
+}
+
+// rawRun wraps a raw Go baseline, which reads into a buffer it is lent.
+func rawRun(f func([]byte) (int, error)) func() error {
 	buf := make([]byte, 64<<10)
-	return measureInProcess(reps, func() error {
+	return func() error {
 		n, err := f(buf)
 		if err == nil && n == 0 {
 			err = fmt.Errorf("read nothing")
 		}
 		return err
-	})
+	}
 }
 
 // ratio is a/b of CPU time.

@@ -68,7 +68,7 @@ func startExtension(bin string, cfg config.Config) (*extension, error) {
 func (e *extension) generate(table, ctx string) ([]map[string]string, error) {
 	rows, err := e.m.Generate(table, ctx)
 	if err != nil {
-		return nil, fmt.Errorf("generate %s: %w", table, err)
+		return nil, fmt.Errorf("generate %s: %w; fanotify.ext stderr: %s", table, err, e.stderr.String())
 	}
 	return rows, nil
 }

@@ -40,20 +40,14 @@ func medianOf(v []time.Duration) time.Duration {
 	return (v[len(v)/2-1] + v[len(v)/2]) / 2
 }
 
-// measureInProcess runs f reps times in this process and returns the median
-// cost. The heap is collected before each run, outside the measurement, so
-// that each run pays only for the garbage it makes itself.
-func measureInProcess(reps int, f func() error) (cost, error) {
-	runs := make([]cost, 0, reps)
-	for range reps {
-		runtime.GC()
-		cpu0, wall0 := selfCPU(), time.Now()
-		if err := f(); err != nil {
-			return cost{}, err
-		}
-		runs = append(runs, cost{CPU: selfCPU() - cpu0, Wall: time.Since(wall0)})
-	}
-	return median(runs), nil
+// measureOnce runs f once in this process. The heap is collected first,
+// outside the measurement, so that the run pays only for the garbage it
+// makes itself.
+func measureOnce(f func() error) (cost, error) {
+	runtime.GC()
+	cpu0, wall0 := selfCPU(), time.Now()
+	err := f()
+	return cost{CPU: selfCPU() - cpu0, Wall: time.Since(wall0)}, err
 }
 
 // selfCPU is this process's user and system time (getrusage).
