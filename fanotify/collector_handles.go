@@ -7,8 +7,8 @@ import (
 )
 
 // handleKey returns path's fsid and file handle laid out as a FID record
-// carries them (fsid, handle_bytes, handle_type, f_handle), the key of the
-// directory cache; "" when the filesystem cannot encode a handle. Taking a
+// carries them (fsid, handle_bytes, handle_type, f_handle), as the reader
+// keys handles; "" when the filesystem cannot encode a handle. Taking a
 // handle needs no privilege, unlike opening one.
 func (c *Collector) handleKey(path string) string {
 	if !c.fidMode {
@@ -29,10 +29,10 @@ func (c *Collector) handleKey(path string) string {
 	return string(append(key, h.Bytes()...))
 }
 
-// markedPath names a directory handle that is one of the marked paths.
+// markedPath names a handle that is one of the marked paths.
 // open_by_handle_at needs CAP_DAC_READ_SEARCH in the initial user namespace;
-// without it these are the only directories whose events get a path, which
-// is all an inode mark (the only mark allowed then) reports.
+// without it these are the only handles that get a path, and all an inode
+// mark (the only mark allowed then) needs: its directory, or its file.
 func (c *Collector) markedPath(key []byte) (string, bool) {
 	for _, w := range c.watches {
 		if w.handle != "" && w.handle == string(key) {

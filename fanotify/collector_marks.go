@@ -41,8 +41,8 @@ type watch struct {
 	// events are kept when their path is at or below it.
 	match string
 	name  unique.Handle[string]
-	// handle is the marked directory's fsid and file handle, as FID
-	// records carry them (see handleKey); "" when unknown.
+	// handle is the marked path's fsid and file handle, as FID records
+	// carry them (see handleKey); "" when unknown.
 	handle string
 }
 

@@ -243,13 +243,15 @@ func (r *eventReader) fidPath(records []byte, mask uint64) (string, bool) {
 	}
 	var path string
 	var ok bool
-	switch {
-	case dirKey != nil:
+	if dirKey != nil {
 		var dir string
 		if dir, ok = r.dirPath(dirKey); ok {
 			path = joinName(dir, name)
 		}
-	case objKey != nil:
+	}
+	// The object's own handle names it when its directory's cannot be
+	// opened: a watched file, without CAP_DAC_READ_SEARCH.
+	if !ok && objKey != nil {
 		path, ok = r.handlePath(objKey)
 	}
 	if ok && mask&unix.FAN_ONDIR != 0 && mask&cacheEvents != 0 {
@@ -295,9 +297,6 @@ func (r *eventReader) dirPath(key []byte) (string, bool) {
 	}
 	p, ok := r.handlePath(key)
 	if !ok {
-		p, ok = r.c.markedPath(key)
-	}
-	if !ok {
 		return "", false
 	}
 	if len(r.dirs) >= maxCachedDirs {
@@ -317,9 +316,18 @@ func (r *eventReader) forgetDirs(path string) {
 	}
 }
 
-// handlePath opens a handle (fsid, handle_bytes, handle_type, f_handle) on
-// the filesystem it came from and reads the path back.
+// handlePath resolves a handle (fsid, handle_bytes, handle_type, f_handle):
+// opened on the filesystem it came from, or else one of the marked paths.
 func (r *eventReader) handlePath(key []byte) (string, bool) {
+	if p, ok := r.openHandle(key); ok {
+		return p, true
+	}
+	return r.c.markedPath(key)
+}
+
+// openHandle opens a handle on the filesystem it came from and reads the
+// path back.
+func (r *eventReader) openHandle(key []byte) (string, bool) {
 	mountFD, ok := r.c.mountFDs[[8]byte(key[:8])]
 	if !ok {
 		return "", false

@@ -202,8 +202,14 @@ func TestCollectorWithoutPrivileges(t *testing.T) {
 	for _, mode := range privilegeModes {
 		t.Run(mode.name, func(t *testing.T) {
 			dir := sharedDir(t, mode.uid)
+			// A watched file outside dir: its events carry a directory
+			// handle that cannot be opened, then the file's own.
+			file := filepath.Join(sharedDir(t, mode.uid), "watched")
+			if err := os.WriteFile(file, nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
 			config := filepath.Join(dir, "fanotify.json")
-			if err := os.WriteFile(config, []byte(`{"collector": {"paths": [`+strconv.Quote(dir)+`]}}`), 0o644); err != nil {
+			if err := os.WriteFile(config, []byte(`{"collector": {"paths": [`+strconv.Quote(dir)+`, `+strconv.Quote(file)+`]}}`), 0o644); err != nil {
 				t.Fatal(err)
 			}
 			stop := make(chan struct{})
@@ -217,19 +223,24 @@ func TestCollectorWithoutPrivileges(t *testing.T) {
 					case <-time.After(50 * time.Millisecond):
 					}
 					os.WriteFile(filepath.Join(dir, "file"+strconv.Itoa(i)), []byte("x"), 0o644)
+					os.WriteFile(file, []byte("x"), 0o644)
 				}
 			}()
 			sql := "SELECT (SELECT group_concat(strategy) FROM fanotify_collector) AS strategy, " +
 				"(SELECT COUNT(*) FROM fanotify_events WHERE path = '" + dir + "/file3') AS events, " +
+				"(SELECT COUNT(*) FROM fanotify_events WHERE path = '" + file + "') AS file_events, " +
 				"(SELECT COUNT(*) FROM fanotify_groups WHERE process = 'fanotify.ext') AS own_groups"
 			rows := mode.runJSON(t, bin, config, sql, "--watch", "2s")
 			close(stop)
 			<-wrote
-			if len(rows) != 1 || rows[0]["strategy"] != "inode" {
-				t.Fatalf("collector %v: want one watch with an inode mark", rows)
+			if len(rows) != 1 || rows[0]["strategy"] != "inode,inode" {
+				t.Fatalf("collector %v: want two watches with inode marks", rows)
 			}
 			if rows[0]["events"] == "0" {
 				t.Errorf("no event on %s/file3", dir)
+			}
+			if rows[0]["file_events"] == "0" {
+				t.Errorf("no event on the watched file %s", file)
 			}
 			if rows[0]["own_groups"] == "0" {
 				t.Error("fanotify_groups does not show the collector's own group")
