@@ -140,6 +140,12 @@ func (fs FS) processNotifyFDs(pid int) ([]NotifyFD, Identity, error) {
 	link := make([]byte, 64)
 	for _, name := range names {
 		n, err := unix.Readlinkat(dirFD, name, link)
+		if errors.Is(err, unix.EACCES) {
+			// The owner may list the fds, but reading them takes ptrace
+			// access, which a user namespace lacks over processes outside
+			// it: the process is unreadable, not free of notify fds.
+			return nil, Identity{}, pidError(pid, err)
+		}
 		if err != nil {
 			continue // closed since the listing
 		}
