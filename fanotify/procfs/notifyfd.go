@@ -80,13 +80,14 @@ func (fs FS) WalkNotifyFDs(ctx context.Context, workers int) (*NotifyWalk, error
 		return nil, err
 	}
 	walk := &NotifyWalk{Holders: make(map[int]Identity)}
+	childUserNS := fs.inChildUserNS()
 	var mu sync.Mutex
 	next := make(chan int)
 	var wg sync.WaitGroup
 	for range max(1, workers) {
 		wg.Go(func() {
 			for pid := range next {
-				fds, id, err := fs.processNotifyFDs(pid)
+				fds, id, err := fs.processNotifyFDs(pid, childUserNS)
 				mu.Lock()
 				switch {
 				case errors.Is(err, ErrProcessGone):
@@ -120,9 +121,20 @@ feed:
 	return walk, nil
 }
 
+// initialUserNS is the inode of the initial user namespace (PROC_USER_INIT_INO).
+const initialUserNS = 0xEFFFFFFD
+
+// inChildUserNS reports whether this process runs in a user namespace other
+// than the initial one, as fs shows it (a fixture tree shows none).
+func (fs FS) inChildUserNS() bool {
+	ino, err := fs.NamespaceInode(os.Getpid(), "user")
+	return err == nil && ino != initialUserNS
+}
+
 // processNotifyFDs returns pid's fanotify and inotify fds and, when it holds
-// any, its identity.
-func (fs FS) processNotifyFDs(pid int) ([]NotifyFD, Identity, error) {
+// any, its identity. childUserNS tells that this process runs in a user
+// namespace other than the initial one.
+func (fs FS) processNotifyFDs(pid int, childUserNS bool) ([]NotifyFD, Identity, error) {
 	dirPath := fs.Path(strconv.Itoa(pid), "fd")
 	dir, err := os.Open(dirPath)
 	if err != nil {
@@ -140,10 +152,12 @@ func (fs FS) processNotifyFDs(pid int) ([]NotifyFD, Identity, error) {
 	link := make([]byte, 64)
 	for _, name := range names {
 		n, err := unix.Readlinkat(dirFD, name, link)
-		if errors.Is(err, unix.EACCES) {
+		if errors.Is(err, unix.EACCES) && childUserNS {
 			// The owner may list the fds, but reading them takes ptrace
-			// access, which a user namespace lacks over processes outside
-			// it: the process is unreadable, not free of notify fds.
+			// access, which a child user namespace lacks over processes
+			// outside it: unreadable, not free of notify fds. (In the
+			// initial namespace only a security module refuses root so,
+			// and the walk has always skipped what it shields.)
 			return nil, Identity{}, pidError(pid, err)
 		}
 		if err != nil {
