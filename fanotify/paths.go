@@ -46,16 +46,16 @@ func (s *Snapshot) MarkPaths(h Holder, marks []procfs.Mark) []string {
 	r := &s.paths
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	dirs := mountDirs{}
-	defer dirs.close()
+	batch := newHandleBatch()
+	defer batch.close()
 	paths := make([]string, len(marks))
 	for i, m := range marks {
-		paths[i] = r.markPath(h, m, dirs)
+		paths[i] = r.markPath(h, m, batch)
 	}
 	return paths
 }
 
-func (r *pathResolver) markPath(h Holder, m procfs.Mark, dirs mountDirs) string {
+func (r *pathResolver) markPath(h Holder, m procfs.Mark, batch *handleBatch) string {
 	switch m.Kind {
 	case procfs.MarkMount:
 		for _, mi := range r.mountsOf(h.PID) {
@@ -68,38 +68,81 @@ func (r *pathResolver) markPath(h Holder, m procfs.Mark, dirs mountDirs) string 
 			return procfs.DisplayPath(mi.Mountpoint)
 		}
 	case procfs.MarkInode, procfs.InotifyWatch:
-		return procfs.DisplayPath(r.handlePath(h.PID, m, dirs))
+		return procfs.DisplayPath(r.handlePath(h.PID, m, batch))
 	}
 	return ""
 }
 
-// mountDirs holds the mount directories opened for one MarkPaths call, by
-// path; -1 for one that could not be opened. They are closed before it
-// returns, so that no fd of the extension keeps a filesystem from being
-// unmounted.
-type mountDirs map[string]int
+// handleBatch holds what one MarkPaths call opens once: the mount
+// directories handles are decoded through (by path; -1 for one that could
+// not be opened) and this process's fd directory, where a decoded file's
+// path is read back with a lookup of one name instead of a walk of
+// /proc/self/fd/N. Everything is closed before MarkPaths returns, so that
+// no fd of the extension keeps a filesystem from being unmounted.
+type handleBatch struct {
+	mounts  map[string]int
+	selfFDs int
+	link    []byte
+}
 
-// open returns an fd of the directory mounted at path, -1 on failure. The
+func newHandleBatch() *handleBatch {
+	fd, err := unix.Open("/proc/self/fd", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		fd = -1
+	}
+	return &handleBatch{mounts: map[string]int{}, selfFDs: fd}
+}
+
+// mount returns an fd of the directory mounted at path, -1 on failure. The
 // mount fd of open_by_handle_at must be a real open file (O_PATH is
 // refused): O_DIRECTORY keeps the open from touching a device or FIFO
 // bind-mounted there.
-func (d mountDirs) open(path string) int {
-	fd, seen := d[path]
+func (b *handleBatch) mount(path string) int {
+	fd, seen := b.mounts[path]
 	if !seen {
 		var err error
 		if fd, err = unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0); err != nil {
 			fd = -1
 		}
-		d[path] = fd
+		b.mounts[path] = fd
 	}
 	return fd
 }
 
-func (d mountDirs) close() {
-	for _, fd := range d {
+// openByHandle opens the handle's file with O_PATH relative to the
+// filesystem mounted at mountPath, and reads back its path; "" on failure.
+func (b *handleBatch) openByHandle(mountPath string, h procfs.Handle) string {
+	mountFD := b.mount(mountPath)
+	if mountFD < 0 || b.selfFDs < 0 {
+		return ""
+	}
+	raw, err := h.Bytes()
+	if err != nil {
+		return ""
+	}
+	fd, err := unix.OpenByHandleAt(mountFD, unix.NewFileHandle(h.Type, raw), unix.O_PATH|unix.O_CLOEXEC)
+	if err != nil {
+		return ""
+	}
+	defer unix.Close(fd)
+	if b.link == nil {
+		b.link = make([]byte, unix.PathMax)
+	}
+	n, err := unix.Readlinkat(b.selfFDs, strconv.Itoa(fd), b.link)
+	if err != nil {
+		return ""
+	}
+	return string(b.link[:n])
+}
+
+func (b *handleBatch) close() {
+	for _, fd := range b.mounts {
 		if fd >= 0 {
 			unix.Close(fd)
 		}
+	}
+	if b.selfFDs >= 0 {
+		unix.Close(b.selfFDs)
 	}
 }
 
@@ -133,7 +176,7 @@ func mountOfDev(mounts []*mountinfo.Info, dev procfs.Dev) *mountinfo.Info {
 // handlePath decodes a mark's file handle through a mount of its
 // filesystem: one in this process's namespace, else one in the holder's
 // reached through /proc/PID/root.
-func (r *pathResolver) handlePath(pid int, m procfs.Mark, dirs mountDirs) string {
+func (r *pathResolver) handlePath(pid int, m procfs.Mark, batch *handleBatch) string {
 	if len(m.Handle.Hex) == 0 {
 		return ""
 	}
@@ -143,33 +186,10 @@ func (r *pathResolver) handlePath(pid int, m procfs.Mark, dirs mountDirs) string
 	}
 	var p string
 	if mi := mountOfDev(r.mountsOf(os.Getpid()), m.Dev); mi != nil {
-		p = openByHandle(dirs.open(mi.Mountpoint), m.Handle)
+		p = batch.openByHandle(mi.Mountpoint, m.Handle)
 	} else if mi := mountOfDev(r.mountsOf(pid), m.Dev); mi != nil {
-		p = openByHandle(dirs.open(filepath.Join(r.fs.Path(strconv.Itoa(pid), "root"), mi.Mountpoint)), m.Handle)
+		p = batch.openByHandle(filepath.Join(r.fs.Path(strconv.Itoa(pid), "root"), mi.Mountpoint), m.Handle)
 	}
 	r.handles[key] = p
-	return p
-}
-
-// openByHandle opens the handle's file with O_PATH relative to the
-// filesystem whose mounted directory mountFD is, and reads back its path;
-// "" on failure.
-func openByHandle(mountFD int, h procfs.Handle) string {
-	if mountFD < 0 {
-		return ""
-	}
-	raw, err := h.Bytes()
-	if err != nil {
-		return ""
-	}
-	fd, err := unix.OpenByHandleAt(mountFD, unix.NewFileHandle(h.Type, raw), unix.O_PATH|unix.O_CLOEXEC)
-	if err != nil {
-		return ""
-	}
-	defer unix.Close(fd)
-	p, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
-	if err != nil {
-		return ""
-	}
 	return p
 }
