@@ -61,7 +61,7 @@ func TestStopsDuringLongGenerate(t *testing.T) {
 			select {
 			case err := <-generated:
 				t.Fatalf("the generate over %s was not long enough to stop during it (err %v)", ns, err)
-			case <-time.After(300 * time.Millisecond):
+			case <-time.After(100 * time.Millisecond): // the request has reached the extension
 			}
 			if err := stop(m, p); err != nil {
 				t.Fatal(err)
