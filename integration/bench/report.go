@@ -38,7 +38,8 @@ func writeReport(path, report string) error {
 func (b *bench) report() string {
 	var w strings.Builder
 	p := func(format string, args ...any) { fmt.Fprintf(&w, format+"\n", args...) }
-	p("Measured by `make bench` (`%s`), which builds a synthetic busy host, measures fanotify.ext against", strings.Join(os.Args, " "))
+	p("Measured by `make bench` (`go run ./integration/bench %s`), which builds a synthetic busy host, measures", strings.Join(os.Args[1:], " "))
+	p("fanotify.ext against")
 	p("minimal code making the same kernel reads in the same run, and removes what it built. This part, up to the end")
 	p("marker, is rewritten by every run.")
 	p("")

@@ -174,6 +174,13 @@ func (b *bench) extrapolation(p func(string, ...any)) {
 	p("  one-second walk is under 0.03%% of one CPU. `fanotify_marks` and `inotify_watches` are for ad hoc queries;")
 	p("  COUNT(*) and queries that read few columns skip the per-row work (paths are resolved only when `path` is read).")
 	p("- `mount_points` reads the mark counts (a walk) only when a count column is read.")
+	if len(b.watchRSS) >= 2 {
+		first := b.watchRSS[0]
+		limit := first.Watches + int((200<<20-float64(first.RSS))/b.bytesPerWatch())
+		p("- Nothing bounds memory: a snapshot holds every mark, so from about %d watches on the host (%.0f bytes", limit, b.bytesPerWatch())
+		p("  each) the extension would pass the watchdog's 200 MB, and every result row is a map of its columns (about")
+		p("  1 KB for a mark row): see the VmRSS after the protocol queries.")
+	}
 }
 
 // elapsed is how long the run has taken so far.
