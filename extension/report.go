@@ -308,8 +308,12 @@ func riskWhy(a fanotify.Assessment) string {
 	case fanotify.ReasonNoAccess:
 		why = "other processes are not visible from here"
 	}
-	if a.Attribution == fanotify.AttributionEstimated {
+	switch {
+	case a.Attribution != fanotify.AttributionEstimated:
+	case a.LimitKnown && a.Used > a.Value:
 		why += " (over the limit, so some holders changed uid: attribution estimated)"
+	default:
+		why += " (kcmp unavailable, so a group held through several fds counts once per fd: attribution estimated)"
 	}
 	return why
 }

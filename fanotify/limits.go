@@ -104,6 +104,9 @@ type LimitsInput struct {
 	Visible bool
 	// Complete is false when the scan ran out of its time budget.
 	Complete bool
+	// DedupExact is false when a group held through several fds may count
+	// once per fd (kcmp unavailable): usage is then an estimate.
+	DedupExact bool
 	// WarningPct and CriticalPct are the utilization thresholds.
 	WarningPct, CriticalPct float64
 }
@@ -230,7 +233,9 @@ func (in LimitsInput) assess(lv procfs.LimitValue, ch Charge, used int64, usedKn
 	if lv.Limit == procfs.FanotifyMarks && lv.Scope == procfs.ScopeUser && ch == (Charge{InitialUserNS, 0}) && in.UnmarkedMounts >= 0 {
 		a.Projected, a.ProjectedKnown = used+in.UnmarkedMounts, true
 	}
-	if a.LimitKnown && usedKnown && used > a.Value {
+	// Usage over the limit means some holder is not the creator it
+	// stands in for.
+	if usedKnown && (!in.DedupExact || a.LimitKnown && used > a.Value) {
 		a.Attribution = AttributionEstimated
 	}
 	a.Risk, a.Reason = in.risk(a)

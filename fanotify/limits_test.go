@@ -31,6 +31,7 @@ func baseInput(t *testing.T, sysctls string) LimitsInput {
 		UnmarkedMounts: 0,
 		Visible:        true,
 		Complete:       true,
+		DedupExact:     true,
 		WarningPct:     75,
 		CriticalPct:    90,
 	}
@@ -141,6 +142,19 @@ func TestEstimatedAttribution(t *testing.T) {
 	}
 	if a := find(t, as, procfs.InotifyInstances, user1000); a.Attribution != AttributionExact {
 		t.Errorf("within the limit: attribution %q", a.Attribution)
+	}
+}
+
+// Without kcmp a group held through several fds counts once per fd: every
+// usage count is an estimate, even far below the limit.
+func TestAttributionEstimatedWithoutExactDedup(t *testing.T) {
+	in := baseInput(t, "6.18-initial")
+	in.Direct = map[Charge]Counts{user1000: {Groups: 2, Marks: 3, Instances: 1, Watches: 4}}
+	in.DedupExact = false
+	for _, a := range AssessLimits(in) {
+		if want := map[bool]string{true: AttributionEstimated, false: AttributionExact}[a.UsedKnown]; a.Attribution != want {
+			t.Errorf("%s for %+v (used known %v): attribution %q, want %q", a.Sysctl, a.Charge, a.UsedKnown, a.Attribution, want)
+		}
 	}
 }
 

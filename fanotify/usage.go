@@ -3,7 +3,6 @@ package fanotify
 import (
 	"bytes"
 	"hash/maphash"
-	"slices"
 	"strconv"
 	"time"
 
@@ -39,11 +38,12 @@ type Snapshot struct {
 	// held through several fds (dup, fork, SCM_RIGHTS) then counts once per
 	// fd instead of once.
 	DedupExact bool
-	// Ancestors maps each holder's user namespace to the charges the
-	// kernel makes above it: the uid owning the namespace in its parent,
-	// then the parent's owner in the grandparent, up to the initial user
-	// namespace (or the one this process runs in). Empty for the initial
-	// namespace; missing when the namespace could not be opened.
+	// Ancestors maps each charged user namespace to the charges the
+	// kernel makes above it: the uid owning the namespace, as its parent
+	// sees it, in the parent; then the parent's owner in the grandparent,
+	// up to the initial user namespace (or the one this process runs in).
+	// Empty for the initial namespace; missing when the namespace could not
+	// be opened. See chargeView for how uids are put in each level's terms.
 	Ancestors map[uint64][]Charge
 
 	paths pathResolver
@@ -65,7 +65,8 @@ type Group struct {
 	Info     procfs.Fdinfo
 	ParseErr error
 
-	first *procfs.NotifyFD // the primary holder's fd, to compare others with
+	first  *procfs.NotifyFD // the primary holder's fd, to compare others with
+	charge Charge
 }
 
 // Holder is one fd through which a process holds a group.
@@ -77,16 +78,13 @@ type Holder struct {
 // Primary is the lowest-pid holder (lowest fd on ties).
 func (g *Group) Primary() Holder { return g.Holders[0] }
 
-// Charge is what the group is charged to. The creator is not visible in
-// /proc, so the primary holder's effective uid and user namespace stand in
-// for it: an estimate, wrong when the creator changed uid afterwards or
-// passed the fd to another user's process. The uid is as this process sees
-// it (/proc/PID/status maps it into the reader's user namespace), like the
-// owner uids of Ancestors.
-func (g *Group) Charge() Charge {
-	p := g.Primary()
-	return Charge{UserNS: p.UserNS, UID: p.EUID}
-}
+// Charge is what the group is charged to: a user namespace and the
+// effective uid as that namespace sees it (0 for root of a rootless
+// container, whatever uid the host reads for it). The creator is not
+// visible in /proc, so the primary holder's effective uid and user
+// namespace stand in for it: an estimate, wrong when the creator changed
+// uid afterwards or passed the fd to another user's process.
+func (g *Group) Charge() Charge { return g.charge }
 
 // UnlimitedMarks reports a fanotify group created with FAN_UNLIMITED_MARKS.
 func (g *Group) UnlimitedMarks() bool {
@@ -154,7 +152,11 @@ func newSnapshot(fs procfs.FS, walk *procfs.NotifyWalk, taken time.Time) *Snapsh
 			s.Inotify = append(s.Inotify, g)
 		}
 	}
-	s.Ancestors = ancestorsOf(fs, slices.Concat(s.Fanotify, s.Inotify))
+	view := newChargeView(fs, groups)
+	for _, g := range groups {
+		g.charge = view.charge(g.Primary())
+	}
+	s.Ancestors = view.ancestors()
 	s.paths.init(fs)
 	return s
 }

@@ -26,7 +26,7 @@ func fanotifyLimits(env *Env) *Table {
 			text("scope", "What the limit counts against: user (each user namespace and uid), group (each fanotify group, kernels before 5.13) or queue (each group's event queue)"),
 			bigint("limit_value", "The limit; for group and user limits the count at which the next call fails. NULL for a child user namespace read from outside it"),
 			text("source", "sysctl, userns (a child namespace's /proc/sys/user) or kernel_default (no sysctl before Linux 5.13)"),
-			bigint("uid", "Effective uid charged, in user_ns", index),
+			bigint("uid", "Effective uid charged, as user_ns sees it: root of a rootless container is 0 in its namespace, and its owner's host uid in the initial one", index),
 			bigint("user_ns", "Inode of the user namespace the uid belongs to (4026531837 is the initial one)"),
 			text("group_id", "The fanotify group (pid:fd of its first holder) for scope group; empty otherwise"),
 			bigint("used", "Groups, marks, instances or watches charged here, including those made in child namespaces owned by this uid; NULL for queue limits"),
@@ -37,7 +37,7 @@ func fanotifyLimits(env *Env) *Table {
 			text("risk_reason", "usage, projection or no_access; empty when ok"),
 			bigint("recommended", "Smallest power of two keeping the need at or below 50%, never below the current value"),
 			text("remediation", "Command that raises the limit (and persists it), or what to do where no setting exists; empty when ok"),
-			text("attribution", "exact, or estimated when used exceeds the limit: the charged uid is the holder's euid, an estimate of the creator's"),
+			text("attribution", "exact, or estimated when used may be off: it exceeds the limit (the charged uid is the holder's euid, an estimate of the creator's), or kcmp is unavailable and a group held through several fds counts once per fd"),
 			integer("scan_complete", "1 when every process was read within the scan budget; 0 means usage is a lower bound"),
 			text("kernel_version", "Running kernel release"),
 		},
@@ -135,56 +135,15 @@ func RateLimits(ctx context.Context, env *Env, f LimitFilter) (LimitRating, erro
 	return r, nil
 }
 
-// addUsage fills in's usage from snap, each uid translated into the user
-// namespace it is charged in.
+// addUsage fills in's usage from snap, whose charges are already in the
+// terms of the namespaces charged.
 func addUsage(env *Env, snap *fanotify.Snapshot, in *fanotify.LimitsInput) {
-	local := namespaceUIDs(env, snap, in.OwnUserNS)
-	in.Direct = make(map[fanotify.Charge]fanotify.Counts)
-	for ch, c := range snap.Direct() {
-		t := in.Direct[local(ch)]
-		t.Add(c)
-		in.Direct[local(ch)] = t
-	}
+	in.Direct = snap.Direct()
 	in.Groups = snap.GroupMarks()
-	for i := range in.Groups {
-		in.Groups[i].Charge = local(in.Groups[i].Charge)
-	}
-	in.Ancestors = make(map[uint64][]fanotify.Charge, len(snap.Ancestors))
-	for ns, chain := range snap.Ancestors {
-		for _, ch := range chain {
-			in.Ancestors[ns] = append(in.Ancestors[ns], local(ch))
-		}
-	}
+	in.Ancestors = snap.Ancestors
 	in.Complete = snap.Complete
+	in.DedupExact = snap.DedupExact
 	in.Visible = snap.Visible && !procHidesOthers(env)
-}
-
-// namespaceUIDs returns a function that translates a charge's uid, read
-// from /proc/PID/status as this process sees it, into the uid inside the
-// charge's own user namespace, which is the one the kernel charges. A uid
-// the namespace does not map (or a namespace whose map cannot be read) is
-// left as read.
-func namespaceUIDs(env *Env, snap *fanotify.Snapshot, own uint64) func(fanotify.Charge) fanotify.Charge {
-	maps := make(map[uint64]procfs.IDMap)
-	for _, g := range slices.Concat(snap.Fanotify, snap.Inotify) {
-		for _, h := range g.Holders {
-			if _, seen := maps[h.UserNS]; seen || h.UserNS == own {
-				continue
-			}
-			m, err := env.Proc.UIDMap(h.PID)
-			if err != nil {
-				env.Log.Debug("fanotify_limits: cannot read uid_map", "pid", h.PID, "err", err)
-				continue
-			}
-			maps[h.UserNS] = m
-		}
-	}
-	return func(ch fanotify.Charge) fanotify.Charge {
-		if uid, ok := maps[ch.UserNS].Inside(ch.UID); ok {
-			ch.UID = uid
-		}
-		return ch
-	}
 }
 
 // NamespaceMounts counts the mounts of one mount namespace, and those that

@@ -95,9 +95,15 @@ func copyExecutable(t *testing.T, exe, dir string) string {
 // snapshot is reused.
 func generateLimits(t *testing.T, constraints map[string][]Constraint) []Row {
 	t.Helper()
+	return generateFresh(t, fanotifyLimits, constraints)
+}
+
+// generateFresh runs a table with a fresh Env.
+func generateFresh(t *testing.T, newTable func(*Env) *Table, constraints map[string][]Constraint) []Row {
+	t.Helper()
 	env := NewEnv(config.Default(), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	defer env.Close()
-	rows, err := fanotifyLimits(env).Generate(context.Background(), NewQueryContext(constraints, nil))
+	rows, err := newTable(env).Generate(context.Background(), NewQueryContext(constraints, nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -306,6 +312,7 @@ func TestFanotifyLimitsChargedToNamespaceOwner(t *testing.T) {
 	defer cmd.Wait()
 	defer stdin.Close()
 	childNS := waitReady(t, stdout)
+	checkHolderCharges(t, cmd.Process.Pid, childNS)
 
 	rows := generateLimits(t, nil)
 	for l, used := range map[procfs.Limit]string{procfs.FanotifyGroups: "2", procfs.FanotifyMarks: "4", procfs.InotifyInstances: "3", procfs.InotifyWatches: "7"} {
@@ -320,6 +327,88 @@ func TestFanotifyLimitsChargedToNamespaceOwner(t *testing.T) {
 	for _, r := range generateLimits(t, equals("uid", strconv.Itoa(otherUID))) {
 		if r["uid"] != strconv.Itoa(otherUID) {
 			t.Errorf("uid = %d returned %v", otherUID, r)
+		}
+	}
+}
+
+// A namespace B created by root of a namespace A that uid otherUID owns:
+// usage made in B is charged to B's root, to A's root (B's owner as A sees
+// it), and to otherUID in the initial namespace. No holder lives in A, only
+// the unshare that waits for B's process.
+func TestFanotifyLimitsNestedNamespacesChargedAtEveryLevel(t *testing.T) {
+	if isLimitsChild(t) {
+		holdUsageUntilEOF(t)
+		return
+	}
+	uid := uint32(otherUID)
+	cmd := limitsChild(t, &uid, "unshare", "-U", "-r", "--fork", "unshare", "-U", "-r")
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	defer stdin.Close()
+	inner := waitReady(t, stdout)
+	outer, err := procfs.NewFS("/proc").NamespaceInode(cmd.Process.Pid, "user")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if outer == inner || outer == fanotify.InitialUserNS {
+		t.Fatalf("outer unshare in user ns %d, inner %d: want a namespace between the initial one and the holder's", outer, inner)
+	}
+	holder := waitChild(t, cmd.Process.Pid)
+	checkHolderCharges(t, holder, inner)
+
+	rows := generateLimits(t, nil)
+	for l, used := range map[procfs.Limit]string{procfs.FanotifyGroups: "2", procfs.FanotifyMarks: "4", procfs.InotifyInstances: "3", procfs.InotifyWatches: "7"} {
+		for _, level := range []fanotify.Charge{{UserNS: inner, UID: 0}, {UserNS: outer, UID: 0}, {UserNS: fanotify.InitialUserNS, UID: otherUID}} {
+			checkRow(t, fmt.Sprintf("level %+v", level), limitRowFor(t, rows, l, level.UserNS, level.UID), map[string]string{"used": used, "attribution": "exact"})
+		}
+	}
+	for _, r := range rows {
+		if ns := r["user_ns"]; (ns == strconv.FormatUint(inner, 10) || ns == strconv.FormatUint(outer, 10)) && r["uid"] != "0" {
+			t.Errorf("a uid other than root charged in the container's namespaces: %v", r)
+		}
+	}
+}
+
+// waitChild returns the only child of pid (unshare --fork's).
+func waitChild(t *testing.T, pid int) int {
+	t.Helper()
+	children, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fields := strings.Fields(string(children))
+	if len(fields) != 1 {
+		t.Fatalf("pid %d has children %q, want one", pid, fields)
+	}
+	child, err := strconv.Atoi(fields[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return child
+}
+
+// checkHolderCharges checks that fanotify_groups and inotify_instances
+// charge pid's groups and instances to root of userNS, the uid the kernel
+// charges there, while uid keeps the holder's host uid.
+func checkHolderCharges(t *testing.T, pid int, userNS uint64) {
+	t.Helper()
+	for _, c := range []struct {
+		table func(*Env) *Table
+		want  int
+	}{{fanotifyGroups, 2}, {inotifyInstances, 3}} {
+		rows := generateFresh(t, c.table, equals("pid", strconv.Itoa(pid)))
+		if len(rows) != c.want {
+			t.Errorf("%d rows held by pid %d, want %d: %v", len(rows), pid, c.want, rows)
+		}
+		for _, r := range rows {
+			checkRow(t, "holder in a child namespace", r, map[string]string{
+				"uid": strconv.Itoa(otherUID), "charged_uid": "0", "charged_user_ns": strconv.FormatUint(userNS, 10),
+			})
 		}
 	}
 }

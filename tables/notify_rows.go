@@ -60,7 +60,7 @@ func holderColumns() []table.ColumnDefinition {
 	return []table.ColumnDefinition{
 		bigint("pid", "Process holding the fd", index),
 		text("process", "Command name of the process"),
-		bigint("uid", "Effective uid of the process"),
+		bigint("uid", "Effective uid of the process, as the host sees it (/proc/PID/status read from the extension's user namespace)"),
 		bigint("user_ns", "User namespace of the process (inode of /proc/PID/ns/user)"),
 		bigint("mnt_ns", "Mount namespace of the process (inode of /proc/PID/ns/mnt)"),
 		text("cgroup", "Cgroup of the process"),
@@ -86,10 +86,10 @@ func groupHolderColumns() []table.ColumnDefinition {
 		integer("holders", "Number of fds holding it, over every process (dup, fork, SCM_RIGHTS)"),
 		bigint("pid", "Lowest pid among the holders", index),
 		text("process", "Command name of that process"),
-		bigint("uid", "Effective uid of that process"),
+		bigint("uid", "Effective uid of that process, as the host sees it (/proc/PID/status read from the extension's user namespace)"),
 		text("cgroup", "Cgroup of that process"),
-		bigint("charged_uid", "uid charged against the per-user limits: the holder's effective uid, an estimate (the creator is not visible in /proc)"),
-		bigint("charged_user_ns", "User namespace charged: the holder's; the namespace owners above it are charged too"),
+		bigint("charged_uid", "uid charged against the per-user limits, as charged_user_ns sees it (root of a rootless container is 0, not its host uid): the holder's effective uid, an estimate (the creator is not visible in /proc)"),
+		bigint("charged_user_ns", "User namespace charged: the holder's; each namespace's owner is charged too in the namespace above (fanotify_limits shows every level)"),
 	}
 }
 

@@ -23,8 +23,9 @@ type Identity struct {
 	// Comm is the command name, ready for display: bytes that are not
 	// UTF-8 (a name cut inside a multi-byte character) are written \xNN.
 	Comm string
-	// EUID is the effective uid in the process's own user namespace: the
-	// uid charged for the fanotify groups and inotify instances it creates.
+	// EUID is the effective uid as the reader sees it: /proc/PID/status
+	// maps it into the user namespace of the process reading /proc, not the
+	// one of PID (root of a rootless container reads as its host uid).
 	EUID uint32
 	// UserNS and MntNS are the inodes of /proc/PID/ns/user and ns/mnt.
 	UserNS, MntNS uint64
