@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"embed"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -85,16 +86,16 @@ func (c cBaselines) cWalk(reps int) (*cost, error) {
 		var cpu, wall, bytes int64
 		if _, err := fmt.Sscan(sc.Text(), &cpu, &wall, &bytes); err != nil {
 			cmd.Wait()
-			return nil, fmt.Errorf("C walk said %q: %w", sc.Text(), err)
+			return nil, fmt.Errorf("the C walk said %q: %w", sc.Text(), err)
 		}
 		if bytes <= 0 {
 			cmd.Wait()
-			return nil, fmt.Errorf("C walk read nothing")
+			return nil, errors.New("the C walk read nothing")
 		}
 		runs = append(runs, cost{CPU: time.Duration(cpu), Wall: time.Duration(wall)})
 	}
 	if err := cmd.Wait(); err != nil {
-		return nil, fmt.Errorf("C walk: %w", err)
+		return nil, fmt.Errorf("the C walk: %w", err)
 	}
 	m := median(runs)
 	return &m, nil

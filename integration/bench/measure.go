@@ -62,7 +62,9 @@ func selfCPU() time.Duration {
 // processCPU is the CPU time another process has used so far, with
 // nanosecond resolution: the sum over its threads of the run time in
 // /proc/PID/task/TID/schedstat (user and system together). /proc/PID/stat's
-// utime+stime counts clock ticks (10 ms), too coarse for one query.
+// utime+stime counts clock ticks (10 ms), too coarse for one query. A
+// thread that exits between two readings would drop out of the sum; the
+// Go runtime does not end its threads.
 func processCPU(pid int) (time.Duration, error) {
 	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", pid))
 	if err != nil || len(tasks) == 0 {
@@ -82,24 +84,6 @@ func processCPU(pid int) (time.Duration, error) {
 		total += time.Duration(ns)
 	}
 	return total, nil
-}
-
-// processTicksCPU is utime+stime of /proc/PID/stat, the figure the ticks
-// based tools (ps, top, osquery's watchdog) see.
-func processTicksCPU(pid int) (time.Duration, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	// Fields after the command name, which is in parentheses and may hold spaces.
-	rest := data[bytes.LastIndexByte(data, ')')+2:]
-	fields := bytes.Fields(rest)
-	if len(fields) < 13 {
-		return 0, fmt.Errorf("pid %d: short stat", pid)
-	}
-	utime, _ := strconv.ParseInt(string(fields[11]), 10, 64)
-	stime, _ := strconv.ParseInt(string(fields[12]), 10, 64)
-	return time.Duration(utime+stime) * (time.Second / 100), nil // USER_HZ is 100 on Linux
 }
 
 // vmRSS is a process's resident set size in bytes (VmRSS of /proc/PID/status).
