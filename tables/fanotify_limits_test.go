@@ -627,3 +627,23 @@ func BenchmarkFanotifyLimitsHost(b *testing.B) {
 		env.Close()
 	}
 }
+
+// A snapshot taken without kcmp may count a shared group once per fd:
+// every rated usage is then estimated.
+func TestFanotifyLimitsEstimatedWithoutExactDedup(t *testing.T) {
+	env := NewEnv(config.Default(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	defer env.Close()
+	sysctls, err := env.Proc.ReadSysctls()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for exact, want := range map[bool]string{true: fanotify.AttributionExact, false: fanotify.AttributionEstimated} {
+		in := fanotify.LimitsInput{Sysctls: sysctls, WarningPct: 75, CriticalPct: 90}
+		addUsage(env, &fanotify.Snapshot{Visible: true, Complete: true, DedupExact: exact}, &in)
+		for _, a := range fanotify.AssessLimits(in) {
+			if a.UsedKnown && a.Attribution != want {
+				t.Errorf("dedup exact %v: %s attribution %q, want %q", exact, a.Sysctl, a.Attribution, want)
+			}
+		}
+	}
+}
