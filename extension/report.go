@@ -313,7 +313,7 @@ func riskWhy(a fanotify.Assessment) string {
 	case a.LimitKnown && a.Used > a.Value:
 		why += " (over the limit, so some holders changed uid: attribution estimated)"
 	default:
-		why += " (kcmp unavailable, so a group held through several fds counts once per fd: attribution estimated)"
+		why += " (attribution estimated: without kcmp a group held through several fds counts once per fd, or the namespace's uids could not be read)"
 	}
 	return why
 }

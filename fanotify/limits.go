@@ -107,6 +107,9 @@ type LimitsInput struct {
 	// DedupExact is false when a group held through several fds may count
 	// once per fd (kcmp unavailable): usage is then an estimate.
 	DedupExact bool
+	// Untranslated holds the user namespaces whose uids are as this process
+	// reads them, not as the namespace sees them: their usage is estimated.
+	Untranslated map[uint64]bool
 	// WarningPct and CriticalPct are the utilization thresholds.
 	WarningPct, CriticalPct float64
 }
@@ -233,9 +236,10 @@ func (in LimitsInput) assess(lv procfs.LimitValue, ch Charge, used int64, usedKn
 	if lv.Limit == procfs.FanotifyMarks && lv.Scope == procfs.ScopeUser && ch == (Charge{InitialUserNS, 0}) && in.UnmarkedMounts >= 0 {
 		a.Projected, a.ProjectedKnown = used+in.UnmarkedMounts, true
 	}
-	// Usage over the limit means some holder is not the creator it
-	// stands in for.
-	if usedKnown && (!in.DedupExact || a.LimitKnown && used > a.Value) {
+	// Estimated when shared groups may count once per fd, when uids are
+	// not in their namespace's terms, or when usage over the limit shows
+	// that some holder is not the creator it stands in for.
+	if usedKnown && (!in.DedupExact || in.Untranslated[ch.UserNS] || a.LimitKnown && used > a.Value) {
 		a.Attribution = AttributionEstimated
 	}
 	a.Risk, a.Reason = in.risk(a)

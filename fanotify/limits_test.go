@@ -145,6 +145,21 @@ func TestEstimatedAttribution(t *testing.T) {
 	}
 }
 
+// A namespace whose uids could not be translated has its usage estimated;
+// the others stay exact.
+func TestAttributionEstimatedInUntranslatedNamespace(t *testing.T) {
+	in := baseInput(t, "6.18-initial")
+	inChild := Charge{UserNS: childNS, UID: 54321}
+	in.Direct = map[Charge]Counts{inChild: {Groups: 1, Instances: 1}, user1000: {Groups: 1, Instances: 1}}
+	in.Untranslated = map[uint64]bool{childNS: true}
+	as := AssessLimits(in)
+	for ch, want := range map[Charge]string{inChild: AttributionEstimated, user1000: AttributionExact} {
+		if a := find(t, as, procfs.FanotifyGroups, ch); a.Attribution != want {
+			t.Errorf("%+v: attribution %q, want %q", ch, a.Attribution, want)
+		}
+	}
+}
+
 // Without kcmp a group held through several fds counts once per fd: every
 // usage count is an estimate, even far below the limit.
 func TestAttributionEstimatedWithoutExactDedup(t *testing.T) {

@@ -45,6 +45,10 @@ type Snapshot struct {
 	// Empty for the initial namespace; missing when the namespace could not
 	// be opened. See chargeView for how uids are put in each level's terms.
 	Ancestors map[uint64][]Charge
+	// Untranslated holds the user namespaces whose charged uids could not
+	// be put in their own terms (no readable process lives in them): those
+	// stay as this process reads them.
+	Untranslated map[uint64]bool
 
 	paths pathResolver
 }
@@ -157,6 +161,7 @@ func newSnapshot(fs procfs.FS, walk *procfs.NotifyWalk, taken time.Time) *Snapsh
 		g.charge = view.charge(g.Primary())
 	}
 	s.Ancestors = view.ancestors()
+	s.Untranslated = view.untranslated
 	s.paths.init(fs)
 	return s
 }

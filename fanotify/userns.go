@@ -39,13 +39,16 @@ const maxUserNSDepth = 33
 // process living in it to read its uid_map: a holder when there is one,
 // otherwise any process found in it, as for the middle levels of nested
 // namespaces whose processes all moved further in. A namespace with no
-// process left cannot be read: its uids stay as this process sees them.
+// process left cannot be read: its uids stay as this process sees them,
+// and it is listed as untranslated.
 type chargeView struct {
 	fs     procfs.FS
 	chains map[uint64]chain        // by user namespace
 	pids   map[uint64]int          // a process living in each user namespace
 	maps   map[uint64]procfs.IDMap // uid_maps read so far; nil when unreadable
 	listed bool                    // pids has every process's namespace
+	// untranslated holds the namespaces some uid of which stayed as read.
+	untranslated map[uint64]bool
 }
 
 // chain is a user namespace's charging chain above it; known is false when
@@ -56,7 +59,13 @@ type chain struct {
 }
 
 func newChargeView(fs procfs.FS, groups []*Group) *chargeView {
-	v := &chargeView{fs: fs, chains: make(map[uint64]chain), pids: make(map[uint64]int), maps: make(map[uint64]procfs.IDMap)}
+	v := &chargeView{
+		fs:           fs,
+		chains:       make(map[uint64]chain),
+		pids:         make(map[uint64]int),
+		maps:         make(map[uint64]procfs.IDMap),
+		untranslated: make(map[uint64]bool),
+	}
 	for _, g := range groups {
 		for _, h := range g.Holders {
 			if _, ok := v.pids[h.UserNS]; !ok {
@@ -111,6 +120,7 @@ func (v *chargeView) inside(ns uint64, uid uint32) uint32 {
 	if got, ok := v.uidMap(ns).Inside(uid); ok {
 		return got
 	}
+	v.untranslated[ns] = true
 	return uid
 }
 

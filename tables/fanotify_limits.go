@@ -37,7 +37,7 @@ func fanotifyLimits(env *Env) *Table {
 			text("risk_reason", "usage, projection or no_access; empty when ok"),
 			bigint("recommended", "Smallest power of two keeping the need at or below 50%, never below the current value"),
 			text("remediation", "Command that raises the limit (and persists it), or what to do where no setting exists; empty when ok"),
-			text("attribution", "exact, or estimated when used may be off: it exceeds the limit (the charged uid is the holder's euid, an estimate of the creator's), or kcmp is unavailable and a group held through several fds counts once per fd"),
+			text("attribution", "exact, or estimated when used may be off: it exceeds the limit (the charged uid is the holder's euid, an estimate of the creator's), kcmp is unavailable and a group held through several fds counts once per fd, or no process is left in user_ns to read its uid_map and uid is as the host sees it"),
 			integer("scan_complete", "1 when every process was read within the scan budget; 0 means usage is a lower bound"),
 			text("kernel_version", "Running kernel release"),
 		},
@@ -143,6 +143,7 @@ func addUsage(env *Env, snap *fanotify.Snapshot, in *fanotify.LimitsInput) {
 	in.Ancestors = snap.Ancestors
 	in.Complete = snap.Complete
 	in.DedupExact = snap.DedupExact
+	in.Untranslated = snap.Untranslated
 	in.Visible = snap.Visible && !procHidesOthers(env)
 }
 

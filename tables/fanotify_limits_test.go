@@ -301,17 +301,7 @@ func TestFanotifyLimitsChargedToNamespaceOwner(t *testing.T) {
 		holdUsageUntilEOF(t)
 		return
 	}
-	uid := uint32(otherUID)
-	cmd := limitsChild(t, &uid, "unshare", "-U", "-r")
-	stdin, _ := cmd.StdinPipe()
-	stdout, _ := cmd.StdoutPipe()
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Wait()
-	defer stdin.Close()
-	childNS := waitReady(t, stdout)
+	cmd, childNS := holdUsageAsOtherUID(t, "unshare", "-U", "-r")
 	checkHolderCharges(t, cmd.Process.Pid, childNS)
 
 	rows := generateLimits(t, nil)
@@ -340,17 +330,7 @@ func TestFanotifyLimitsNestedNamespacesChargedAtEveryLevel(t *testing.T) {
 		holdUsageUntilEOF(t)
 		return
 	}
-	uid := uint32(otherUID)
-	cmd := limitsChild(t, &uid, "unshare", "-U", "-r", "--fork", "unshare", "-U", "-r")
-	stdin, _ := cmd.StdinPipe()
-	stdout, _ := cmd.StdoutPipe()
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Wait()
-	defer stdin.Close()
-	inner := waitReady(t, stdout)
+	cmd, inner := holdUsageAsOtherUID(t, "unshare", "-U", "-r", "--fork", "unshare", "-U", "-r")
 	outer, err := procfs.NewFS("/proc").NamespaceInode(cmd.Process.Pid, "user")
 	if err != nil {
 		t.Fatal(err)
@@ -372,6 +352,64 @@ func TestFanotifyLimitsNestedNamespacesChargedAtEveryLevel(t *testing.T) {
 			t.Errorf("a uid other than root charged in the container's namespaces: %v", r)
 		}
 	}
+}
+
+// With no process left in the middle namespace its uid_map cannot be read:
+// the charge there keeps the owner's host uid and is rated estimated, while
+// the levels below and above stay exact.
+func TestFanotifyLimitsNamespaceWithoutProcessIsEstimated(t *testing.T) {
+	if isLimitsChild(t) {
+		holdUsageUntilEOF(t)
+		return
+	}
+	cmd, inner := holdUsageAsOtherUID(t, "unshare", "-U", "-r", "unshare", "-U", "-r")
+	outer := parentUserNS(t, cmd.Process.Pid)
+	rows := generateLimits(t, equals("name", "max_user_groups"))
+	for level, want := range map[fanotify.Charge]string{
+		{UserNS: inner, UID: 0}: "exact", {UserNS: outer, UID: otherUID}: "estimated", {UserNS: fanotify.InitialUserNS, UID: otherUID}: "exact",
+	} {
+		checkRow(t, fmt.Sprintf("level %+v", level), limitRowFor(t, rows, procfs.FanotifyGroups, level.UserNS, level.UID), map[string]string{"used": "2", "attribution": want})
+	}
+}
+
+// holdUsageAsOtherUID starts this test's child half (holdUsageUntilEOF)
+// through wrapper as otherUID, and returns it once it holds its usage, with
+// the user namespace it holds it in.
+func holdUsageAsOtherUID(t *testing.T, wrapper ...string) (*exec.Cmd, uint64) {
+	t.Helper()
+	uid := uint32(otherUID)
+	cmd := limitsChild(t, &uid, wrapper...)
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stdin.Close()
+		cmd.Wait()
+	})
+	return cmd, waitReady(t, stdout)
+}
+
+// parentUserNS returns the parent of pid's user namespace (NS_GET_PARENT).
+func parentUserNS(t *testing.T, pid int) uint64 {
+	t.Helper()
+	fd, err := unix.Open(fmt.Sprintf("/proc/%d/ns/user", pid), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	parent, err := unix.IoctlRetInt(fd, 0xb702) // NS_GET_PARENT
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(parent)
+	var st unix.Stat_t
+	if err := unix.Fstat(parent, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Ino
 }
 
 // waitChild returns the only child of pid (unshare --fork's).
