@@ -34,13 +34,14 @@ const maxUserNSDepth = 33
 // container is uid 0 there (what its /proc/sys/user limits count), though
 // the host reads 54321.
 //
-// Only namespaces below the reader's can be translated (NS_GET_PARENT stops
-// at the reader's namespace, whose uids need no translation). Each needs a
+// Only namespaces below the reader's are translated: NS_GET_PARENT stops at
+// the reader's namespace, whose uids are read in its own terms already (and
+// whose uid_map, read from inside, would show its parent's). Each needs a
 // process living in it to read its uid_map: a holder when there is one,
-// otherwise any process found in it, as for the middle levels of nested
-// namespaces whose processes all moved further in. A namespace with no
-// process left cannot be read: its uids stay as this process sees them,
-// and it is listed as untranslated.
+// otherwise any process found in it (a middle level of nested namespaces
+// often holds nothing itself, only the runtime waiting for the inner one).
+// A namespace with no process left cannot be read: its uids stay as this
+// process sees them, and it is listed as untranslated.
 type chargeView struct {
 	fs     procfs.FS
 	chains map[uint64]chain        // by user namespace
