@@ -58,22 +58,28 @@ func (b *bench) mountPhase() error {
 		reps := b.repsFor(n, b.o.mounts)
 		c, err := b.measure(reps,
 			item{"raw_mountinfo", rawRun(rawMountinfo)},
+			item{"raw_mountinfo_walk", rawRun(rawMountinfoAndWalk)},
 			item{"mount_points", generate(selectAll, n, "mount_points")},
 			item{"mount_points_mounts_only", generate(mountColumnsOnly, n, "mount_points")})
 		if err != nil {
 			return err
 		}
-		raw, all, mountsOnly := c[0], c[1], c[2]
+		raw, rawWithWalk, all, mountsOnly := c[0], c[1], c[2], c[3]
 		b.scales = append(b.scales, scaleRow{Series: "mounts", Size: plural(n, "bind mount"), Units: n, Items: []namedCost{
 			{"raw mountinfo read (Go)", raw},
-			{"mount_points SELECT *", all},
 			{"mount_points, mount columns only", mountsOnly},
+			{"raw mountinfo read and walk (Go)", rawWithWalk},
+			{"mount_points SELECT *", all},
 		}})
 		if n == b.o.mounts {
-			r := ratio(all, raw)
-			b.addGoal(goal{Name: fmt.Sprintf("mount_points SELECT * at %d mounts", n), Project: all, Baseline: raw,
+			r := ratio(mountsOnly, raw)
+			b.addGoal(goal{Name: fmt.Sprintf("mount_points at %d mounts, mount columns", n), Project: mountsOnly, Baseline: raw,
 				Target: "≤ 3×", Ratio: r, Met: r <= 3,
-				Note: fmt.Sprintf("mount columns only (no mark counts, so no walk of /proc): %.2f×", ratio(mountsOnly, raw))})
+				Note: "the raw read of the same mountinfo files (one per mount namespace) against the columns read from them"})
+			r = ratio(all, rawWithWalk)
+			b.addGoal(goal{Name: fmt.Sprintf("mount_points SELECT * at %d mounts", n), Project: all, Baseline: rawWithWalk,
+				Target: "≤ 3×", Ratio: r, Met: r <= 3,
+				Note: fmt.Sprintf("the mark-count columns add a walk of every process's fds, so the baseline is the raw mountinfo read plus the raw walk; its cost depends on the watches and marks the rest of the host holds (%.2f× the mountinfo read alone)", ratio(all, raw))})
 		}
 	}
 	return nil

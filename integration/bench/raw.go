@@ -75,6 +75,17 @@ func rawMountinfo(buf []byte) (int, error) {
 	return total, nil
 }
 
+// rawMountinfoAndWalk is what mount_points with its mark counts reads: the
+// mountinfo files and every inotify and fanotify fdinfo.
+func rawMountinfoAndWalk(buf []byte) (int, error) {
+	n, err := rawMountinfo(buf)
+	if err != nil {
+		return n, err
+	}
+	m, err := rawWalk(buf)
+	return n + m, err
+}
+
 // listDir returns the names in a directory.
 func listDir(path string) ([]string, error) {
 	d, err := os.Open(path)
