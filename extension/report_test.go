@@ -65,6 +65,10 @@ func runReportChild(t *testing.T, uid *uint32, wrapper ...string) {
 
 func isReportChild(t *testing.T) bool { return os.Getenv(reportChildEnv) == t.Name() }
 
+// alone wraps a child in its own pid namespace and /proc, so that the
+// report sees only the test's processes, not whatever else the host runs.
+var alone = []string{"unshare", "--pid", "--fork", "--mount", "--mount-proc"}
+
 // runReportFor runs the report into a buffer and checks its exit code.
 func runReportFor(t *testing.T, wantCode int, args ...string) string {
 	t.Helper()
@@ -144,6 +148,10 @@ func TestReportIdleHost(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root")
 	}
+	if !isReportChild(t) {
+		runReportChild(t, nil, alone...)
+		return
+	}
 	out := runReportFor(t, exitOK, "--no-color")
 	for _, part := range []string{"fs.fanotify.max_user_marks", "fs.inotify.max_user_watches", "Top fanotify holders", "Top inotify holders",
 		"Mounts per mount namespace", "Marking every mount needs", "none: every limit is below its warning threshold"} {
@@ -157,6 +165,10 @@ func TestReportIdleHost(t *testing.T) {
 func TestReportListsTopHolders(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root")
+	}
+	if !isReportChild(t) {
+		runReportChild(t, nil, alone...)
+		return
 	}
 	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC)
 	if err != nil {
