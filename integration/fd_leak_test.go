@@ -46,7 +46,9 @@ func TestServingLeavesNoFDs(t *testing.T) {
 	for fdCount(t, p.Pid()) > before && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
-	if after := fdCount(t, p.Pid()); after != before {
+	// Fewer is fine: the warm-up's last connection may still have been
+	// open when "before" was counted. A leak shows as growth.
+	if after := fdCount(t, p.Pid()); after > before {
 		t.Errorf("%d fds before %d generates, %d after", before, 40*(len(tables)+1), after)
 	}
 }
