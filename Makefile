@@ -13,9 +13,12 @@ NFPM ?= $(GO) run github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o build/fanotify.ext ./extension
 
-# Builds, then shows this host's mounts per mount namespace through the embedded engine.
+# Builds, then shows this host's ENOSPC/EMFILE risk per limit and charged uid, worst first.
+RUN_SQL := SELECT subsystem, name, uid, user_ns, used, limit_value, ROUND(utilization, 1) AS pct, \
+	projected_need, risk, recommended FROM fanotify_limits WHERE scope != 'queue' \
+	ORDER BY CASE risk WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 WHEN 'unknown' THEN 2 ELSE 3 END, utilization DESC
 run: build
-	./build/fanotify.ext query "SELECT mnt_ns, COUNT(*) AS mounts FROM mount_points GROUP BY mnt_ns"
+	./build/fanotify.ext query "$(RUN_SQL)"
 
 # Rewrites the table reference in README.md from the table definitions.
 docs:
