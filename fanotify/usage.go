@@ -3,7 +3,9 @@ package fanotify
 import (
 	"bytes"
 	"hash/maphash"
+	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/osquery-fanotify/osquery-fanotify/fanotify/procfs"
@@ -38,19 +40,13 @@ type Snapshot struct {
 	// held through several fds (dup, fork, SCM_RIGHTS) then counts once per
 	// fd instead of once.
 	DedupExact bool
-	// Ancestors maps each charged user namespace to the charges the
-	// kernel makes above it: the uid owning the namespace, as its parent
-	// sees it, in the parent; then the parent's owner in the grandparent,
-	// up to the initial user namespace (or the one this process runs in).
-	// Empty for the initial namespace; missing when the namespace could not
-	// be opened. See chargeView for how uids are put in each level's terms.
-	Ancestors map[uint64][]Charge
-	// Untranslated holds the user namespaces whose charged uids could not
-	// be put in their own terms (no readable process lives in them): those
-	// stay as this process reads them.
-	Untranslated map[uint64]bool
+	paths      pathResolver
 
-	paths pathResolver
+	fs         procfs.FS
+	identities sync.Once
+	// Set by ReadIdentities; see Ancestors and Untranslated.
+	ancestors    map[uint64][]Charge
+	untranslated map[uint64]bool
 }
 
 // Group is one fanotify group or inotify instance: one open file, however
@@ -69,18 +65,25 @@ type Group struct {
 	Info     procfs.Fdinfo
 	ParseErr error
 
-	first  *procfs.NotifyFD // the primary holder's fd, to compare others with
-	charge Charge
+	first   *procfs.NotifyFD // the primary holder's fd, to compare others with
+	snap    *Snapshot
+	charge  Charge
+	charged bool // the primary holder's identity could be read
 }
 
-// Holder is one fd through which a process holds a group.
+// Holder is one fd through which a process holds a group. Only PID of its
+// Identity is set until the snapshot's ReadIdentities, which fills in the
+// rest; the holders of one process share its Identity.
 type Holder struct {
-	procfs.Identity
+	*procfs.Identity
 	FD int
 }
 
-// Primary is the lowest-pid holder (lowest fd on ties).
-func (g *Group) Primary() Holder { return g.Holders[0] }
+// Primary is the lowest-pid holder (lowest fd on ties), with its identity.
+func (g *Group) Primary() Holder {
+	g.snap.ReadIdentities()
+	return g.Holders[0]
+}
 
 // Charge is what the group is charged to: a user namespace and the
 // effective uid as that namespace sees it (0 for root of a rootless
@@ -88,7 +91,11 @@ func (g *Group) Primary() Holder { return g.Holders[0] }
 // visible in /proc, so the primary holder's effective uid and user
 // namespace stand in for it: an estimate, wrong when the creator changed
 // uid afterwards or passed the fd to another user's process.
-func (g *Group) Charge() Charge { return g.charge }
+// Zero when the primary holder exited before its identity was read.
+func (g *Group) Charge() Charge {
+	g.snap.ReadIdentities()
+	return g.charge
+}
 
 // UnlimitedMarks reports a fanotify group created with FAN_UNLIMITED_MARKS.
 func (g *Group) UnlimitedMarks() bool {
@@ -113,14 +120,21 @@ func (g *Group) ChargedMarks() int64 {
 // Charge (see Group.Charge: the uid is an estimate). Feed it with Ancestors
 // to Totals for the usage at every level of the user-namespace tree.
 func (s *Snapshot) Direct() map[Charge]Counts {
+	s.ReadIdentities()
 	direct := make(map[Charge]Counts)
 	for _, g := range s.Fanotify {
+		if !g.charged {
+			continue
+		}
 		c := direct[g.Charge()]
 		c.Groups++
 		c.Marks += g.ChargedMarks()
 		direct[g.Charge()] = c
 	}
 	for _, g := range s.Inotify {
+		if !g.charged {
+			continue
+		}
 		c := direct[g.Charge()]
 		c.Instances++
 		c.Watches += g.ChargedMarks()
@@ -132,14 +146,19 @@ func (s *Snapshot) Direct() map[Charge]Counts {
 // GroupMarks lists every fanotify group's charged marks, for the per-group
 // limit of kernels before 5.13.
 func (s *Snapshot) GroupMarks() []GroupMarks {
+	s.ReadIdentities()
 	out := make([]GroupMarks, 0, len(s.Fanotify))
 	for _, g := range s.Fanotify {
+		if !g.charged {
+			continue
+		}
 		out = append(out, GroupMarks{ID: g.ID, Charge: g.Charge(), Marks: g.ChargedMarks()})
 	}
 	return out
 }
 
-// newSnapshot groups the fds of a walk by open file and charges them.
+// newSnapshot groups the fds of a walk by open file. Holders' identities,
+// and the charges that depend on them, wait for ReadIdentities.
 func newSnapshot(fs procfs.FS, walk *procfs.NotifyWalk, taken time.Time) *Snapshot {
 	groups, exact := dedup(walk, sameOpenFile)
 	s := &Snapshot{
@@ -148,22 +167,72 @@ func newSnapshot(fs procfs.FS, walk *procfs.NotifyWalk, taken time.Time) *Snapsh
 		TimedOut:   walk.TimedOut,
 		Visible:    walk.Unreadable == 0,
 		DedupExact: exact,
+		fs:         fs,
 	}
 	for _, g := range groups {
+		g.snap = s
 		if g.Subsystem == procfs.SubsystemFanotify {
 			s.Fanotify = append(s.Fanotify, g)
 		} else {
 			s.Inotify = append(s.Inotify, g)
 		}
 	}
-	view := newChargeView(fs, groups)
-	for _, g := range groups {
-		g.charge = view.charge(g.Primary())
-	}
-	s.Ancestors = view.ancestors()
-	s.Untranslated = view.untranslated
 	s.paths.init(fs)
 	return s
+}
+
+// ReadIdentities reads every holder's identity (command name, uid,
+// namespaces, cgroup) and charges each group, once per snapshot: queries
+// that show no holder column and charge nothing (COUNT(*)) skip it. Call it
+// before reading a Holder's identity fields; Primary, Charge, Direct,
+// GroupMarks, Ancestors and Untranslated call it themselves. A holder that
+// exited since the walk keeps only its pid, and a group whose primary
+// holder did is charged nowhere, as if the walk had missed it.
+func (s *Snapshot) ReadIdentities() {
+	s.identities.Do(func() {
+		groups := slices.Concat(s.Fanotify, s.Inotify)
+		read := make(map[*procfs.Identity]bool)
+		for _, g := range groups {
+			for _, h := range g.Holders {
+				if _, seen := read[h.Identity]; seen {
+					continue
+				}
+				id, err := s.fs.Identity(h.PID)
+				if err == nil {
+					// Field by field: PID is read meanwhile by
+					// queries that do not wait for identities.
+					h.Comm, h.EUID, h.UserNS, h.MntNS, h.Cgroup = id.Comm, id.EUID, id.UserNS, id.MntNS, id.Cgroup
+				}
+				read[h.Identity] = err == nil
+			}
+		}
+		charged := slices.DeleteFunc(groups, func(g *Group) bool { return !read[g.Holders[0].Identity] })
+		view := newChargeView(s.fs, charged)
+		for _, g := range charged {
+			g.charge, g.charged = view.charge(g.Holders[0]), true
+		}
+		s.ancestors = view.ancestors()
+		s.untranslated = view.untranslated
+	})
+}
+
+// Ancestors maps each charged user namespace to the charges the kernel
+// makes above it: the uid owning the namespace, as its parent sees it, in
+// the parent; then the parent's owner in the grandparent, up to the initial
+// user namespace (or the one this process runs in). Empty for the initial
+// namespace; missing when the namespace could not be opened. See chargeView
+// for how uids are put in each level's terms.
+func (s *Snapshot) Ancestors() map[uint64][]Charge {
+	s.ReadIdentities()
+	return s.ancestors
+}
+
+// Untranslated holds the user namespaces whose charged uids could not be
+// put in their own terms (no readable process lives in them): those stay
+// as this process reads them.
+func (s *Snapshot) Untranslated() map[uint64]bool {
+	s.ReadIdentities()
+	return s.untranslated
 }
 
 // sameFileFunc reports whether two fds are the same open file. An error
@@ -179,9 +248,13 @@ func dedup(walk *procfs.NotifyWalk, same sameFileFunc) (groups []*Group, exact b
 	exact = true
 	var h maphash.Hash
 	candidates := make(map[uint64][]*Group) // by hash of subsystem and notify lines
+	var process *procfs.Identity            // fd's, shared by its fds
 	for i := range walk.FDs {
 		fd := &walk.FDs[i]
-		holder := Holder{Identity: walk.Holders[fd.PID], FD: fd.FD}
+		if process == nil || process.PID != fd.PID {
+			process = &procfs.Identity{PID: fd.PID}
+		}
+		holder := Holder{Identity: process, FD: fd.FD}
 		h.Reset()
 		h.WriteString(fd.Subsystem)
 		h.Write(procfs.NotifyLines(fd.Text))

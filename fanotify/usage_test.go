@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -150,7 +151,7 @@ func TestSnapshotChargingChain(t *testing.T) {
 	if g.Charge().UserNS != inner {
 		t.Fatalf("instance charged in user ns %d, want the holder's %d", g.Charge().UserNS, inner)
 	}
-	up, known := snap.Ancestors[inner]
+	up, known := snap.Ancestors()[inner]
 	chain := append([]Charge{g.Charge()}, up...)
 	if !known || len(chain) != 3 {
 		t.Fatalf("chain %+v (known %v), want 3 levels", chain, known)
@@ -310,4 +311,70 @@ func (h *countingHandler) Handle(_ context.Context, r slog.Record) error {
 		h.warnings++
 	}
 	return nil
+}
+
+func TestSnapshotReadsIdentitiesOnDemand(t *testing.T) {
+	h := fanotifytest.HoldKnownObjects(t, testUID)
+	snap, err := newTestScanner().Snapshot(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := groupHeldBy(t, snap.Fanotify, h.PID1, 3)
+	for _, x := range a.Holders {
+		if x.Comm != "" || x.UserNS != 0 {
+			t.Fatalf("holder %d read before any query asked for it: %+v", x.PID, x)
+		}
+	}
+	// Concurrent queries share one read.
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			snap.ReadIdentities()
+			_ = a.Holders[0].Comm
+		})
+		wg.Go(func() {
+			for _, g := range snap.Fanotify {
+				for _, x := range g.Holders {
+					_ = x.PID
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for _, x := range a.Holders {
+		if x.Comm != "sleep" || x.EUID != testUID || x.UserNS != InitialUserNS || x.MntNS == 0 || x.Cgroup == "" {
+			t.Errorf("holder %d after ReadIdentities: %+v", x.PID, x)
+		}
+	}
+}
+
+func TestSnapshotChargesNothingForExitedHolder(t *testing.T) {
+	h := fanotifytest.HoldKnownObjects(t, testUID)
+	walk, err := procfs.NewFS(procfs.DefaultRoot).WalkNotifyFDs(context.Background(), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A holder that exits between the walk and the identity read: a pid
+	// that no process has.
+	var gone procfs.NotifyFD
+	for _, fd := range walk.FDs {
+		if fd.PID == h.PID1 && fd.Subsystem == procfs.SubsystemInotify {
+			gone = fd
+		}
+	}
+	gone.PID = 1 << 30
+	walk.FDs = append(walk.FDs, gone)
+	snap := newSnapshot(procfs.NewFS(procfs.DefaultRoot), walk, time.Now())
+	g := groupHeldBy(t, snap.Inotify, gone.PID, gone.FD)
+	if g.Primary().Comm != "" || g.Charge() != (Charge{}) {
+		t.Errorf("exited holder: %+v charged %+v", g.Primary(), g.Charge())
+	}
+	for c := range snap.Direct() {
+		if c == (Charge{}) {
+			t.Error("the exited holder's instance is charged")
+		}
+	}
+	if snap.Direct()[Charge{UserNS: InitialUserNS, UID: testUID}].Instances == 0 {
+		t.Error("the live holders' instances are not charged")
+	}
 }

@@ -140,10 +140,10 @@ func RateLimits(ctx context.Context, env *Env, f LimitFilter) (LimitRating, erro
 func addUsage(env *Env, snap *fanotify.Snapshot, in *fanotify.LimitsInput) {
 	in.Direct = snap.Direct()
 	in.Groups = snap.GroupMarks()
-	in.Ancestors = snap.Ancestors
+	in.Ancestors = snap.Ancestors()
 	in.Complete = snap.Complete
 	in.DedupExact = snap.DedupExact
-	in.Untranslated = snap.Untranslated
+	in.Untranslated = snap.Untranslated()
 	in.Visible = snap.Visible && !procHidesOthers(env)
 }
 

@@ -103,6 +103,9 @@ func noMarkType(g *fanotify.Group) string {
 func (nq *notifyQuery) markRows(cols []markColumn, noMarks func(*fanotify.Group) string) []Row {
 	used := slices.DeleteFunc(slices.Clone(cols), func(c markColumn) bool { return !nq.q.Uses(c.def.Name) })
 	withPath := nq.q.Uses("path")
+	if slices.ContainsFunc(holderIdentityColumns, nq.q.Uses) {
+		nq.snap.ReadIdentities()
+	}
 	// Columns each mark adds to its holder's; none for COUNT(*), whose
 	// empty rows then cost no map storage.
 	room := len(used)

@@ -68,6 +68,10 @@ func holderColumns() []table.ColumnDefinition {
 	}
 }
 
+// holderIdentityColumns are the holder columns read from the holder's
+// identity, which the snapshot reads only for queries that show one.
+var holderIdentityColumns = []string{"process", "uid", "user_ns", "mnt_ns", "cgroup"}
+
 func holderRow(h fanotify.Holder) Row {
 	return Row{
 		"pid":     strconv.Itoa(h.PID),

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/osquery-fanotify/osquery-fanotify/extension/config"
+	"github.com/osquery-fanotify/osquery-fanotify/fanotify"
 	"github.com/osquery-fanotify/osquery-fanotify/fanotify/fanotifytest"
 )
 
@@ -315,5 +316,39 @@ func TestFanotifyTablesUnparsableFdinfo(t *testing.T) {
 	snap, err := env.Usage.Snapshot(context.Background())
 	if err != nil || snap.Complete {
 		t.Errorf("a snapshot with an unparsable fdinfo is complete (err %v)", err)
+	}
+}
+
+func TestFanotifyMarksReadIdentitiesOnlyWhenUsed(t *testing.T) {
+	k := fanotifytest.HoldKnownObjects(t, notifyTestUID)
+	env := NewEnv(config.Default(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	t.Cleanup(env.Close)
+	r := NewRunner(All(env), time.Minute, 4, env.Log)
+	holderOf := func(snap *fanotify.Snapshot) fanotify.Holder {
+		for _, g := range snap.Fanotify {
+			if g.ID == id(min(k.PID1, k.PID2), 3) {
+				return g.Holders[0]
+			}
+		}
+		t.Fatal("known group missing")
+		return fanotify.Holder{}
+	}
+	// Queries within a second share the snapshot taken here.
+	snap, err := env.Usage.Snapshot(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rows := query(t, r, "fanotify_marks", nil, []string{"pid", "fd"}); len(rows) == 0 {
+		t.Fatal("no marks")
+	}
+	if h := holderOf(snap); h.Comm != "" {
+		t.Errorf("a query without holder identity columns read the holder's: %+v", *h.Identity)
+	}
+	rows := query(t, r, "fanotify_marks", equals("group_id", id(min(k.PID1, k.PID2), 3)), []string{"pid", "process", "uid"})
+	if again, _ := env.Usage.Snapshot(context.Background()); again != snap {
+		t.Skip("the snapshot expired between the queries: machine too slow to tell")
+	}
+	if len(rows) == 0 || rows[0]["process"] != "sleep" || rows[0]["uid"] != strconv.Itoa(notifyTestUID) {
+		t.Errorf("identity columns: %v", rows)
 	}
 }

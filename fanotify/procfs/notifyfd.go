@@ -45,10 +45,9 @@ type NotifyFD struct {
 
 // NotifyWalk is what one walk over /proc found.
 type NotifyWalk struct {
-	// FDs are sorted by pid, then fd.
+	// FDs are sorted by pid, then fd. The holders' identities are not
+	// read: queries that do not show them (COUNT(*)) need only the pids.
 	FDs []NotifyFD
-	// Holders maps each pid in FDs to its identity.
-	Holders map[int]Identity
 	// TimedOut is set when the context ended the walk before it visited
 	// every process: FDs then undercount.
 	TimedOut bool
@@ -79,7 +78,7 @@ func (fs FS) WalkNotifyFDs(ctx context.Context, workers int) (*NotifyWalk, error
 	if err != nil {
 		return nil, err
 	}
-	walk := &NotifyWalk{Holders: make(map[int]Identity)}
+	walk := &NotifyWalk{}
 	childUserNS := fs.inChildUserNS()
 	var mu sync.Mutex
 	next := make(chan int)
@@ -87,15 +86,14 @@ func (fs FS) WalkNotifyFDs(ctx context.Context, workers int) (*NotifyWalk, error
 	for range max(1, workers) {
 		wg.Go(func() {
 			for pid := range next {
-				fds, id, err := fs.processNotifyFDs(pid, childUserNS)
+				fds, err := fs.processNotifyFDs(pid, childUserNS)
 				mu.Lock()
 				switch {
 				case errors.Is(err, ErrProcessGone):
 				case err != nil:
 					walk.Unreadable++
-				case len(fds) > 0:
+				default:
 					walk.FDs = append(walk.FDs, fds...)
-					walk.Holders[pid] = id
 				}
 				mu.Unlock()
 			}
@@ -131,19 +129,19 @@ func (fs FS) inChildUserNS() bool {
 	return err == nil && ino != initialUserNS
 }
 
-// processNotifyFDs returns pid's fanotify and inotify fds and, when it holds
-// any, its identity. childUserNS tells that this process runs in a user
-// namespace other than the initial one.
-func (fs FS) processNotifyFDs(pid int, childUserNS bool) ([]NotifyFD, Identity, error) {
+// processNotifyFDs returns pid's fanotify and inotify fds. childUserNS
+// tells that this process runs in a user namespace other than the initial
+// one.
+func (fs FS) processNotifyFDs(pid int, childUserNS bool) ([]NotifyFD, error) {
 	dirPath := fs.Path(strconv.Itoa(pid), "fd")
 	dir, err := os.Open(dirPath)
 	if err != nil {
-		return nil, Identity{}, pidError(pid, err)
+		return nil, pidError(pid, err)
 	}
 	defer dir.Close()
 	names, err := dir.Readdirnames(-1)
 	if err != nil {
-		return nil, Identity{}, pidError(pid, err)
+		return nil, pidError(pid, err)
 	}
 	var fds []NotifyFD
 	dirFD := int(dir.Fd())
@@ -158,7 +156,7 @@ func (fs FS) processNotifyFDs(pid int, childUserNS bool) ([]NotifyFD, Identity, 
 			// outside it: unreadable, not free of notify fds. (In the
 			// initial namespace only a security module refuses root so,
 			// and the walk has always skipped what it shields.)
-			return nil, Identity{}, pidError(pid, err)
+			return nil, pidError(pid, err)
 		}
 		if err != nil {
 			continue // closed since the listing
@@ -176,7 +174,7 @@ func (fs FS) processNotifyFDs(pid int, childUserNS bool) ([]NotifyFD, Identity, 
 			continue // closed since the readlink
 		}
 		if err != nil {
-			return nil, Identity{}, pidError(pid, err)
+			return nil, pidError(pid, err)
 		}
 		if n2, err := unix.Readlinkat(dirFD, name, link); err != nil || notifySubsystem(link[:n2]) != sub {
 			continue // the fd number was reused meanwhile
@@ -187,12 +185,5 @@ func (fs FS) processNotifyFDs(pid int, childUserNS bool) ([]NotifyFD, Identity, 
 		}
 		fds = append(fds, NotifyFD{PID: pid, FD: fd, Subsystem: sub, Text: text, Info: info, Err: err})
 	}
-	if len(fds) == 0 {
-		return nil, Identity{}, nil
-	}
-	id, err := fs.Identity(pid)
-	if err != nil {
-		return nil, Identity{}, err
-	}
-	return fds, id, nil
+	return fds, nil
 }
