@@ -14,19 +14,29 @@ import (
 
 // pathResolver turns marks into paths for the tables, on demand: resolving
 // costs syscalls per mark, so only queries reading a path column pay. It
-// caches what it reads for the snapshot's lifetime.
+// caches what it reads for the snapshot's lifetime, and takes over the
+// previous snapshot's handles: a path still naming the marked inode is
+// reused for one stat instead of a decode.
 type pathResolver struct {
 	fs procfs.FS
 
-	mu      sync.Mutex
-	mounts  map[int][]*mountinfo.Info // by pid; nil entry: unreadable
-	handles map[string]string         // by device and handle
+	mu       sync.Mutex
+	mounts   map[int][]*mountinfo.Info // by pid; nil entry: unreadable
+	handles  map[string]string         // by device and handle
+	previous map[string]string         // handles of the previous snapshot
 }
 
-func (r *pathResolver) init(fs procfs.FS) {
+// init readies r, taking over prev's handles (nil for none). prev keeps
+// none, so the cache holds at most two snapshots' paths.
+func (r *pathResolver) init(fs procfs.FS, prev *pathResolver) {
 	r.fs = fs
 	r.mounts = make(map[int][]*mountinfo.Info)
 	r.handles = make(map[string]string)
+	if prev != nil {
+		prev.mu.Lock()
+		r.previous, prev.handles, prev.previous = prev.handles, make(map[string]string), nil
+		prev.mu.Unlock()
+	}
 }
 
 // MarkPath is the path of a mark's object as holder h sees it, best effort:
@@ -184,6 +194,10 @@ func (r *pathResolver) handlePath(pid int, m procfs.Mark, batch *handleBatch) st
 	if p, seen := r.handles[key]; seen {
 		return p
 	}
+	if p := r.previous[key]; p != "" && namesInode(p, m) {
+		r.handles[key] = p
+		return p
+	}
 	var p string
 	if mi := mountOfDev(r.mountsOf(os.Getpid()), m.Dev); mi != nil {
 		p = batch.openByHandle(mi.Mountpoint, m.Handle)
@@ -192,4 +206,17 @@ func (r *pathResolver) handlePath(pid int, m procfs.Mark, batch *handleBatch) st
 	}
 	r.handles[key] = p
 	return p
+}
+
+// namesInode reports whether path names m's inode now: a rename or
+// deletion since the path was read fails it. The mark lives only as long
+// as its inode, and paths are reused by handle, which holds the inode's
+// generation where the filesystem has one: a mark on a new inode given the
+// same number does not find the old path.
+func namesInode(path string, m procfs.Mark) bool {
+	var st unix.Stat_t
+	if unix.Fstatat(unix.AT_FDCWD, path, &st, unix.AT_SYMLINK_NOFOLLOW) != nil {
+		return false
+	}
+	return st.Ino == m.Inode && unix.Major(st.Dev) == m.Dev.Major && unix.Minor(st.Dev) == m.Dev.Minor
 }

@@ -74,11 +74,14 @@ func (s *Scanner) walk(sc *scan) {
 	walk, err := s.fs.WalkNotifyFDs(ctx, scanWorkers)
 	cancel()
 	if err == nil {
+		s.mu.Lock()
+		prev := s.last
+		s.mu.Unlock()
 		if walk.TimedOut {
 			s.log.Warn("fanotify/inotify scan ran out of its budget: usage counts are incomplete",
 				"budget", s.budget, "fds_found", len(walk.FDs))
 		}
-		sc.snap = newSnapshot(s.fs, walk, taken)
+		sc.snap = newSnapshot(s.fs, walk, taken, prev)
 		if !sc.snap.DedupExact {
 			s.log.Warn("kcmp is unavailable or refused: a group held through several fds counts once per fd")
 		}

@@ -158,8 +158,9 @@ func (s *Snapshot) GroupMarks() []GroupMarks {
 }
 
 // newSnapshot groups the fds of a walk by open file. Holders' identities,
-// and the charges that depend on them, wait for ReadIdentities.
-func newSnapshot(fs procfs.FS, walk *procfs.NotifyWalk, taken time.Time) *Snapshot {
+// and the charges that depend on them, wait for ReadIdentities. The paths
+// prev resolved (nil for none) are checked and reused.
+func newSnapshot(fs procfs.FS, walk *procfs.NotifyWalk, taken time.Time, prev *Snapshot) *Snapshot {
 	groups, exact := dedup(walk, sameOpenFile)
 	s := &Snapshot{
 		Taken:      taken,
@@ -177,7 +178,11 @@ func newSnapshot(fs procfs.FS, walk *procfs.NotifyWalk, taken time.Time) *Snapsh
 			s.Inotify = append(s.Inotify, g)
 		}
 	}
-	s.paths.init(fs)
+	var prevPaths *pathResolver
+	if prev != nil {
+		prevPaths = &prev.paths
+	}
+	s.paths.init(fs, prevPaths)
 	return s
 }
 

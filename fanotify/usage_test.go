@@ -364,7 +364,7 @@ func TestSnapshotChargesNothingForExitedHolder(t *testing.T) {
 	}
 	gone.PID = 1 << 30
 	walk.FDs = append(walk.FDs, gone)
-	snap := newSnapshot(procfs.NewFS(procfs.DefaultRoot), walk, time.Now())
+	snap := newSnapshot(procfs.NewFS(procfs.DefaultRoot), walk, time.Now(), nil)
 	g := groupHeldBy(t, snap.Inotify, gone.PID, gone.FD)
 	if g.Primary().Comm != "" || g.Charge() != (Charge{}) {
 		t.Errorf("exited holder: %+v charged %+v", g.Primary(), g.Charge())
@@ -376,5 +376,73 @@ func TestSnapshotChargesNothingForExitedHolder(t *testing.T) {
 	}
 	if snap.Direct()[Charge{UserNS: InitialUserNS, UID: testUID}].Instances == 0 {
 		t.Error("the live holders' instances are not charged")
+	}
+}
+
+// pathOfFile takes a snapshot after prev and returns the path of the
+// inode mark that group pid:3 holds on inode ino; "(no mark)" when none.
+func pathOfFile(t *testing.T, prev *Snapshot, pid int, ino uint64) (*Snapshot, string) {
+	t.Helper()
+	fs := procfs.NewFS(procfs.DefaultRoot)
+	walk, err := fs.WalkNotifyFDs(context.Background(), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap := newSnapshot(fs, walk, time.Now(), prev)
+	g := groupHeldBy(t, snap.Fanotify, pid, 3)
+	for _, m := range g.Info.Marks {
+		if m.Kind == procfs.MarkInode && m.Inode == ino {
+			return snap, snap.MarkPath(Holder{Identity: &procfs.Identity{PID: pid}, FD: 3}, m)
+		}
+	}
+	return snap, "(no mark)"
+}
+
+func inodeOf(t *testing.T, path string) uint64 {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Ino
+}
+
+func TestMarkPathsReusedWhileTheyNameTheInode(t *testing.T) {
+	h := fanotifytest.HoldKnownObjects(t, testUID)
+	file := h.Files[0]
+	ino := inodeOf(t, file)
+	snap, got := pathOfFile(t, nil, h.PID1, ino)
+	if got != file {
+		t.Fatalf("path %q, want %q", got, file)
+	}
+	// Another name of the same inode, which decoding never gives: seen
+	// again only if the next snapshot reuses it.
+	alias := "/proc/self/root" + file
+	for key, p := range snap.paths.handles {
+		if p == file {
+			snap.paths.handles[key] = alias
+		}
+	}
+	snap, got = pathOfFile(t, snap, h.PID1, ino)
+	if got != alias {
+		t.Errorf("unchanged file: path %q, want the previous snapshot's %q", got, alias)
+	}
+
+	renamed := file + ".renamed"
+	if err := os.Rename(file, renamed); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Rename(renamed, file)
+	snap, got = pathOfFile(t, snap, h.PID1, ino)
+	if got != renamed {
+		t.Errorf("renamed file: path %q, want %q", got, renamed)
+	}
+
+	if err := os.Remove(renamed); err != nil {
+		t.Fatal(err)
+	}
+	// The mark goes with the inode once nothing else holds it.
+	if _, got = pathOfFile(t, snap, h.PID1, ino); got == renamed {
+		t.Errorf("deleted file: still at %q", got)
 	}
 }
