@@ -213,7 +213,7 @@ func (ns privateNamespace) populate(t testing.TB, dir string, binds int) map[str
 func (ns privateNamespace) device(t *testing.T, path string) string {
 	t.Helper()
 	var st unix.Stat_t
-	if err := unix.Stat(fmt.Sprintf("/proc/%d/root%s", ns.pid, path), &st); err != nil {
+	if err := unix.Stat(ns.path(path), &st); err != nil {
 		t.Fatal(err)
 	}
 	return fmt.Sprintf("%d:%d", unix.Major(st.Dev), unix.Minor(st.Dev))

@@ -185,13 +185,12 @@ func TestInotifyTablesCountKnownInstances(t *testing.T) {
 	}
 }
 
-// Marks on a private tmpfs and a bind mount of it: mount marks count per
-// mount (a mark through a subdirectory reuses its mount's), superblock and
-// inode marks and watches per filesystem, so they repeat on both mounts.
-func TestMountPointsMarkCounts(t *testing.T) {
-	ns := newPrivateNamespace(t)
-	dir := t.TempDir()
-	src, bind := filepath.Join(dir, "src"), filepath.Join(dir, "bind")
+// tmpfsWithBind mounts a tmpfs on a new directory dir in ns, with a
+// directory src holding a file "file" and bind, a bind mount of src.
+func (ns privateNamespace) tmpfsWithBind(t *testing.T) (dir, src, bind string) {
+	t.Helper()
+	dir = t.TempDir()
+	src, bind = filepath.Join(dir, "src"), filepath.Join(dir, "bind")
 	ns.run(t, func() error {
 		if err := unix.Mount("marks", dir, "tmpfs", 0, "size=1m"); err != nil {
 			return err
@@ -206,15 +205,28 @@ func TestMountPointsMarkCounts(t *testing.T) {
 		}
 		return unix.Mount(src, bind, "", unix.MS_BIND, "")
 	})
-	// Paths below /proc/PID/root reach the namespace's mounts.
-	inNS := func(p string) string { return fmt.Sprintf("/proc/%d/root%s", ns.pid, p) }
+	return dir, src, bind
+}
+
+// path is p as seen from outside ns: paths below /proc/PID/root reach the
+// namespace's mounts.
+func (ns privateNamespace) path(p string) string {
+	return fmt.Sprintf("/proc/%d/root%s", ns.pid, p)
+}
+
+// Marks on a private tmpfs and a bind mount of it: mount marks count per
+// mount (a mark through a subdirectory reuses its mount's), superblock and
+// inode marks and watches per filesystem, so they repeat on both mounts.
+func TestMountPointsMarkCounts(t *testing.T) {
+	ns := newPrivateNamespace(t)
+	dir, src, bind := ns.tmpfsWithBind(t)
 	g := fanotifytest.Fanotify(t, unix.FAN_REPORT_FID)
-	fanotifytest.Mark(t, g, unix.FAN_MARK_MOUNT, unix.FAN_CLOSE_WRITE, inNS(dir))
-	fanotifytest.Mark(t, g, unix.FAN_MARK_MOUNT, unix.FAN_CLOSE_WRITE, inNS(src)) // the same mount
-	fanotifytest.Mark(t, g, unix.FAN_MARK_MOUNT, unix.FAN_CLOSE_WRITE, inNS(bind))
-	fanotifytest.Mark(t, g, unix.FAN_MARK_FILESYSTEM, unix.FAN_CLOSE_WRITE, inNS(bind))
-	fanotifytest.Mark(t, g, 0, unix.FAN_MODIFY, inNS(filepath.Join(src, "file")))
-	in := fanotifytest.Inotify(t, inNS(src), inNS(filepath.Join(src, "file")))
+	fanotifytest.Mark(t, g, unix.FAN_MARK_MOUNT, unix.FAN_CLOSE_WRITE, ns.path(dir))
+	fanotifytest.Mark(t, g, unix.FAN_MARK_MOUNT, unix.FAN_CLOSE_WRITE, ns.path(src)) // the same mount
+	fanotifytest.Mark(t, g, unix.FAN_MARK_MOUNT, unix.FAN_CLOSE_WRITE, ns.path(bind))
+	fanotifytest.Mark(t, g, unix.FAN_MARK_FILESYSTEM, unix.FAN_CLOSE_WRITE, ns.path(bind))
+	fanotifytest.Mark(t, g, 0, unix.FAN_MODIFY, ns.path(filepath.Join(src, "file")))
+	in := fanotifytest.Inotify(t, ns.path(src), ns.path(filepath.Join(src, "file")))
 	fanotifytest.Hold(t, nil, g, g, in) // two fds of one group count once
 	fanotifytest.Close(g, in)
 
@@ -236,27 +248,11 @@ func TestMountPointsMarkCounts(t *testing.T) {
 // A holder in another mount namespace: paths are the ones it sees.
 func TestFanotifyMarksPathsInHolderNamespace(t *testing.T) {
 	ns := newPrivateNamespace(t)
-	dir := t.TempDir()
-	src, bind := filepath.Join(dir, "src"), filepath.Join(dir, "bind")
-	ns.run(t, func() error {
-		if err := unix.Mount("marks", dir, "tmpfs", 0, "size=1m"); err != nil {
-			return err
-		}
-		for _, d := range []string{src, bind} {
-			if err := os.Mkdir(d, 0o755); err != nil {
-				return err
-			}
-		}
-		if err := os.WriteFile(filepath.Join(src, "file"), nil, 0o600); err != nil {
-			return err
-		}
-		return unix.Mount(src, bind, "", unix.MS_BIND, "")
-	})
-	inNS := func(p string) string { return fmt.Sprintf("/proc/%d/root%s", ns.pid, p) }
+	dir, src, bind := ns.tmpfsWithBind(t)
 	g := fanotifytest.Fanotify(t, unix.FAN_REPORT_FID)
-	fanotifytest.Mark(t, g, unix.FAN_MARK_MOUNT, unix.FAN_CLOSE_WRITE, inNS(bind))
-	fanotifytest.Mark(t, g, unix.FAN_MARK_FILESYSTEM, unix.FAN_CLOSE_WRITE, inNS(bind))
-	fanotifytest.Mark(t, g, 0, unix.FAN_MODIFY, inNS(filepath.Join(src, "file")))
+	fanotifytest.Mark(t, g, unix.FAN_MARK_MOUNT, unix.FAN_CLOSE_WRITE, ns.path(bind))
+	fanotifytest.Mark(t, g, unix.FAN_MARK_FILESYSTEM, unix.FAN_CLOSE_WRITE, ns.path(bind))
+	fanotifytest.Mark(t, g, 0, unix.FAN_MODIFY, ns.path(filepath.Join(src, "file")))
 	holder := fanotifytest.HoldCommand(t, exec.Command("nsenter", "-t", strconv.Itoa(ns.pid), "-m", "sleep", "1000"), nil, g)
 	fanotifytest.Close(g)
 	fanotifytest.WaitExec(t, holder, "sleep")
