@@ -3,10 +3,8 @@ package procfs
 import (
 	"bufio"
 	"bytes"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -109,19 +107,10 @@ func TestMountsLive(t *testing.T) {
 
 func TestMountsExited(t *testing.T) {
 	fsys := NewFS(DefaultRoot)
-	cmd := exec.Command("true")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	pid := cmd.Process.Pid
-	waitZombie(t, pid)
-	if _, err := fsys.Mounts(pid); !errors.Is(err, ErrProcessGone) {
-		t.Errorf("zombie: Mounts error = %v, want ErrProcessGone", err)
-	}
-	cmd.Wait()
-	if _, err := fsys.Mounts(pid); !errors.Is(err, ErrProcessGone) {
-		t.Errorf("reaped: Mounts error = %v, want ErrProcessGone", err)
-	}
+	checkGoneOnExit(t, "Mounts", func(pid int) error {
+		_, err := fsys.Mounts(pid)
+		return err
+	})
 }
 
 // An overlayfs with hundreds of layers writes a mountinfo line far over

@@ -223,18 +223,28 @@ func TestNamespaceInodeLive(t *testing.T) {
 // as a zombie (files readable, namespaces gone) and once reaped.
 func TestIdentityExited(t *testing.T) {
 	fsys := NewFS(DefaultRoot)
+	checkGoneOnExit(t, "Identity", func(pid int) error {
+		_, err := fsys.Identity(pid)
+		return err
+	})
+}
+
+// checkGoneOnExit checks that read fails with ErrProcessGone for a child
+// that has exited, both as a zombie and once reaped.
+func checkGoneOnExit(t *testing.T, name string, read func(pid int) error) {
+	t.Helper()
 	cmd := exec.Command("true")
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	pid := cmd.Process.Pid
 	waitZombie(t, pid)
-	if _, err := fsys.Identity(pid); !errors.Is(err, ErrProcessGone) {
-		t.Errorf("zombie: Identity error = %v, want ErrProcessGone", err)
+	if err := read(pid); !errors.Is(err, ErrProcessGone) {
+		t.Errorf("zombie: %s error = %v, want ErrProcessGone", name, err)
 	}
 	cmd.Wait()
-	if _, err := fsys.Identity(pid); !errors.Is(err, ErrProcessGone) {
-		t.Errorf("reaped: Identity error = %v, want ErrProcessGone", err)
+	if err := read(pid); !errors.Is(err, ErrProcessGone) {
+		t.Errorf("reaped: %s error = %v, want ErrProcessGone", name, err)
 	}
 }
 
