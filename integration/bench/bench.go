@@ -95,6 +95,15 @@ func (b *bench) onCleanup(f func()) {
 	b.cleanups = append(b.cleanups, f)
 }
 
+// cleanupOnce registers stop as a cleanup and returns it for the phase to
+// defer; stop runs once, whether the phase or a signal gets there first.
+func (b *bench) cleanupOnce(stop func()) func() {
+	var once sync.Once
+	stopOnce := func() { once.Do(stop) }
+	b.onCleanup(stopOnce)
+	return stopOnce
+}
+
 // cleanup undoes everything, newest first; it may run twice (signal).
 func (b *bench) cleanup() {
 	b.mu.Lock()

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -46,10 +45,7 @@ func (b *bench) mountPhase() error {
 	if err != nil {
 		return err
 	}
-	var once sync.Once
-	stop := func() { once.Do(ns.stop) }
-	b.onCleanup(stop)
-	defer stop()
+	defer b.cleanupOnce(ns.stop)()
 	for _, n := range b.sizes(b.o.mounts, 10, 2) {
 		b.progress("mounts: %d bind mounts", n)
 		if err := ns.grow(n); err != nil {
@@ -90,10 +86,7 @@ func (b *bench) hostPhase() error {
 	if err != nil {
 		return err
 	}
-	var once sync.Once
-	stop := func() { once.Do(h.stop) }
-	b.onCleanup(stop)
-	defer stop()
+	defer b.cleanupOnce(h.stop)()
 	for _, n := range b.sizes(b.o.procs, 4, 2) {
 		b.progress("host: %d holders with %d watches and %d marks each", n, b.o.watches, b.o.marks)
 		if err := h.add(n-len(h.holders), b.o.watches, b.o.marks); err != nil {
@@ -222,10 +215,7 @@ func (b *bench) watchPhase() error {
 	if err != nil {
 		return err
 	}
-	var once sync.Once
-	stop := func() { once.Do(h.stop) }
-	b.onCleanup(stop)
-	defer stop()
+	defer b.cleanupOnce(h.stop)()
 	e, err := startExtension(b.o.ext, config.Default())
 	if err != nil {
 		return err
