@@ -1,14 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"syscall"
 	"time"
 
@@ -22,7 +20,7 @@ type extension struct {
 	m      *standin.Manager
 	cmd    *exec.Cmd
 	dir    string
-	stderr lockedBuffer
+	stderr standin.SyncBuffer
 	Pid    int
 }
 
@@ -94,21 +92,4 @@ func (e *extension) collectorStat(name string) (int, error) {
 		return 0, fmt.Errorf("fanotify_collector: no rows")
 	}
 	return strconv.Atoi(rows[0][name])
-}
-
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

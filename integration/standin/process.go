@@ -16,7 +16,7 @@ import (
 // Process is a launched extension.
 type Process struct {
 	cmd    *exec.Cmd
-	stderr syncBuffer
+	stderr SyncBuffer
 	exited chan struct{}
 	state  *os.ProcessState
 }
@@ -101,19 +101,19 @@ func (p *Process) Kill() {
 	<-p.exited
 }
 
-// syncBuffer is a bytes.Buffer safe for the writer goroutine and readers.
-type syncBuffer struct {
+// SyncBuffer is a bytes.Buffer safe for the writer goroutine and readers.
+type SyncBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
+func (b *SyncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *syncBuffer) String() string {
+func (b *SyncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
