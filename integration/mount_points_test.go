@@ -11,9 +11,10 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/osquery-fanotify/osquery-fanotify/fanotify/fanotifytest"
 )
 
 // hostileNamespace is a private mount namespace, held by a sleeping child,
@@ -33,28 +34,7 @@ func newHostileNamespace(t *testing.T) hostileNamespace {
 		source: `src with space\and backslash`,
 		names:  []string{"with space", "with\ttab", "with\nnewline", "bad\xffbyte"},
 	}
-	cmd := exec.Command("unshare", "-m", "--propagation", "private", "sleep", "600")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	ns.pid = cmd.Process.Pid
-	// Mount only once unshare has made every mount private and exec'd.
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", ns.pid))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if string(comm) == "sleep\n" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("unshare did not exec sleep")
-		}
-	}
+	ns.pid = fanotifytest.PrivateMountNamespace(t)
 	const script = `set -e
 src=$1 dir=$2; shift 2
 mount -t tmpfs -o size=1m "$src" "$dir"

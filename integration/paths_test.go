@@ -47,20 +47,12 @@ func TestInvalidUTF8RendersAlikeEverywhere(t *testing.T) {
 
 	// A namespace with a tmpfs mounted on dir, named with a bad byte, and a
 	// bind mount whose root holds one too.
-	ns := exec.Command("unshare", "-m", "--propagation", "private", "sleep", "600")
-	if err := ns.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ns.Process.Kill()
-		ns.Wait()
-	})
-	fanotifytest.WaitExec(t, ns.Process.Pid, "sleep")
+	ns := fanotifytest.PrivateMountNamespace(t)
 	const script = `set -e
 mount -t tmpfs "$1" "$2"
 mkdir "$2/$3"
 mount --bind "$2/$3" "$2/$3"`
-	if out, err := exec.Command("nsenter", "-t", strconv.Itoa(ns.Process.Pid), "-m", "--", "sh", "-c", script, "sh", "src\xfcfs", dir, "in\xfbner").CombinedOutput(); err != nil {
+	if out, err := exec.Command("nsenter", "-t", strconv.Itoa(ns), "-m", "--", "sh", "-c", script, "sh", "src\xfcfs", dir, "in\xfbner").CombinedOutput(); err != nil {
 		t.Fatalf("mounting: %v: %s", err, out)
 	}
 
@@ -83,7 +75,7 @@ mount --bind "$2/$3" "$2/$3"`
 	}()
 	pid := strconv.Itoa(holder)
 	out, errOut, code := queryCommand(t, "--json", "--watch", "1500ms", "--config", config, `
-		SELECT 'mount_points' AS tbl, path, root, source, '' AS process FROM mount_points WHERE mnt_ns = `+mntNS(t, ns.Process.Pid)+`
+		SELECT 'mount_points' AS tbl, path, root, source, '' AS process FROM mount_points WHERE mnt_ns = `+mntNS(t, ns)+`
 		UNION ALL SELECT 'fanotify_marks', path, '', '', process FROM fanotify_marks WHERE pid = `+pid+`
 		UNION ALL SELECT 'inotify_watches', path, '', '', process FROM inotify_watches WHERE pid = `+pid+`
 		UNION ALL SELECT 'fanotify_groups', '', '', '', process FROM fanotify_groups WHERE pid = `+pid+`

@@ -18,16 +18,7 @@ import (
 // inode; the mounts vanish with the namespace when the test ends.
 func bigNamespace(t *testing.T, doublings int) string {
 	t.Helper()
-	cmd := exec.Command("unshare", "-m", "--propagation", "private", "sleep", "600")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	pid := cmd.Process.Pid
-	fanotifytest.WaitExec(t, pid, "sleep")
+	pid := fanotifytest.PrivateMountNamespace(t)
 	const script = `set -e
 dir=$(mktemp -d)
 mount -t tmpfs big "$dir"

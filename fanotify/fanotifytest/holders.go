@@ -90,6 +90,16 @@ func Close(fds ...int) {
 	}
 }
 
+// PrivateMountNamespace starts `unshare -m --propagation private sleep`, so
+// that nothing mounted inside reaches the host, and returns its pid once it
+// runs sleep. The namespace and its mounts vanish at cleanup.
+func PrivateMountNamespace(t testing.TB) int {
+	t.Helper()
+	pid := HoldCommand(t, exec.Command("unshare", "-m", "--propagation", "private", "sleep", "600"), nil)
+	WaitExec(t, pid, "sleep")
+	return pid
+}
+
 // WaitExec waits until pid runs comm: wrappers such as unshare and nsenter
 // set up namespaces before they exec it.
 func WaitExec(t testing.TB, pid int, comm string) {
