@@ -4,66 +4,17 @@ import (
 	"bytes"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/osquery-fanotify/osquery-fanotify/fanotify"
+	"github.com/osquery-fanotify/osquery-fanotify/fanotify/fanotifytest"
 	"github.com/osquery-fanotify/osquery-fanotify/fanotify/procfs"
 )
-
-// reportChildEnv names the test a re-executed test binary runs as the
-// child half of a test.
-const reportChildEnv = "FANOTIFY_REPORT_TEST_CHILD"
-
-// runReportChild re-runs test t through wrapper (e.g. unshare -U -r) as
-// uid (nil: unchanged) and fails t if the child fails.
-func runReportChild(t *testing.T, uid *uint32, wrapper ...string) {
-	t.Helper()
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	if uid != nil {
-		// The other uid needs a copy of the binary it can reach.
-		dir, err = os.MkdirTemp("", "report-test")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { os.RemoveAll(dir) })
-		data, err := os.ReadFile(exe)
-		if err != nil {
-			t.Fatal(err)
-		}
-		exe = filepath.Join(dir, "extension.test")
-		if err := os.WriteFile(exe, data, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chmod(dir, 0o777); err != nil {
-			t.Fatal(err)
-		}
-	}
-	args := append(wrapper[1:], exe, "-test.run=^"+t.Name()+"$", "-test.count=1", "-test.v")
-	cmd := exec.Command(wrapper[0], args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), reportChildEnv+"="+t.Name(), "TMPDIR="+dir)
-	if uid != nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: *uid, Gid: *uid}}
-	}
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("child: %v\n%s", err, out)
-	}
-	t.Logf("child:\n%s", out)
-}
-
-func isReportChild(t *testing.T) bool { return os.Getenv(reportChildEnv) == t.Name() }
 
 // alone wraps a child in its own pid namespace and /proc, so that the
 // report sees only the test's processes, not whatever else the host runs.
@@ -83,8 +34,8 @@ func runReportFor(t *testing.T, wantCode int, args ...string) string {
 // In a user namespace with 20 marks allowed: 16 marks warn (exit 1), 18
 // are critical (exit 2), each with the command that fixes it.
 func TestReportWarningThenCritical(t *testing.T) {
-	if !isReportChild(t) {
-		runReportChild(t, nil, "unshare", "-U", "-r")
+	if !fanotifytest.IsChild(t) {
+		fanotifytest.RunChild(t, nil, "unshare", "-U", "-r")
 		return
 	}
 	ns, err := procfs.NewFS("/proc").NamespaceInode(os.Getpid(), "user")
@@ -132,9 +83,9 @@ func TestReportWarningThenCritical(t *testing.T) {
 
 // An unprivileged user cannot read other processes: unknown, exit 3.
 func TestReportUnprivilegedIsUnknown(t *testing.T) {
-	if !isReportChild(t) {
+	if !fanotifytest.IsChild(t) {
 		uid := uint32(54321)
-		runReportChild(t, &uid, "env")
+		fanotifytest.RunChild(t, &uid, "env")
 		return
 	}
 	out := runReportFor(t, exitUnknown)
@@ -148,8 +99,8 @@ func TestReportIdleHost(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root")
 	}
-	if !isReportChild(t) {
-		runReportChild(t, nil, alone...)
+	if !fanotifytest.IsChild(t) {
+		fanotifytest.RunChild(t, nil, alone...)
 		return
 	}
 	out := runReportFor(t, exitOK, "--no-color")
@@ -166,8 +117,8 @@ func TestReportListsTopHolders(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root")
 	}
-	if !isReportChild(t) {
-		runReportChild(t, nil, alone...)
+	if !fanotifytest.IsChild(t) {
+		fanotifytest.RunChild(t, nil, alone...)
 		return
 	}
 	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC)

@@ -12,84 +12,18 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/osquery-fanotify/osquery-fanotify/extension/config"
 	"github.com/osquery-fanotify/osquery-fanotify/fanotify"
+	"github.com/osquery-fanotify/osquery-fanotify/fanotify/fanotifytest"
 	"github.com/osquery-fanotify/osquery-fanotify/fanotify/procfs"
 )
 
-// limitsChildEnv names the test a re-executed test binary is to run as the
-// child half of a test (inside a user namespace or as another uid).
-const limitsChildEnv = "FANOTIFY_LIMITS_TEST_CHILD"
-
 // otherUID is a uid no other process on the test host uses.
 const otherUID = 54321
-
-// isLimitsChild reports whether this process is the child half of test t.
-func isLimitsChild(t *testing.T) bool { return os.Getenv(limitsChildEnv) == t.Name() }
-
-// limitsChild prepares the child half of test t: this test binary run by
-// wrapper (e.g. unshare -U -r) as uid (nil: unchanged). The binary is a
-// copy in a directory every uid can read, since the wrapper may switch uid.
-func limitsChild(t *testing.T, uid *uint32, wrapper ...string) *exec.Cmd {
-	t.Helper()
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := sharedDir(t)
-	exe = copyExecutable(t, exe, dir)
-	args := append(wrapper[1:], exe, "-test.run=^"+t.Name()+"$", "-test.count=1", "-test.v")
-	cmd := exec.Command(wrapper[0], args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), limitsChildEnv+"="+t.Name(), "TMPDIR="+dir)
-	if uid != nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: *uid, Gid: *uid}}
-	}
-	return cmd
-}
-
-// runLimitsChild runs the child half of t to its end and fails t with the
-// child's output if it failed.
-func runLimitsChild(t *testing.T, uid *uint32, wrapper ...string) {
-	t.Helper()
-	out, err := limitsChild(t, uid, wrapper...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("child: %v\n%s", err, out)
-	}
-	t.Logf("child:\n%s", out)
-}
-
-// sharedDir is a temporary directory every uid can use.
-func sharedDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "limits-test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o777); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
-
-func copyExecutable(t *testing.T, exe, dir string) string {
-	t.Helper()
-	data, err := os.ReadFile(exe)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dst := filepath.Join(dir, filepath.Base(exe))
-	if err := os.WriteFile(dst, data, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return dst
-}
 
 // generateLimits runs fanotify_limits with a fresh Env, so that no earlier
 // snapshot is reused.
@@ -248,8 +182,8 @@ func setOwnUserLimits(t *testing.T, limits map[string]int) {
 // 90%, and at the limit used == limit, headroom 0, and the next call fails
 // the way the kernel says it does.
 func TestFanotifyLimitsInUserNamespaceUpToTheLimit(t *testing.T) {
-	if !isLimitsChild(t) {
-		runLimitsChild(t, nil, "unshare", "-U", "-r")
+	if !fanotifytest.IsChild(t) {
+		fanotifytest.RunChild(t, nil, "unshare", "-U", "-r")
 		return
 	}
 	setOwnUserLimits(t, map[string]int{"max_fanotify_marks": 20, "max_fanotify_groups": 5, "max_inotify_watches": 10, "max_inotify_instances": 4})
@@ -297,7 +231,7 @@ func TestFanotifyLimitsInUserNamespaceUpToTheLimit(t *testing.T) {
 // uid shows under that uid, and under the namespace's root with a limit
 // nobody outside can read.
 func TestFanotifyLimitsChargedToNamespaceOwner(t *testing.T) {
-	if isLimitsChild(t) {
+	if fanotifytest.IsChild(t) {
 		holdUsageUntilEOF(t)
 		return
 	}
@@ -326,7 +260,7 @@ func TestFanotifyLimitsChargedToNamespaceOwner(t *testing.T) {
 // it), and to otherUID in the initial namespace. No holder lives in A, only
 // the unshare that waits for B's process.
 func TestFanotifyLimitsNestedNamespacesChargedAtEveryLevel(t *testing.T) {
-	if isLimitsChild(t) {
+	if fanotifytest.IsChild(t) {
 		holdUsageUntilEOF(t)
 		return
 	}
@@ -358,7 +292,7 @@ func TestFanotifyLimitsNestedNamespacesChargedAtEveryLevel(t *testing.T) {
 // the charge there keeps the owner's host uid and is rated estimated, while
 // the levels below and above stay exact.
 func TestFanotifyLimitsNamespaceWithoutProcessIsEstimated(t *testing.T) {
-	if isLimitsChild(t) {
+	if fanotifytest.IsChild(t) {
 		holdUsageUntilEOF(t)
 		return
 	}
@@ -378,7 +312,7 @@ func TestFanotifyLimitsNamespaceWithoutProcessIsEstimated(t *testing.T) {
 func holdUsageAsOtherUID(t *testing.T, wrapper ...string) (*exec.Cmd, uint64) {
 	t.Helper()
 	uid := uint32(otherUID)
-	cmd := limitsChild(t, &uid, wrapper...)
+	cmd := fanotifytest.ChildCommand(t, &uid, wrapper...)
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
 	cmd.Stderr = os.Stderr
@@ -570,9 +504,9 @@ func TestFanotifyLimitsProjectionCountsUnmarkedMounts(t *testing.T) {
 
 // Without access to other processes, low usage is unknown, not ok.
 func TestFanotifyLimitsUnprivilegedIsUnknown(t *testing.T) {
-	if !isLimitsChild(t) {
+	if !fanotifytest.IsChild(t) {
 		uid := uint32(otherUID)
-		runLimitsChild(t, &uid, "env")
+		fanotifytest.RunChild(t, &uid, "env")
 		return
 	}
 	rows := generateLimits(t, equals("name", "max_user_marks", "max_queued_events"))
@@ -590,7 +524,7 @@ func TestFanotifyLimitsUnprivilegedIsUnknown(t *testing.T) {
 // cannot notice what it misses, so low usage is unknown. The control run
 // without hidepid is ok. Both run in a new pid namespace with its own /proc.
 func TestFanotifyLimitsHidepidIsUnknown(t *testing.T) {
-	if isLimitsChild(t) {
+	if fanotifytest.IsChild(t) {
 		want := map[string]string{"risk": "ok", "risk_reason": ""}
 		if os.Getenv("LIMITS_TEST_HIDEPID") != "0" {
 			want = map[string]string{"risk": "unknown", "risk_reason": "no_access"}
@@ -601,7 +535,7 @@ func TestFanotifyLimitsHidepidIsUnknown(t *testing.T) {
 	}
 	for _, hidepid := range []string{"0", "2"} {
 		script := fmt.Sprintf(`mount -o remount,hidepid=%s /proc && exec setpriv --reuid %d --regid %d --clear-groups "$@"`, hidepid, otherUID, otherUID)
-		cmd := limitsChild(t, nil, "unshare", "-m", "-p", "-f", "--mount-proc", "sh", "-c", script, "sh")
+		cmd := fanotifytest.ChildCommand(t, nil, "unshare", "-m", "-p", "-f", "--mount-proc", "sh", "-c", script, "sh")
 		cmd.Env = append(cmd.Env, "LIMITS_TEST_HIDEPID="+hidepid)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Errorf("hidepid=%s: %v\n%s", hidepid, err, out)
