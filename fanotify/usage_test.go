@@ -255,35 +255,17 @@ func TestSnapshotConcurrentCallersShareOneWalk(t *testing.T) {
 // Without the right to read other users' fds the snapshot says it misses
 // them, and stays complete only in what it could read.
 func TestSnapshotUnprivilegedIsNotVisible(t *testing.T) {
-	if os.Getenv("FANOTIFY_TEST_UNPRIVILEGED") == "1" {
-		snap, err := newTestScanner().Snapshot(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if snap.Visible || snap.Complete {
-			t.Fatalf("as uid %d: visible %v, complete %v; want false, false", os.Geteuid(), snap.Visible, snap.Complete)
-		}
+	if !fanotifytest.IsChild(t) {
+		nobody := uint32(65534)
+		fanotifytest.RunChild(t, &nobody, "env")
 		return
 	}
-	// The go-build directory is root's alone: run a copy uid 65534 can reach.
-	dir, err := os.MkdirTemp("", "unprivileged")
+	snap, err := newTestScanner().Snapshot(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer os.RemoveAll(dir)
-	bin, err := os.ReadFile(os.Args[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	test := filepath.Join(dir, "fanotify.test")
-	if err := os.WriteFile(test, bin, 0o755); err != nil || os.Chmod(dir, 0o755) != nil {
-		t.Fatal("copying the test binary:", err)
-	}
-	cmd := exec.Command(test, "-test.run=^TestSnapshotUnprivilegedIsNotVisible$")
-	cmd.Env = append(os.Environ(), "FANOTIFY_TEST_UNPRIVILEGED=1")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("as uid 65534: %v\n%s", err, out)
+	if snap.Visible || snap.Complete {
+		t.Fatalf("as uid %d: visible %v, complete %v; want false, false", os.Geteuid(), snap.Visible, snap.Complete)
 	}
 }
 
