@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/osquery-fanotify/osquery-fanotify/fanotify"
+	"github.com/osquery-fanotify/osquery-fanotify/fanotify/fanotifytest"
 	"github.com/osquery-fanotify/osquery-fanotify/fanotify/procfs"
 )
 
@@ -385,7 +386,7 @@ func TestMountPointsExitedProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	pid := strconv.Itoa(cmd.Process.Pid)
-	waitExited(t, cmd.Process.Pid)
+	fanotifytest.WaitZombie(t, cmd.Process.Pid)
 	if rows := generateMounts(t, env, equals("pid", pid)); len(rows) != 0 {
 		t.Errorf("zombie %s gave %d rows", pid, len(rows))
 	}
@@ -393,23 +394,6 @@ func TestMountPointsExitedProcess(t *testing.T) {
 	if rows := generateMounts(t, env, equals("pid", pid)); len(rows) != 0 {
 		t.Errorf("reaped %s gave %d rows", pid, len(rows))
 	}
-}
-
-// waitExited waits until the unreaped child pid is a zombie.
-func waitExited(t *testing.T, pid int) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:])); fields[0] == "Z" {
-			return
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	t.Fatalf("pid %d did not exit", pid)
 }
 
 // When a namespace's lowest pid exits between the walk and the read, the

@@ -6,10 +6,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/osquery-fanotify/osquery-fanotify/fanotify/fanotifytest"
 )
 
 func processFixture(t *testing.T, name string) []byte {
@@ -238,7 +238,7 @@ func checkGoneOnExit(t *testing.T, name string, read func(pid int) error) {
 		t.Fatal(err)
 	}
 	pid := cmd.Process.Pid
-	waitZombie(t, pid)
+	fanotifytest.WaitZombie(t, pid)
 	if err := read(pid); !errors.Is(err, ErrProcessGone) {
 		t.Errorf("zombie: %s error = %v, want ErrProcessGone", name, err)
 	}
@@ -246,24 +246,6 @@ func checkGoneOnExit(t *testing.T, name string, read func(pid int) error) {
 	if err := read(pid); !errors.Is(err, ErrProcessGone) {
 		t.Errorf("reaped: %s error = %v, want ErrProcessGone", name, err)
 	}
-}
-
-// waitZombie waits until the unreaped child pid has exited.
-func waitZombie(t *testing.T, pid int) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-		if err != nil {
-			t.Fatal(err)
-		}
-		// pid (comm) state ...: the state follows the last ')'.
-		if fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:])); fields[0] == "Z" {
-			return
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	t.Fatalf("pid %d did not exit", pid)
 }
 
 // Arbitrary bytes give a value or an error, never a panic.
