@@ -34,6 +34,21 @@ func waitStderr(t *testing.T, p *standin.Process, want string) {
 	}
 }
 
+// checkCleanExit checks that p exits with code 0 within stopLimit,
+// deregistered and with its extension socket removed.
+func checkCleanExit(t *testing.T, m *standin.Manager, p *standin.Process, ext *standin.Extension) {
+	t.Helper()
+	if code, _ := waitExit(t, p, stopLimit); code != 0 {
+		t.Errorf("exit code %d, want 0\nstderr:\n%s", code, p.Stderr())
+	}
+	if _, still := m.Extension("fanotify"); still {
+		t.Error("still registered after exiting: it did not deregister")
+	}
+	if _, err := os.Stat(m.ExtensionSocket(ext.UUID)); !os.IsNotExist(err) {
+		t.Errorf("extension socket left behind: %v", err)
+	}
+}
+
 // waitExit waits for p to exit and returns its exit code and how long it took.
 func waitExit(t *testing.T, p *standin.Process, limit time.Duration) (int, time.Duration) {
 	t.Helper()
@@ -61,15 +76,7 @@ func TestStopsOnRequest(t *testing.T) {
 			if err := stop(m, p); err != nil {
 				t.Fatal(err)
 			}
-			if code, _ := waitExit(t, p, stopLimit); code != 0 {
-				t.Errorf("exit code %d, want 0\nstderr:\n%s", code, p.Stderr())
-			}
-			if _, still := m.Extension("fanotify"); still {
-				t.Error("still registered after exiting: it did not deregister")
-			}
-			if _, err := os.Stat(m.ExtensionSocket(ext.UUID)); !os.IsNotExist(err) {
-				t.Errorf("extension socket left behind: %v", err)
-			}
+			checkCleanExit(t, m, p, ext)
 		})
 	}
 }

@@ -1,7 +1,6 @@
 package integration_test
 
 import (
-	"os"
 	"os/exec"
 	"strconv"
 	"syscall"
@@ -63,15 +62,7 @@ func TestStopsDuringLongGenerate(t *testing.T) {
 				}
 				return
 			}
-			if code, _ := waitExit(t, p, stopLimit); code != 0 {
-				t.Errorf("exit code %d, want 0\nstderr:\n%s", code, p.Stderr())
-			}
-			if _, still := m.Extension("fanotify"); still {
-				t.Error("still registered after exiting: it did not deregister")
-			}
-			if _, err := os.Stat(m.ExtensionSocket(ext.UUID)); !os.IsNotExist(err) {
-				t.Errorf("extension socket left behind: %v", err)
-			}
+			checkCleanExit(t, m, p, ext)
 			t.Logf("the generate in flight ended with: %v", <-generated)
 		})
 	}
