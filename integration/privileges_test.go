@@ -66,14 +66,7 @@ var privilegeModes = []privilegeMode{
 // build directory is private to root).
 func sharedBinary(t *testing.T) string {
 	t.Helper()
-	dir, err := os.MkdirTemp("/tmp", "unpriv")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	dir := sharedDir(t, 0) // root's, readable by all
 	src, err := os.Open(standin.BuildBinary(t))
 	if err != nil {
 		t.Fatal(err)
