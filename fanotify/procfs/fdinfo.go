@@ -279,11 +279,21 @@ func markKind(seen int, inotify bool) MarkKind {
 }
 
 // nextField splits the first space-separated key:value pair off a line.
+// The key is scanned byte by byte (it is short), the value, which may be a
+// long file handle, with IndexByte.
 func nextField(line []byte) (key, val, rest []byte, err error) {
-	field, rest, _ := bytes.Cut(bytes.TrimLeft(line, " "), []byte{' '})
-	key, val, ok := bytes.Cut(field, []byte{':'})
-	if !ok || len(key) == 0 {
+	line = bytes.TrimLeft(line, " ")
+	k := 0
+	for k < len(line) && line[k] != ':' && line[k] != ' ' {
+		k++
+	}
+	if k == 0 || k == len(line) || line[k] != ':' {
+		field, _, _ := bytes.Cut(line, []byte{' '})
 		return nil, nil, nil, fmt.Errorf("field %q is not key:value", field)
+	}
+	key, val = line[:k], line[k+1:]
+	if end := bytes.IndexByte(val, ' '); end >= 0 {
+		val, rest = val[:end], val[end+1:]
 	}
 	return key, val, rest, nil
 }
