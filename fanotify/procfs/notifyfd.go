@@ -30,6 +30,23 @@ func notifySubsystem(link []byte) string {
 	return ""
 }
 
+// textSubsystem tells which subsystem wrote a parsed fdinfo text, when its
+// lines show it: a fanotify group always prints its flags line, an inotify
+// instance one line per watch. A text read after the readlink is then known
+// to belong to an fd of that subsystem even if the fd number was reused in
+// between, which spares the walk a second readlink per fd.
+func textSubsystem(info Fdinfo, parseErr error) string {
+	switch {
+	case parseErr != nil:
+		return ""
+	case info.HasGroup:
+		return SubsystemFanotify
+	case len(info.Marks) > 0 && info.Marks[0].Kind == InotifyWatch:
+		return SubsystemInotify
+	}
+	return ""
+}
+
 // NotifyFD is one fanotify or inotify file descriptor held by a process.
 type NotifyFD struct {
 	PID, FD   int
@@ -176,12 +193,20 @@ func (fs FS) processNotifyFDs(pid int, childUserNS bool) ([]NotifyFD, error) {
 		if err != nil {
 			return nil, pidError(pid, err)
 		}
-		if n2, err := unix.Readlinkat(dirFD, name, link); err != nil || notifySubsystem(link[:n2]) != sub {
-			continue // the fd number was reused meanwhile
-		}
 		info, err := ParseFdinfo(text)
 		if err != nil {
 			err = fmt.Errorf("pid %d fd %d: %w", pid, fd, err)
+		}
+		switch textSubsystem(info, err) {
+		case sub:
+		case "":
+			// An inotify instance without watches, or a text that did not
+			// parse, looks like any fd's: ask the link again.
+			if n2, err := unix.Readlinkat(dirFD, name, link); err != nil || notifySubsystem(link[:n2]) != sub {
+				continue // the fd number was reused meanwhile
+			}
+		default:
+			continue // reused meanwhile, by the other subsystem
 		}
 		fds = append(fds, NotifyFD{PID: pid, FD: fd, Subsystem: sub, Text: text, Info: info, Err: err})
 	}

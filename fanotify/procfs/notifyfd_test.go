@@ -74,3 +74,48 @@ func TestWalkNotifyFDsOverBudget(t *testing.T) {
 		t.Fatalf("a walk whose context ended is not marked incomplete: %+v", walk)
 	}
 }
+
+// TestTextSubsystem checks which texts vouch for their subsystem on their
+// own (no second readlink) and which leave it to the link.
+func TestTextSubsystem(t *testing.T) {
+	for _, tc := range []struct{ fixture, want string }{
+		{"fanotify-6.18.txt", SubsystemFanotify},
+		{"fanotify-no-marks.txt", SubsystemFanotify},
+		{"fanotify-4.4-no-fhandle.txt", SubsystemFanotify},
+		{"inotify-6.18.txt", SubsystemInotify},
+		{"inotify-4.4-no-fhandle.txt", SubsystemInotify},
+		{"malformed-bad-hex.txt", ""},
+	} {
+		text, err := os.ReadFile("testdata/fdinfo/" + tc.fixture)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := ParseFdinfo(text)
+		if got := textSubsystem(info, err); got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.fixture, got, tc.want)
+		}
+	}
+	// An inotify instance without watches prints what any fd does.
+	empty, err := ParseFdinfo([]byte("pos:\t0\nflags:\t02000000\nmnt_id:\t15\nino:\t1057\n"))
+	if got := textSubsystem(empty, err); got != "" {
+		t.Errorf("header only: %q, want none", got)
+	}
+}
+
+// An instance without watches cannot vouch for itself: the walk still
+// finds it, through the link.
+func TestWalkNotifyFDsEmptyInstance(t *testing.T) {
+	in, err := unix.InotifyInit1(unix.IN_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(in)
+	walk, err := NewFS(DefaultRoot).WalkNotifyFDs(context.Background(), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := findFD(walk, os.Getpid(), in)
+	if got == nil || got.Subsystem != SubsystemInotify || got.Err != nil || len(got.Info.Marks) != 0 {
+		t.Fatalf("empty inotify fd %d: got %+v", in, got)
+	}
+}
