@@ -236,7 +236,7 @@ func topByMarks(groups []*fanotify.Group) []holderUsage {
 			all = append(all, u)
 		}
 		u.groups++
-		u.marks += int64(len(g.Info.Marks))
+		u.marks += int64(g.Info.MarkCount)
 	}
 	slices.SortStableFunc(all, func(a, b *holderUsage) int {
 		return cmp.Or(cmp.Compare(b.marks, a.marks), cmp.Compare(b.groups, a.groups))

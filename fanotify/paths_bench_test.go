@@ -23,7 +23,7 @@ func BenchmarkInodeMarkPaths(b *testing.B) {
 		if fd.PID != h.PID1 || fd.FD != 3 {
 			continue
 		}
-		for _, m := range fd.Info.Marks {
+		for _, m := range fd.Info.Marks() {
 			if m.Kind == procfs.MarkInode {
 				marks = append(marks, m)
 			}

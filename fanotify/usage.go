@@ -113,7 +113,7 @@ func (g *Group) ChargedMarks() int64 {
 	if g.UnlimitedMarks() {
 		return 0
 	}
-	return int64(len(g.Info.Marks))
+	return int64(g.Info.MarkCount)
 }
 
 // Direct returns the usage charged where each group was created, keyed by

@@ -45,7 +45,7 @@ func groupHeldBy(t *testing.T, groups []*Group, pid, fd int) *Group {
 
 func countKinds(g *Group) map[procfs.MarkKind]int {
 	n := make(map[procfs.MarkKind]int)
-	for _, m := range g.Info.Marks {
+	for _, m := range g.Info.Marks() {
 		n[m.Kind]++
 	}
 	return n
@@ -78,20 +78,20 @@ func TestSnapshotCountsSharedGroups(t *testing.T) {
 	}
 
 	b := groupHeldBy(t, snap.Fanotify, h.PID2, 5)
-	if !b.UnlimitedMarks() || len(b.Info.Marks) != 1 || b.ChargedMarks() != 0 {
+	if !b.UnlimitedMarks() || b.Info.MarkCount != 1 || b.ChargedMarks() != 0 {
 		t.Errorf("FAN_UNLIMITED_MARKS group: unlimited %v, %d marks, charged %d; want true, 1, 0",
-			b.UnlimitedMarks(), len(b.Info.Marks), b.ChargedMarks())
+			b.UnlimitedMarks(), b.Info.MarkCount, b.ChargedMarks())
 	}
 	c := groupHeldBy(t, snap.Fanotify, h.PID2, 6)
-	if got := countKinds(c); got[procfs.MarkMntNS] != 1 || len(c.Info.Marks) != 1 {
+	if got := countKinds(c); got[procfs.MarkMntNS] != 1 || c.Info.MarkCount != 1 {
 		t.Errorf("FAN_REPORT_MNT group marks %v, want one mntns mark", got)
 	}
 
-	if i1 := groupHeldBy(t, snap.Inotify, h.PID1, 5); len(i1.Info.Marks) != 2 || len(i1.Holders) != 1 {
-		t.Errorf("instance I1: %d watches, %d holders; want 2 and 1", len(i1.Info.Marks), len(i1.Holders))
+	if i1 := groupHeldBy(t, snap.Inotify, h.PID1, 5); i1.Info.MarkCount != 2 || len(i1.Holders) != 1 {
+		t.Errorf("instance I1: %d watches, %d holders; want 2 and 1", i1.Info.MarkCount, len(i1.Holders))
 	}
-	if i2 := groupHeldBy(t, snap.Inotify, h.PID2, 4); len(i2.Info.Marks) != 0 {
-		t.Errorf("instance I2: %d watches, want 0", len(i2.Info.Marks))
+	if i2 := groupHeldBy(t, snap.Inotify, h.PID2, 4); i2.Info.MarkCount != 0 {
+		t.Errorf("instance I2: %d watches, want 0", i2.Info.MarkCount)
 	}
 
 	want := Counts{Groups: 4, Marks: 5 + 1, Instances: 2, Watches: 2}
@@ -109,7 +109,7 @@ func TestSnapshotMarkPaths(t *testing.T) {
 	a := groupHeldBy(t, snap.Fanotify, h.PID1, 3)
 	holder := a.Holders[slices.IndexFunc(a.Holders, func(x Holder) bool { return x.PID == h.PID1 })]
 	var paths []string
-	for _, m := range a.Info.Marks {
+	for _, m := range a.Info.Marks() {
 		paths = append(paths, m.Kind.String()+" "+snap.MarkPath(holder, m))
 	}
 	slices.Sort(paths)
@@ -118,7 +118,7 @@ func TestSnapshotMarkPaths(t *testing.T) {
 		t.Errorf("mark paths %q, want %q", paths, want)
 	}
 	i1 := groupHeldBy(t, snap.Inotify, h.PID1, 5)
-	for _, m := range i1.Info.Marks {
+	for _, m := range i1.Info.Marks() {
 		if p := snap.MarkPath(holder, m); p != h.Files[0] && p != filepath.Dir(h.Files[0]) {
 			t.Errorf("watch wd %d resolves to %q", m.WD, p)
 		}
@@ -372,7 +372,7 @@ func pathOfFile(t *testing.T, prev *Snapshot, pid int, ino uint64) (*Snapshot, s
 	}
 	snap := newSnapshot(fs, walk, time.Now(), prev)
 	g := groupHeldBy(t, snap.Fanotify, pid, 3)
-	for _, m := range g.Info.Marks {
+	for _, m := range g.Info.Marks() {
 		if m.Kind == procfs.MarkInode && m.Inode == ino {
 			return snap, snap.MarkPath(Holder{Identity: &procfs.Identity{PID: pid}, FD: 3}, m)
 		}

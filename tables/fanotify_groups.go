@@ -57,10 +57,10 @@ func fanotifyGroupRow(g *fanotify.Group) Row {
 	row["unlimited_marks"] = boolInt(g.UnlimitedMarks())
 	row["unlimited_queue"] = boolInt(g.UnlimitedQueue())
 	kinds := make(map[procfs.MarkKind]int)
-	for _, m := range g.Info.Marks {
+	for _, m := range g.Info.Marks() {
 		kinds[m.Kind]++
 	}
-	row["marks"] = markCount(g, len(g.Info.Marks))
+	row["marks"] = markCount(g, g.Info.MarkCount)
 	row["inode_marks"] = markCount(g, kinds[procfs.MarkInode])
 	row["mount_marks"] = markCount(g, kinds[procfs.MarkMount])
 	row["fs_marks"] = markCount(g, kinds[procfs.MarkFilesystem])

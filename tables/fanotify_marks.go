@@ -41,7 +41,11 @@ type markColumn struct {
 // markTableColumns lists the columns of a per-mark table: the holder's,
 // the group id, primary_holder, the mark's own and path.
 func markTableColumns(idCol table.ColumnDefinition, sumNote, pathDesc string, cols []markColumn) []table.ColumnDefinition {
-	defs := append(holderColumns(), idCol,
+	var defs []table.ColumnDefinition
+	for _, c := range holderColumns {
+		defs = append(defs, c.def)
+	}
+	defs = append(defs, idCol,
 		integer("primary_holder", "1 on the rows of the lowest-pid holder (lowest fd on ties): "+sumNote))
 	for _, c := range cols {
 		defs = append(defs, c.def)
@@ -99,13 +103,16 @@ func noMarkType(g *fanotify.Group) string {
 // markRows emits, for every group and holder the query wants, one row per
 // mark, and for a group without marks one row whose mark_type is
 // noMarks(g) (no row when noMarks is nil). Only the columns the query reads
-// are computed: SELECT COUNT(*) builds empty rows and resolves no path.
+// are computed: SELECT COUNT(*) decodes no mark, builds empty rows and
+// resolves no path.
 func (nq *notifyQuery) markRows(cols []markColumn, noMarks func(*fanotify.Group) string) []Row {
 	used := slices.DeleteFunc(slices.Clone(cols), func(c markColumn) bool { return !nq.q.Uses(c.def.Name) })
-	withPath := nq.q.Uses("path")
-	if slices.ContainsFunc(holderIdentityColumns, nq.q.Uses) {
+	holder := slices.DeleteFunc(slices.Clone(holderColumns), func(c holderColumn) bool { return !nq.q.Uses(c.def.Name) })
+	if slices.ContainsFunc(holder, func(c holderColumn) bool { return c.identity }) {
 		nq.snap.ReadIdentities()
 	}
+	withPath := nq.q.Uses("path")
+	decode := len(used) > 0 || withPath
 	// Columns each mark adds to its holder's; none for COUNT(*), whose
 	// empty rows then cost no map storage.
 	room := len(used)
@@ -117,16 +124,17 @@ func (nq *notifyQuery) markRows(cols []markColumn, noMarks func(*fanotify.Group)
 		if !nq.wantGroup(g) {
 			continue
 		}
+		var marks []procfs.Mark
+		if decode {
+			marks = g.Info.Marks()
+		}
 		for i, h := range g.Holders {
 			if !nq.wantPID(h.PID) {
 				continue
 			}
-			base := holderRow(h)
-			base[nq.idCol] = g.ID
-			base["primary_holder"] = boolInt(i == 0)
-			maps.DeleteFunc(base, func(col, _ string) bool { return !nq.q.Uses(col) })
-			if len(g.Info.Marks) == 0 && noMarks != nil {
-				row := maps.Clone(base)
+			base := nq.holderRow(g, i, holder)
+			if g.Info.MarkCount == 0 && noMarks != nil {
+				row := withRoom(base, len(used))
 				for _, c := range used {
 					row[c.def.Name] = ""
 				}
@@ -137,12 +145,12 @@ func (nq *notifyQuery) markRows(cols []markColumn, noMarks func(*fanotify.Group)
 			}
 			var paths []string
 			if withPath {
-				paths = nq.snap.MarkPaths(h, g.Info.Marks)
+				paths = nq.snap.MarkPaths(h, marks)
 			}
-			for j, m := range g.Info.Marks {
+			for j := range g.Info.MarkCount {
 				row := withRoom(base, room)
 				for _, c := range used {
-					row[c.def.Name] = c.value(m)
+					row[c.def.Name] = c.value(marks[j])
 				}
 				if withPath {
 					row["path"] = paths[j]
@@ -152,4 +160,21 @@ func (nq *notifyQuery) markRows(cols []markColumn, noMarks func(*fanotify.Group)
 		}
 	}
 	return rows
+}
+
+// holderRow holds the columns the query reads of g's i-th holder: cols,
+// the group id and primary_holder.
+func (nq *notifyQuery) holderRow(g *fanotify.Group, i int, cols []holderColumn) Row {
+	row := make(Row, len(cols)+2)
+	h := g.Holders[i]
+	for _, c := range cols {
+		row[c.def.Name] = c.value(h)
+	}
+	if nq.q.Uses(nq.idCol) {
+		row[nq.idCol] = g.ID
+	}
+	if nq.q.Uses("primary_holder") {
+		row["primary_holder"] = boolInt(i == 0)
+	}
+	return row
 }

@@ -29,7 +29,7 @@ func inotifyInstances(env *Env) *Table {
 				if nq.wantGroup(g) && nq.wantPID(g.Primary().PID) {
 					row := groupHolderRow(g)
 					row["instance_id"] = g.ID
-					row["watches"] = markCount(g, len(g.Info.Marks))
+					row["watches"] = markCount(g, g.Info.MarkCount)
 					rows = append(rows, row)
 				}
 			}

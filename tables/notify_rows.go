@@ -55,33 +55,26 @@ func (nq *notifyQuery) wantPID(pid int) bool {
 	return !nq.byPID || slices.Contains(nq.pids, int64(pid))
 }
 
-// The holder columns of the per-mark tables.
-func holderColumns() []table.ColumnDefinition {
-	return []table.ColumnDefinition{
-		bigint("pid", "Process holding the fd", index),
-		text("process", "Command name of the process"),
-		bigint("uid", "Effective uid of the process, as the host sees it (/proc/PID/status read from the extension's user namespace)"),
-		bigint("user_ns", "User namespace of the process (inode of /proc/PID/ns/user)"),
-		bigint("mnt_ns", "Mount namespace of the process (inode of /proc/PID/ns/mnt)"),
-		text("cgroup", "Cgroup of the process"),
-		bigint("fd", "The fd through which the process holds the group"),
-	}
+// holderColumn is a column of the per-mark tables read from the holder.
+type holderColumn struct {
+	def table.ColumnDefinition
+	// identity tells a value read from the holder's identity, which the
+	// snapshot reads only for queries that show one.
+	identity bool
+	value    func(fanotify.Holder) string
 }
 
-// holderIdentityColumns are the holder columns read from the holder's
-// identity, which the snapshot reads only for queries that show one.
-var holderIdentityColumns = []string{"process", "uid", "user_ns", "mnt_ns", "cgroup"}
-
-func holderRow(h fanotify.Holder) Row {
-	return Row{
-		"pid":     strconv.Itoa(h.PID),
-		"process": h.Comm,
-		"uid":     formatUint(uint64(h.EUID)),
-		"user_ns": formatUint(h.UserNS),
-		"mnt_ns":  formatUint(h.MntNS),
-		"cgroup":  h.Cgroup,
-		"fd":      strconv.Itoa(h.FD),
-	}
+var holderColumns = []holderColumn{
+	{bigint("pid", "Process holding the fd", index), false, func(h fanotify.Holder) string { return strconv.Itoa(h.PID) }},
+	{text("process", "Command name of the process"), true, func(h fanotify.Holder) string { return h.Comm }},
+	{bigint("uid", "Effective uid of the process, as the host sees it (/proc/PID/status read from the extension's user namespace)"), true,
+		func(h fanotify.Holder) string { return formatUint(uint64(h.EUID)) }},
+	{bigint("user_ns", "User namespace of the process (inode of /proc/PID/ns/user)"), true,
+		func(h fanotify.Holder) string { return formatUint(h.UserNS) }},
+	{bigint("mnt_ns", "Mount namespace of the process (inode of /proc/PID/ns/mnt)"), true,
+		func(h fanotify.Holder) string { return formatUint(h.MntNS) }},
+	{text("cgroup", "Cgroup of the process"), true, func(h fanotify.Holder) string { return h.Cgroup }},
+	{bigint("fd", "The fd through which the process holds the group"), false, func(h fanotify.Holder) string { return strconv.Itoa(h.FD) }},
 }
 
 // The primary-holder and charge columns of the per-group tables.
@@ -138,7 +131,7 @@ func markCounts(ctx context.Context, env *Env) (*markTally, error) {
 	t := &markTally{byMount: make(map[uint64]int), byDev: make(map[procfs.Dev]mountMarks)}
 	for _, groups := range [][]*fanotify.Group{snap.Fanotify, snap.Inotify} {
 		for _, g := range groups {
-			for _, m := range g.Info.Marks {
+			for _, m := range g.Info.Marks() {
 				t.add(m)
 			}
 		}

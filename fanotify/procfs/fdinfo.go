@@ -80,35 +80,49 @@ type Mark struct {
 	Handle      Handle
 }
 
-// Fdinfo is a parsed /proc/PID/fdinfo/FD of a fanotify or inotify fd.
+// Fdinfo is a parsed /proc/PID/fdinfo/FD of a fanotify or inotify fd. It
+// keeps the text rather than the decoded marks: a host may hold millions of
+// watches, and most queries need only how many there are.
 type Fdinfo struct {
 	// HasGroup is set when the text holds a fanotify group line.
 	HasGroup bool
 	// GroupFlags are the fanotify_init flags; EventFlags its event_f_flags.
 	GroupFlags, EventFlags uint32
-	// Marks are the marks (fanotify) or watches (inotify), in text order.
-	Marks []Mark
+	// MarkCount is the number of marks (fanotify) or watches (inotify).
+	MarkCount int
+	text      []byte
 }
 
 // ParseFdinfo parses the fdinfo text of a fanotify or inotify fd. Lines are
 // key:value pairs in any order; unknown keys and lines are skipped so newer
 // kernels parse. Every number is hex except mnt_ns, which is decimal. A line
 // that cannot be read is an error naming it; the result then holds nothing.
+// Every line is checked here; Marks decodes them again when asked.
 func ParseFdinfo(data []byte) (Fdinfo, error) {
-	var info Fdinfo
-	marks := 0
+	info := Fdinfo{text: data}
 	for line := range bytes.Lines(data) {
-		if bytes.HasPrefix(line, prefixFanotify) || bytes.HasPrefix(line, prefixInotify) {
-			marks++
-		}
-	}
-	info.Marks = make([]Mark, 0, marks)
-	for line := range bytes.Lines(data) {
-		if err := info.parseLine(bytes.TrimRight(line, " \t\r\n")); err != nil {
+		isMark, err := info.parseLine(bytes.TrimRight(line, " \t\r\n"), nil)
+		if err != nil {
 			return Fdinfo{}, fmt.Errorf("fdinfo line %q: %w", line, err)
+		}
+		if isMark {
+			info.MarkCount++
 		}
 	}
 	return info, nil
+}
+
+// Marks decodes the marks (fanotify) or watches (inotify), in text order.
+// Their handles point into the text.
+func (info Fdinfo) Marks() []Mark {
+	marks := make([]Mark, 0, info.MarkCount)
+	var m Mark
+	for line := range bytes.Lines(info.text) {
+		if isMark, _ := info.parseLine(bytes.TrimRight(line, " \t\r\n"), &m); isMark {
+			marks = append(marks, m)
+		}
+	}
+	return marks
 }
 
 // NotifyLines returns the part of an fdinfo text that describes the group
@@ -133,34 +147,38 @@ var (
 	prefixInotify  = []byte("inotify ")
 )
 
-func (info *Fdinfo) parseLine(line []byte) error {
+// parseLine reads one line: a group line sets info's group fields, a mark
+// line is decoded into *m when m is not nil. isMark tells a mark line.
+func (info *Fdinfo) parseLine(line []byte, m *Mark) (isMark bool, err error) {
 	rest, inotify := bytes.CutPrefix(line, prefixInotify)
 	if !inotify {
 		var ok bool
 		if rest, ok = bytes.CutPrefix(line, prefixFanotify); !ok {
-			return nil // the generic header (pos:, flags:, mnt_id:, ino:) or a future line
+			return false, nil // the generic header (pos:, flags:, mnt_id:, ino:) or a future line
 		}
 	}
 	f, err := parseFields(rest)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if f.seen == 0 {
-		return nil // a line kind of a newer kernel
+		return false, nil // a line kind of a newer kernel
 	}
 	if !inotify && f.seen&(seenFlags|seenEventFlags) != 0 {
 		if f.seen&seenFlags == 0 {
-			return errors.New("group line without flags")
+			return false, errors.New("group line without flags")
 		}
 		info.HasGroup, info.GroupFlags, info.EventFlags = true, f.groupFlags, f.eventFlags
-		return nil
+		return false, nil
 	}
-	m, err := f.mark(inotify)
+	mark, err := f.mark(inotify)
 	if err != nil {
-		return err
+		return false, err
 	}
-	info.Marks = append(info.Marks, m)
-	return nil
+	if m != nil {
+		*m = mark
+	}
+	return true, nil
 }
 
 // Keys seen on a line, to tell its kind whatever the key order.

@@ -25,35 +25,36 @@ func handle(typ int32, hex string) Handle { return Handle{Type: typ, Hex: []byte
 func TestParseFdinfoFixtures(t *testing.T) {
 	rootDev := Dev{Major: 254, Minor: 0}
 	tests := []struct {
-		file string
-		want Fdinfo
+		file  string
+		want  Fdinfo // without its text
+		marks []Mark
 	}{
-		{"fanotify-6.18.txt", Fdinfo{HasGroup: true, GroupFlags: 0x220, EventFlags: 0x8000, Marks: []Mark{
+		{"fanotify-6.18.txt", Fdinfo{HasGroup: true, GroupFlags: 0x220, EventFlags: 0x8000}, []Mark{
 			{Kind: MarkInode, Inode: 0x2e1, Dev: rootDev, Flags: 0x40, Mask: 0, IgnoredMask: 0x20, Handle: handle(1, "e102000000000000")},
 			{Kind: MarkFilesystem, Dev: Dev{Major: 0, Minor: 4}, Mask: 0x8},
 			{Kind: MarkMount, MountID: 27, Mask: 0x20},
 			{Kind: MarkInode, Inode: 0x3c4a3, Dev: rootDev, Mask: 0x2, Handle: handle(1, "a3c4030000000000")},
-		}}},
-		{"fanotify-mntns-6.18.txt", Fdinfo{HasGroup: true, GroupFlags: 0x4000, EventFlags: 0x8000, Marks: []Mark{
+		}},
+		{"fanotify-mntns-6.18.txt", Fdinfo{HasGroup: true, GroupFlags: 0x4000, EventFlags: 0x8000}, []Mark{
 			{Kind: MarkMntNS, MntNS: 4026531832, Mask: 0x1000000},
-		}}},
-		{"fanotify-no-marks.txt", Fdinfo{HasGroup: true, GroupFlags: 0x10, EventFlags: 0x8002, Marks: []Mark{}}},
-		{"inotify-6.18.txt", Fdinfo{Marks: []Mark{
+		}},
+		{"fanotify-no-marks.txt", Fdinfo{HasGroup: true, GroupFlags: 0x10, EventFlags: 0x8002}, []Mark{}},
+		{"inotify-6.18.txt", Fdinfo{}, []Mark{
 			{Kind: InotifyWatch, WD: 2, Inode: 0x13, Dev: rootDev, Mask: 0x100, Handle: handle(1, "1300000000000000")},
 			{Kind: InotifyWatch, WD: 0x1a, Inode: 0x3c4a3, Dev: rootDev, Mask: 0x80000100, Handle: handle(1, "a3c4030000000000")},
-		}}},
-		{"fanotify-4.4-no-fhandle.txt", Fdinfo{HasGroup: true, GroupFlags: 0, EventFlags: 0x8000, Marks: []Mark{
+		}},
+		{"fanotify-4.4-no-fhandle.txt", Fdinfo{HasGroup: true, GroupFlags: 0, EventFlags: 0x8000}, []Mark{
 			{Kind: MarkInode, Inode: 0x1f4, Dev: Dev{Major: 8, Minor: 1}, Mask: 0x3b},
 			{Kind: MarkMount, MountID: 43, Mask: 0x10},
-		}}},
-		{"inotify-4.4-no-fhandle.txt", Fdinfo{Marks: []Mark{
+		}},
+		{"inotify-4.4-no-fhandle.txt", Fdinfo{}, []Mark{
 			{Kind: InotifyWatch, WD: 3, Inode: 0x1f4, Dev: Dev{Major: 8, Minor: 1}, Mask: 0xfff},
 			{Kind: InotifyWatch, WD: 1, Inode: 2, Dev: Dev{Major: 8, Minor: 1}, Mask: 0x4000100},
-		}}},
-		{"fanotify-future-keys.txt", Fdinfo{HasGroup: true, GroupFlags: 0x200, EventFlags: 0x8000, Marks: []Mark{
+		}},
+		{"fanotify-future-keys.txt", Fdinfo{HasGroup: true, GroupFlags: 0x200, EventFlags: 0x8000}, []Mark{
 			{Kind: MarkInode, Inode: 0xa, Dev: Dev{Major: 3, Minor: 5}, Flags: 0x200, Mask: 2},
 			{Kind: MarkFilesystem, Dev: Dev{Major: 3, Minor: 5}, Mask: 8},
-		}}},
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
@@ -61,6 +62,10 @@ func TestParseFdinfoFixtures(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if marks := got.Marks(); !reflect.DeepEqual(marks, tt.marks) {
+				t.Errorf("marks\ngot  %+v\nwant %+v", marks, tt.marks)
+			}
+			tt.want.MarkCount, tt.want.text = len(tt.marks), got.text
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("got  %+v\nwant %+v", got, tt.want)
 			}
@@ -121,7 +126,11 @@ func FuzzParseFdinfo(f *testing.F) {
 		if err != nil {
 			return
 		}
-		for _, m := range info.Marks {
+		marks := info.Marks()
+		if len(marks) != info.MarkCount {
+			t.Fatalf("MarkCount %d, but %d marks decode", info.MarkCount, len(marks))
+		}
+		for _, m := range marks {
 			if m.Kind < MarkInode || m.Kind > InotifyWatch {
 				t.Fatalf("mark of kind %d", m.Kind)
 			}
@@ -175,8 +184,8 @@ func BenchmarkFdinfo(b *testing.B) {
 				b.Fatal(err)
 			}
 			info, err := ParseFdinfo(data)
-			if err != nil || len(info.Marks) != watches {
-				b.Fatalf("parsed %d watches, err %v", len(info.Marks), err)
+			if err != nil || info.MarkCount != watches {
+				b.Fatalf("parsed %d watches, err %v", info.MarkCount, err)
 			}
 		}
 	})

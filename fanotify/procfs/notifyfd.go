@@ -1,6 +1,7 @@
 package procfs
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -41,7 +42,7 @@ func textSubsystem(info Fdinfo, parseErr error) string {
 		return ""
 	case info.HasGroup:
 		return SubsystemFanotify
-	case len(info.Marks) > 0 && info.Marks[0].Kind == InotifyWatch:
+	case info.MarkCount > 0 && !info.HasGroup && bytes.HasPrefix(NotifyLines(info.text), prefixInotify):
 		return SubsystemInotify
 	}
 	return ""

@@ -44,12 +44,12 @@ func TestWalkNotifyFDs(t *testing.T) {
 	}
 	pid := os.Getpid()
 	got := findFD(walk, pid, in)
-	if got == nil || got.Subsystem != SubsystemInotify || got.Err != nil || len(got.Info.Marks) != 2 {
+	if got == nil || got.Subsystem != SubsystemInotify || got.Err != nil || got.Info.MarkCount != 2 {
 		t.Fatalf("inotify fd %d: got %+v", in, got)
 	}
 	got = findFD(walk, pid, fan)
 	if got == nil || got.Subsystem != SubsystemFanotify || got.Err != nil || !got.Info.HasGroup ||
-		len(got.Info.Marks) != 1 || got.Info.Marks[0].Kind != MarkInode {
+		got.Info.MarkCount != 1 || got.Info.Marks()[0].Kind != MarkInode {
 		t.Fatalf("fanotify fd %d: got %+v", fan, got)
 	}
 	if walk.TimedOut {
@@ -115,7 +115,7 @@ func TestWalkNotifyFDsEmptyInstance(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := findFD(walk, os.Getpid(), in)
-	if got == nil || got.Subsystem != SubsystemInotify || got.Err != nil || len(got.Info.Marks) != 0 {
+	if got == nil || got.Subsystem != SubsystemInotify || got.Err != nil || got.Info.MarkCount != 0 {
 		t.Fatalf("empty inotify fd %d: got %+v", in, got)
 	}
 }
