@@ -77,7 +77,12 @@ func (h *handler) call(ctx context.Context, registry, item string, req osquery.E
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", item, err)
 		}
-		return h.runner.Generate(ctx, item, q)
+		rows, err := h.runner.Generate(ctx, item, q)
+		if err != nil {
+			return nil, err
+		}
+		t, _ := h.runner.Table(item)
+		return t.Named(rows, q), nil
 	default:
 		return nil, fmt.Errorf("%s: unknown action %q (want columns or generate)", item, action)
 	}

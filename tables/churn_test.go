@@ -156,7 +156,8 @@ func TestChurn(t *testing.T) {
 				t.Errorf("scan %d: %s: %v", i, name, err)
 			}
 			rows += len(got)
-			for _, row := range got {
+			tbl, _ := r.Table(name)
+			for _, row := range tbl.Named(got, NewQueryContext(nil, nil)) {
 				if row["process"] == "tail" {
 					churned++
 				}

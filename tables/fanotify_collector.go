@@ -12,7 +12,7 @@ import (
 // fanotifyCollector shows how each configured path is watched, what it
 // loses, and the collector's counters.
 func fanotifyCollector(env *Env) *Table {
-	return &Table{
+	return namedRows(&Table{
 		Name:        "fanotify_collector",
 		Description: "State of the fanotify event collector: one row per collector.paths entry with the mark type in use, its status and what it cannot see, plus the collector's counters. One row with status disabled when the collector is off.",
 		Columns: []table.ColumnDefinition{
@@ -32,19 +32,18 @@ func fanotifyCollector(env *Env) *Table {
 			bigint("started_time", "When the collector started, unix seconds"),
 			text("read_error", "Last error reading the group, empty if none"),
 		},
-		Generate: func(ctx context.Context, q QueryContext) ([]Row, error) {
-			if env.Collector == nil {
-				return []Row{{"status": fanotify.StatusDisabled, "buffer_max": strconv.Itoa(env.Config.Collector.BufferMax)}}, nil
-			}
-			return collectorRows(env.Collector.Stats()), nil
-		},
-	}
+	}, func(ctx context.Context, q QueryContext) ([]Values, error) {
+		if env.Collector == nil {
+			return []Values{{"status": fanotify.StatusDisabled, "buffer_max": strconv.Itoa(env.Config.Collector.BufferMax)}}, nil
+		}
+		return collectorRows(env.Collector.Stats()), nil
+	})
 }
 
-func collectorRows(s fanotify.Stats) []Row {
-	rows := make([]Row, 0, len(s.Watches))
+func collectorRows(s fanotify.Stats) []Values {
+	rows := make([]Values, 0, len(s.Watches))
 	for _, w := range s.Watches {
-		rows = append(rows, Row{
+		rows = append(rows, Values{
 			"path":              procfs.DisplayPath(w.Path),
 			"strategy":          w.Strategy,
 			"status":            w.Status,

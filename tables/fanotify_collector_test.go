@@ -40,7 +40,7 @@ func touch(t *testing.T, path string) string {
 }
 
 // waitEventRow waits for the CREATE row of path.
-func waitEventRow(t *testing.T, r *Runner, path string) Row {
+func waitEventRow(t *testing.T, r *Runner, path string) namedRow {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -56,7 +56,7 @@ func waitEventRow(t *testing.T, r *Runner, path string) Row {
 	}
 }
 
-func eids(rows []Row) []string {
+func eids(rows []namedRow) []string {
 	var out []string
 	for _, r := range rows {
 		out = append(out, r["eid"])
@@ -83,7 +83,7 @@ func TestFanotifyEventsTimeAndEidConstraints(t *testing.T) {
 	waitEventRow(t, r, late)
 
 	all := query(t, r, "fanotify_events", nil, nil)
-	var wantLater, wantEarly []Row
+	var wantLater, wantEarly []namedRow
 	for _, row := range all {
 		if sec, _ := strconv.ParseInt(row["time"], 10, 64); sec > earlySec {
 			wantLater = append(wantLater, row)

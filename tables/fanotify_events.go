@@ -7,7 +7,6 @@ import (
 	"strconv"
 
 	"github.com/osquery-fanotify/osquery-fanotify/fanotify"
-	"github.com/osquery/osquery-go/plugin/table"
 )
 
 // fanotifyEvents serves the collector's buffered events, osquery-evented
@@ -16,26 +15,14 @@ func fanotifyEvents(env *Env) *Table {
 	return &Table{
 		Name:        "fanotify_events",
 		Description: "File events under collector.paths recorded by the fanotify collector (a notification-only group), newest collector.buffer_max kept, older than collector.expiry_s dropped. An OVERFLOW row means the kernel queue overflowed and events were lost. Empty when the collector is disabled.",
-		Columns: []table.ColumnDefinition{
-			bigint("time", "When the collector read the event, unix seconds", index),
-			bigint("time_ns", "When the collector read the event, unix nanoseconds"),
-			text("eid", "Event id, increasing by one per recorded event", hidden, index),
-			bigint("pid", "Process that caused the event (0 for OVERFLOW)"),
-			text("process", "Command name of that process, best effort: empty when it exited before the event was read"),
-			bigint("uid", "Effective uid of that process, best effort; -1 when unknown"),
-			text("path", "Path of the file or directory; invalid UTF-8 bytes as \\xNN"),
-			text("action", "Event names joined by |, e.g. MODIFY|CLOSE_WRITE, CREATE|ONDIR, OVERFLOW. Events on one object from one process merge while queued"),
-			bigint("mask", "fanotify event mask (FAN_* bits)"),
-			text("watch_path", "The configured path whose subtree holds path"),
-			integer("overflow", "1 for a queue-overflow row"),
-		},
+		Columns:     definitions(eventColumns),
 		Generate: func(ctx context.Context, q QueryContext) ([]Row, error) {
 			if env.Collector == nil {
 				return nil, nil
 			}
 			var rows []Row
 			for _, e := range env.Collector.Events(eventFilter(q)) {
-				rows = append(rows, eventRow(&e))
+				rows = append(rows, rowOf(eventColumns, q, &e))
 			}
 			return rows, nil
 		},
@@ -53,22 +40,29 @@ func eventFilter(q QueryContext) func(*fanotify.Event) bool {
 	}
 }
 
-func eventRow(e *fanotify.Event) Row {
-	uid := "-1"
+var eventColumns = []column[*fanotify.Event]{
+	{bigint("time", "When the collector read the event, unix seconds", index),
+		func(e *fanotify.Event) string { return strconv.FormatInt(e.TimeNs/1e9, 10) }},
+	{bigint("time_ns", "When the collector read the event, unix nanoseconds"),
+		func(e *fanotify.Event) string { return strconv.FormatInt(e.TimeNs, 10) }},
+	{text("eid", "Event id, increasing by one per recorded event", hidden, index),
+		func(e *fanotify.Event) string { return fmt.Sprintf("%010d", e.ID) }},
+	{bigint("pid", "Process that caused the event (0 for OVERFLOW)"),
+		func(e *fanotify.Event) string { return strconv.FormatInt(int64(e.PID), 10) }},
+	{text("process", "Command name of that process, best effort: empty when it exited before the event was read"),
+		(*fanotify.Event).Process},
+	{bigint("uid", "Effective uid of that process, best effort; -1 when unknown"), eventUID},
+	{text("path", "Path of the file or directory; invalid UTF-8 bytes as \\xNN"), (*fanotify.Event).Path},
+	{text("action", "Event names joined by |, e.g. MODIFY|CLOSE_WRITE, CREATE|ONDIR, OVERFLOW. Events on one object from one process merge while queued"),
+		(*fanotify.Event).Action},
+	{bigint("mask", "fanotify event mask (FAN_* bits)"), func(e *fanotify.Event) string { return strconv.FormatUint(e.Mask, 10) }},
+	{text("watch_path", "The configured path whose subtree holds path"), (*fanotify.Event).WatchPath},
+	{integer("overflow", "1 for a queue-overflow row"), func(e *fanotify.Event) string { return boolInt(e.Overflow()) }},
+}
+
+func eventUID(e *fanotify.Event) string {
 	if v, ok := e.EffectiveUID(); ok {
-		uid = strconv.FormatUint(uint64(v), 10)
+		return strconv.FormatUint(uint64(v), 10)
 	}
-	return Row{
-		"time":       strconv.FormatInt(e.TimeNs/1e9, 10),
-		"time_ns":    strconv.FormatInt(e.TimeNs, 10),
-		"eid":        fmt.Sprintf("%010d", e.ID),
-		"pid":        strconv.FormatInt(int64(e.PID), 10),
-		"process":    e.Process(),
-		"uid":        uid,
-		"path":       e.Path(),
-		"action":     e.Action(),
-		"mask":       strconv.FormatUint(e.Mask, 10),
-		"watch_path": e.WatchPath(),
-		"overflow":   boolInt(e.Overflow()),
-	}
+	return "-1"
 }

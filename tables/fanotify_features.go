@@ -10,7 +10,7 @@ import (
 // fanotifyFeatures lists fanotify capabilities: what the running kernel
 // release promises and what probing it found.
 func fanotifyFeatures() *Table {
-	return &Table{
+	return namedRows(&Table{
 		Name:        "fanotify_features",
 		Description: "fanotify capabilities of the running kernel: the mainline release that introduced each, whether this release promises it, and whether probing it (fanotify_init/fanotify_mark, then close) works. Distributions backport: trust supported over expected.",
 		Columns: []table.ColumnDefinition{
@@ -20,20 +20,19 @@ func fanotifyFeatures() *Table {
 			integer("supported", "1 when probing shows the feature works, 0 when the kernel rejects it, NULL when the probe could not decide (see probe_detail)"),
 			text("probe_detail", "Why supported is 0 or NULL: the errno of the probe, or why the feature is not probed"),
 		},
-		Generate: func(ctx context.Context, q QueryContext) ([]Row, error) {
-			var rows []Row
-			for _, f := range fanotify.Features() {
-				rows = append(rows, Row{
-					"name":          f.Name,
-					"since_version": f.Since,
-					"expected":      boolInt(f.Expected),
-					"supported":     supportText(f.Supported),
-					"probe_detail":  f.Detail,
-				})
-			}
-			return rows, nil
-		},
-	}
+	}, func(ctx context.Context, q QueryContext) ([]Values, error) {
+		var rows []Values
+		for _, f := range fanotify.Features() {
+			rows = append(rows, Values{
+				"name":          f.Name,
+				"since_version": f.Since,
+				"expected":      boolInt(f.Expected),
+				"supported":     supportText(f.Supported),
+				"probe_detail":  f.Detail,
+			})
+		}
+		return rows, nil
+	})
 }
 
 func supportText(s fanotify.Support) string {

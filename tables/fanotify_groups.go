@@ -27,27 +27,26 @@ func fanotifyGroups(env *Env) *Table {
 		bigint("fs_marks", "Superblock marks (FAN_MARK_FILESYSTEM)"),
 		bigint("mntns_marks", "Mount-namespace marks (FAN_MARK_MNTNS)"),
 	)
-	return &Table{
+	return namedRows(&Table{
 		Name:        "fanotify_groups",
 		Description: "fanotify groups, one row each however many fds hold them, with their flags, marks and charge.",
 		Columns:     cols,
-		Generate: func(ctx context.Context, q QueryContext) ([]Row, error) {
-			nq, err := newNotifyQuery(ctx, env, q, procfs.SubsystemFanotify, "group_id")
-			if err != nil {
-				return nil, err
+	}, func(ctx context.Context, q QueryContext) ([]Values, error) {
+		nq, err := newNotifyQuery(ctx, env, q, procfs.SubsystemFanotify, "group_id")
+		if err != nil {
+			return nil, err
+		}
+		var rows []Values
+		for _, g := range nq.groups {
+			if nq.wantGroup(g) && nq.wantPID(g.Primary().PID) {
+				rows = append(rows, fanotifyGroupRow(g))
 			}
-			var rows []Row
-			for _, g := range nq.groups {
-				if nq.wantGroup(g) && nq.wantPID(g.Primary().PID) {
-					rows = append(rows, fanotifyGroupRow(g))
-				}
-			}
-			return rows, nil
-		},
-	}
+		}
+		return rows, nil
+	})
 }
 
-func fanotifyGroupRow(g *fanotify.Group) Row {
+func fanotifyGroupRow(g *fanotify.Group) Values {
 	row := groupHolderRow(g)
 	row["group_id"] = g.ID
 	flags := g.Info.GroupFlags

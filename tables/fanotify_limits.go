@@ -16,7 +16,7 @@ import (
 // fanotifyLimits rates every inotify and fanotify limit against the usage
 // charged to each (user namespace, uid), with the setting that fixes it.
 func fanotifyLimits(env *Env) *Table {
-	return &Table{
+	return namedRows(&Table{
 		Name:        "fanotify_limits",
 		Description: "inotify and fanotify limits with the usage charged to each user namespace and uid (ancestor namespaces included), the risk of ENOSPC/EMFILE and the setting that prevents it.",
 		Columns: []table.ColumnDefinition{
@@ -41,18 +41,17 @@ func fanotifyLimits(env *Env) *Table {
 			integer("scan_complete", "1 when every process was read within the scan budget; 0 means usage is a lower bound"),
 			text("kernel_version", "Running kernel release"),
 		},
-		Generate: func(ctx context.Context, q QueryContext) ([]Row, error) {
-			rating, err := RateLimits(ctx, env, limitFilter(q))
-			if err != nil {
-				return nil, err
-			}
-			rows := make([]Row, 0, len(rating.Assessments))
-			for _, a := range rating.Assessments {
-				rows = append(rows, limitRow(a, rating.Kernel))
-			}
-			return rows, nil
-		},
-	}
+	}, func(ctx context.Context, q QueryContext) ([]Values, error) {
+		rating, err := RateLimits(ctx, env, limitFilter(q))
+		if err != nil {
+			return nil, err
+		}
+		rows := make([]Values, 0, len(rating.Assessments))
+		for _, a := range rating.Assessments {
+			rows = append(rows, limitRow(a, rating.Kernel))
+		}
+		return rows, nil
+	})
 }
 
 // LimitFilter narrows RateLimits; a nil field allows everything.
@@ -217,8 +216,8 @@ func hidesPids(superOptions string) bool {
 }
 
 // limitRow renders one assessment; an empty value is NULL.
-func limitRow(a fanotify.Assessment, kernel string) Row {
-	row := Row{
+func limitRow(a fanotify.Assessment, kernel string) Values {
+	row := Values{
 		"subsystem":      a.Subsystem,
 		"name":           a.Name,
 		"sysctl":         a.Sysctl,

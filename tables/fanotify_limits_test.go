@@ -27,24 +27,25 @@ const otherUID = 54321
 
 // generateLimits runs fanotify_limits with a fresh Env, so that no earlier
 // snapshot is reused.
-func generateLimits(t *testing.T, constraints map[string][]Constraint) []Row {
+func generateLimits(t *testing.T, constraints map[string][]Constraint) []namedRow {
 	t.Helper()
 	return generateFresh(t, fanotifyLimits, constraints)
 }
 
 // generateFresh runs a table with a fresh Env.
-func generateFresh(t *testing.T, newTable func(*Env) *Table, constraints map[string][]Constraint) []Row {
+func generateFresh(t *testing.T, newTable func(*Env) *Table, constraints map[string][]Constraint) []namedRow {
 	t.Helper()
 	env := NewEnv(config.Default(), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	defer env.Close()
-	rows, err := newTable(env).Generate(context.Background(), NewQueryContext(constraints, nil))
+	tbl, q := newTable(env), NewQueryContext(constraints, nil)
+	rows, err := tbl.Generate(context.Background(), q)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return rows
+	return tbl.Named(rows, q)
 }
 
-func limitRowFor(t *testing.T, rows []Row, l procfs.Limit, userNS uint64, uid uint32) Row {
+func limitRowFor(t *testing.T, rows []namedRow, l procfs.Limit, userNS uint64, uid uint32) namedRow {
 	t.Helper()
 	for _, r := range rows {
 		if r["subsystem"] == l.Subsystem && r["name"] == l.Name && r["user_ns"] == strconv.FormatUint(userNS, 10) && r["uid"] == strconv.FormatUint(uint64(uid), 10) && r["group_id"] == "" {
@@ -56,7 +57,7 @@ func limitRowFor(t *testing.T, rows []Row, l procfs.Limit, userNS uint64, uid ui
 }
 
 // checkRow compares the named columns of a row.
-func checkRow(t *testing.T, what string, row Row, want map[string]string) {
+func checkRow(t *testing.T, what string, row namedRow, want map[string]string) {
 	t.Helper()
 	for col, w := range want {
 		if row[col] != w {
@@ -572,7 +573,7 @@ func TestLimitRowRendering(t *testing.T) {
 		Complete:   true,
 		WarningPct: 75, CriticalPct: 90,
 	})
-	var group Row
+	var group namedRow
 	for _, a := range as {
 		if a.GroupID != "" {
 			group = limitRow(a, "5.10.0")

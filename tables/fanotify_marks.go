@@ -2,7 +2,6 @@ package tables
 
 import (
 	"context"
-	"maps"
 	"slices"
 
 	"github.com/osquery/osquery-go/plugin/table"
@@ -33,13 +32,10 @@ func fanotifyMarks(env *Env) *Table {
 }
 
 // markColumn is a column computed from one mark alone.
-type markColumn struct {
-	def   table.ColumnDefinition
-	value func(procfs.Mark) string
-}
+type markColumn = column[procfs.Mark]
 
-// markTableColumns lists the columns of a per-mark table: the holder's,
-// the group id, primary_holder, the mark's own and path.
+// markTableColumns lists the columns of a per-mark table in row order: the
+// holder's, the group id, primary_holder, the mark's own and path.
 func markTableColumns(idCol table.ColumnDefinition, sumNote, pathDesc string, cols []markColumn) []table.ColumnDefinition {
 	var defs []table.ColumnDefinition
 	for _, c := range holderColumns {
@@ -47,9 +43,7 @@ func markTableColumns(idCol table.ColumnDefinition, sumNote, pathDesc string, co
 	}
 	defs = append(defs, idCol,
 		integer("primary_holder", "1 on the rows of the lowest-pid holder (lowest fd on ties): "+sumNote))
-	for _, c := range cols {
-		defs = append(defs, c.def)
-	}
+	defs = append(defs, definitions(cols)...)
 	return append(defs, text("path", pathDesc))
 }
 
@@ -76,14 +70,6 @@ var fanotifyMarkColumns = []markColumn{
 	{text("mark_flags_names", "Mark flags by name"), func(m procfs.Mark) string { return fanotify.MarkFlagNames(m.Flags) }},
 }
 
-// withRoom copies base into a map sized for extra more columns, so that
-// filling a row never grows its map.
-func withRoom(base Row, extra int) Row {
-	row := make(Row, len(base)+extra)
-	maps.Copy(row, base)
-	return row
-}
-
 // ifKind is v for marks of the given kinds, NULL for the others.
 func ifKind(m procfs.Mark, v string, kinds ...procfs.MarkKind) string {
 	if slices.Contains(kinds, m.Kind) {
@@ -100,24 +86,37 @@ func noMarkType(g *fanotify.Group) string {
 	return "none"
 }
 
+// markLayout is where each part of a per-mark row sits (markTableColumns).
+type markLayout struct {
+	id, primary, marks, path, width int
+}
+
+func newMarkLayout(cols []markColumn) markLayout {
+	n := len(holderColumns)
+	return markLayout{id: n, primary: n + 1, marks: n + 2, path: n + 2 + len(cols), width: n + 3 + len(cols)}
+}
+
 // markRows emits, for every group and holder the query wants, one row per
 // mark, and for a group without marks one row whose mark_type is
 // noMarks(g) (no row when noMarks is nil). Only the columns the query reads
-// are computed: SELECT COUNT(*) decodes no mark, builds empty rows and
-// resolves no path.
+// are computed: SELECT COUNT(*) decodes no mark, resolves no path and
+// returns nil rows.
 func (nq *notifyQuery) markRows(cols []markColumn, noMarks func(*fanotify.Group) string) []Row {
-	used := slices.DeleteFunc(slices.Clone(cols), func(c markColumn) bool { return !nq.q.Uses(c.def.Name) })
-	holder := slices.DeleteFunc(slices.Clone(holderColumns), func(c holderColumn) bool { return !nq.q.Uses(c.def.Name) })
-	if slices.ContainsFunc(holder, func(c holderColumn) bool { return c.identity }) {
+	at := newMarkLayout(cols)
+	var usedMarks []int // of cols
+	for k, c := range cols {
+		if nq.q.Uses(c.def.Name) {
+			usedMarks = append(usedMarks, k)
+		}
+	}
+	holderUsed := func(c holderColumn) bool { return nq.q.Uses(c.def.Name) }
+	if slices.ContainsFunc(holderColumns, func(c holderColumn) bool { return c.identity && holderUsed(c) }) {
 		nq.snap.ReadIdentities()
 	}
 	withPath := nq.q.Uses("path")
-	decode := len(used) > 0 || withPath
-	// Columns each mark adds to its holder's; none for COUNT(*), whose
-	// empty rows then cost no map storage.
-	room := len(used)
-	if withPath {
-		room++
+	decode := len(usedMarks) > 0 || withPath
+	if !decode && !slices.ContainsFunc(holderColumns, holderUsed) && !nq.q.Uses(nq.idCol) && !nq.q.Uses("primary_holder") {
+		at.width = 0 // no column read: nil rows
 	}
 	var rows []Row
 	for _, g := range nq.groups {
@@ -132,28 +131,27 @@ func (nq *notifyQuery) markRows(cols []markColumn, noMarks func(*fanotify.Group)
 			if !nq.wantPID(h.PID) {
 				continue
 			}
-			base := nq.holderRow(g, i, holder)
+			base := nq.holderRow(g, i, at)
 			if g.Info.MarkCount == 0 && noMarks != nil {
-				row := withRoom(base, len(used))
-				for _, c := range used {
-					row[c.def.Name] = ""
+				if at.width > 0 && nq.q.Uses("mark_type") {
+					base[at.marks+slices.IndexFunc(cols, func(c markColumn) bool { return c.def.Name == "mark_type" })] = noMarks(g)
 				}
-				if nq.q.Uses("mark_type") {
-					row["mark_type"] = noMarks(g)
-				}
-				rows = append(rows, row)
+				rows = append(rows, base)
 			}
 			var paths []string
 			if withPath {
 				paths = nq.snap.MarkPaths(h, marks)
 			}
+			// One allocation for the rows of the holder's marks.
+			block := make([]string, at.width*g.Info.MarkCount)
 			for j := range g.Info.MarkCount {
-				row := withRoom(base, room)
-				for _, c := range used {
-					row[c.def.Name] = c.value(marks[j])
+				row := Row(block[j*at.width : (j+1)*at.width : (j+1)*at.width])
+				copy(row, base)
+				for _, k := range usedMarks {
+					row[at.marks+k] = cols[k].value(marks[j])
 				}
 				if withPath {
-					row["path"] = paths[j]
+					row[at.path] = paths[j]
 				}
 				rows = append(rows, row)
 			}
@@ -162,19 +160,24 @@ func (nq *notifyQuery) markRows(cols []markColumn, noMarks func(*fanotify.Group)
 	return rows
 }
 
-// holderRow holds the columns the query reads of g's i-th holder: cols,
-// the group id and primary_holder.
-func (nq *notifyQuery) holderRow(g *fanotify.Group, i int, cols []holderColumn) Row {
-	row := make(Row, len(cols)+2)
+// holderRow is a row holding the columns the query reads of g's i-th
+// holder: the holder's, the group id and primary_holder.
+func (nq *notifyQuery) holderRow(g *fanotify.Group, i int, at markLayout) Row {
+	if at.width == 0 {
+		return nil
+	}
+	row := make(Row, at.width)
 	h := g.Holders[i]
-	for _, c := range cols {
-		row[c.def.Name] = c.value(h)
+	for k, c := range holderColumns {
+		if nq.q.Uses(c.def.Name) {
+			row[k] = c.value(h)
+		}
 	}
 	if nq.q.Uses(nq.idCol) {
-		row[nq.idCol] = g.ID
+		row[at.id] = g.ID
 	}
 	if nq.q.Uses("primary_holder") {
-		row["primary_holder"] = boolInt(i == 0)
+		row[at.primary] = boolInt(i == 0)
 	}
 	return row
 }

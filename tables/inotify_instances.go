@@ -15,25 +15,24 @@ func inotifyInstances(env *Env) *Table {
 		text("instance_id", "pid:fd of the lowest-pid holder (lowest fd on ties): stable whichever pid a query asks for", index),
 		bigint("watches", "Watches of the instance, each charged against max_user_watches"),
 	}, groupHolderColumns()...)
-	return &Table{
+	return namedRows(&Table{
 		Name:        "inotify_instances",
 		Description: "inotify instances, one row each however many fds hold them, with their watches and charge.",
 		Columns:     cols,
-		Generate: func(ctx context.Context, q QueryContext) ([]Row, error) {
-			nq, err := newNotifyQuery(ctx, env, q, procfs.SubsystemInotify, "instance_id")
-			if err != nil {
-				return nil, err
+	}, func(ctx context.Context, q QueryContext) ([]Values, error) {
+		nq, err := newNotifyQuery(ctx, env, q, procfs.SubsystemInotify, "instance_id")
+		if err != nil {
+			return nil, err
+		}
+		var rows []Values
+		for _, g := range nq.groups {
+			if nq.wantGroup(g) && nq.wantPID(g.Primary().PID) {
+				row := groupHolderRow(g)
+				row["instance_id"] = g.ID
+				row["watches"] = markCount(g, g.Info.MarkCount)
+				rows = append(rows, row)
 			}
-			var rows []Row
-			for _, g := range nq.groups {
-				if nq.wantGroup(g) && nq.wantPID(g.Primary().PID) {
-					row := groupHolderRow(g)
-					row["instance_id"] = g.ID
-					row["watches"] = markCount(g, g.Info.MarkCount)
-					rows = append(rows, row)
-				}
-			}
-			return rows, nil
-		},
-	}
+		}
+		return rows, nil
+	})
 }

@@ -3,7 +3,6 @@ package tables
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io/fs"
 	"math"
 	"slices"
@@ -11,7 +10,6 @@ import (
 
 	"github.com/moby/sys/mountinfo"
 	"github.com/osquery-fanotify/osquery-fanotify/fanotify/procfs"
-	"github.com/osquery/osquery-go/plugin/table"
 )
 
 // mountPoints lists every mount of every mount namespace, with the
@@ -21,32 +19,66 @@ func mountPoints(env *Env) *Table {
 	return &Table{
 		Name:        "mount_points",
 		Description: "Mounts of every mount namespace (one row per mount per namespace) with the fanotify and inotify marks on them.",
-		Columns: []table.ColumnDefinition{
-			bigint("mnt_ns", "Inode of the mount namespace (/proc/PID/ns/mnt)", index),
-			bigint("pid", "Process through which the namespace was read: its lowest pid, or the pid the query asks for; paths are relative to its root directory", index),
-			bigint("mount_id", "Mount ID, unique on the host (fdinfo's mnt_id: is the same number in hex)"),
-			bigint("parent_id", "Mount ID of the parent mount (its own ID for the namespace's root)"),
-			text("device", "major:minor of the filesystem (fdinfo's sdev: decodes to the same pair)"),
-			text("root", "Directory of the filesystem that is mounted here (a bind mount's source directory)"),
-			text("path", "Mount point"),
-			text("fs_type", "Filesystem type (type.subtype for FUSE)"),
-			text("source", "Filesystem-specific source, such as a device path, or none"),
-			text("options", "Per-mount options"),
-			text("super_options", "Per-superblock options"),
-			text("propagation", "Optional fields of mountinfo (shared:N, master:N, propagate_from:N, unbindable), or private when there are none"),
-			integer("fanotify_mount_marks", "fanotify mount marks (FAN_MARK_MOUNT) on this mount, summed over every group; NULL when not counted"),
-			integer("fanotify_fs_marks", "fanotify superblock marks (FAN_MARK_FILESYSTEM) on this filesystem, summed over every group; per superblock, so it repeats on every mount of the same device; NULL when not counted"),
-			integer("fanotify_inode_marks", "fanotify inode marks on inodes of this filesystem, summed over every group; per superblock, so it repeats on every mount of the same device; NULL when not counted"),
-			integer("inotify_watches", "inotify watches on inodes of this filesystem, summed over every instance; per superblock, so it repeats on every mount of the same device; NULL when not counted"),
-		},
+		Columns:     definitions(mountColumns),
 		Generate: func(ctx context.Context, q QueryContext) ([]Row, error) {
 			return generateMountPoints(ctx, env, q)
 		},
 	}
 }
 
+// mount is what one row of mount_points describes: a mount as one
+// namespace shows it, read through pid, and the marks on it (nil when the
+// query reads no count).
+type mount struct {
+	mntNS uint64
+	pid   int
+	info  *mountinfo.Info
+	marks *mountMarks
+}
+
+var mountColumns = []column[*mount]{
+	{bigint("mnt_ns", "Inode of the mount namespace (/proc/PID/ns/mnt)", index),
+		func(m *mount) string { return formatUint(m.mntNS) }},
+	{bigint("pid", "Process through which the namespace was read: its lowest pid, or the pid the query asks for; paths are relative to its root directory", index),
+		func(m *mount) string { return strconv.Itoa(m.pid) }},
+	{bigint("mount_id", "Mount ID, unique on the host (fdinfo's mnt_id: is the same number in hex)"),
+		func(m *mount) string { return strconv.Itoa(m.info.ID) }},
+	{bigint("parent_id", "Mount ID of the parent mount (its own ID for the namespace's root)"),
+		func(m *mount) string { return strconv.Itoa(m.info.Parent) }},
+	{text("device", "major:minor of the filesystem (fdinfo's sdev: decodes to the same pair)"),
+		func(m *mount) string { return strconv.Itoa(m.info.Major) + ":" + strconv.Itoa(m.info.Minor) }},
+	{text("root", "Directory of the filesystem that is mounted here (a bind mount's source directory)"),
+		func(m *mount) string { return procfs.DisplayPath(m.info.Root) }},
+	{text("path", "Mount point"), func(m *mount) string { return procfs.DisplayPath(m.info.Mountpoint) }},
+	{text("fs_type", "Filesystem type (type.subtype for FUSE)"), func(m *mount) string { return procfs.DisplayPath(m.info.FSType) }},
+	{text("source", "Filesystem-specific source, such as a device path, or none"),
+		func(m *mount) string { return procfs.DisplayPath(m.info.Source) }},
+	{text("options", "Per-mount options"), func(m *mount) string { return m.info.Options }},
+	{text("super_options", "Per-superblock options"), func(m *mount) string { return procfs.DisplayPath(m.info.VFSOptions) }},
+	{text("propagation", "Optional fields of mountinfo (shared:N, master:N, propagate_from:N, unbindable), or private when there are none"),
+		func(m *mount) string { return propagation(m.info.Optional) }},
+	{integer("fanotify_mount_marks", "fanotify mount marks (FAN_MARK_MOUNT) on this mount, summed over every group; NULL when not counted"),
+		markCountOf(func(c *mountMarks) int { return c.fanotifyMount })},
+	{integer("fanotify_fs_marks", "fanotify superblock marks (FAN_MARK_FILESYSTEM) on this filesystem, summed over every group; per superblock, so it repeats on every mount of the same device; NULL when not counted"),
+		markCountOf(func(c *mountMarks) int { return c.fanotifyFS })},
+	{integer("fanotify_inode_marks", "fanotify inode marks on inodes of this filesystem, summed over every group; per superblock, so it repeats on every mount of the same device; NULL when not counted"),
+		markCountOf(func(c *mountMarks) int { return c.fanotifyInode })},
+	{integer("inotify_watches", "inotify watches on inodes of this filesystem, summed over every instance; per superblock, so it repeats on every mount of the same device; NULL when not counted"),
+		markCountOf(func(c *mountMarks) int { return c.inotifyWatches })},
+}
+
 // markColumns are the columns filled from markCounts.
 var markColumns = []string{"fanotify_mount_marks", "fanotify_fs_marks", "fanotify_inode_marks", "inotify_watches"}
+
+// markCountOf renders one of a mount's mark counts, NULL when not counted.
+func markCountOf(count func(*mountMarks) int) func(*mount) string {
+	return func(m *mount) string {
+		if m.marks == nil {
+			return ""
+		}
+		return strconv.Itoa(count(m.marks))
+	}
+}
 
 // mountMarks counts the fsnotify marks on one mount.
 type mountMarks struct {
@@ -70,8 +102,13 @@ func generateMountPoints(ctx context.Context, env *Env, q QueryContext) ([]Row, 
 			return nil, err
 		}
 		pid, mounts := v.read(env)
-		for _, m := range mounts {
-			rows = append(rows, mountRow(v.mntNS, pid, m, marks))
+		for _, info := range mounts {
+			m := &mount{mntNS: v.mntNS, pid: pid, info: info}
+			if marks != nil {
+				counts := marks.forMount(info)
+				m.marks = &counts
+			}
+			rows = append(rows, rowOf(mountColumns, q, m))
 		}
 	}
 	return rows, nil
@@ -162,38 +199,6 @@ func skipProcess(env *Env, pid int, err error) bool {
 		return true
 	}
 	return false
-}
-
-func mountRow(mntNS uint64, pid int, m *mountinfo.Info, marks *markTally) Row {
-	// Every column is in the literal, which sizes the map once. An empty
-	// value is NULL for osquery's INTEGER columns.
-	row := Row{
-		"mnt_ns":        strconv.FormatUint(mntNS, 10),
-		"pid":           strconv.Itoa(pid),
-		"mount_id":      strconv.Itoa(m.ID),
-		"parent_id":     strconv.Itoa(m.Parent),
-		"device":        fmt.Sprintf("%d:%d", m.Major, m.Minor),
-		"root":          procfs.DisplayPath(m.Root),
-		"path":          procfs.DisplayPath(m.Mountpoint),
-		"fs_type":       procfs.DisplayPath(m.FSType),
-		"source":        procfs.DisplayPath(m.Source),
-		"options":       m.Options,
-		"super_options": procfs.DisplayPath(m.VFSOptions),
-		"propagation":   propagation(m.Optional),
-
-		"fanotify_mount_marks": "",
-		"fanotify_fs_marks":    "",
-		"fanotify_inode_marks": "",
-		"inotify_watches":      "",
-	}
-	if marks != nil {
-		counts := marks.forMount(m)
-		row["fanotify_mount_marks"] = strconv.Itoa(counts.fanotifyMount)
-		row["fanotify_fs_marks"] = strconv.Itoa(counts.fanotifyFS)
-		row["fanotify_inode_marks"] = strconv.Itoa(counts.fanotifyInode)
-		row["inotify_watches"] = strconv.Itoa(counts.inotifyWatches)
-	}
-	return row
 }
 
 // propagation renders mountinfo's optional fields; none means private.

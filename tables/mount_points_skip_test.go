@@ -41,10 +41,12 @@ func TestMountPointsSkipsUnreadableNamespace(t *testing.T) {
 	env := testEnv(root)
 	env.Log = slog.New(slog.NewTextHandler(&logged, nil))
 	q := NewQueryContext(nil, []string{"mnt_ns", "path", "source"})
-	rows, err := mountPoints(env).Generate(context.Background(), q)
+	tbl := mountPoints(env)
+	generated, err := tbl.Generate(context.Background(), q)
 	if err != nil {
 		t.Fatalf("one bad namespace failed the query: %v", err)
 	}
+	rows := tbl.Named(generated, q)
 	var got []string
 	for _, r := range rows {
 		got = append(got, r["mnt_ns"]+" "+r["source"])

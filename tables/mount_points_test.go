@@ -36,13 +36,14 @@ func equals(col string, vals ...string) map[string][]Constraint {
 	return map[string][]Constraint{col: cs}
 }
 
-func generateMounts(t testing.TB, env *Env, constraints map[string][]Constraint) []Row {
+func generateMounts(t testing.TB, env *Env, constraints map[string][]Constraint) []namedRow {
 	t.Helper()
-	rows, err := mountPoints(env).Generate(context.Background(), NewQueryContext(constraints, nil))
+	tbl, q := mountPoints(env), NewQueryContext(constraints, nil)
+	rows, err := tbl.Generate(context.Background(), q)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return rows
+	return tbl.Named(rows, q)
 }
 
 // privateNamespace is a mount namespace held by a sleeping child.
@@ -221,8 +222,8 @@ func (ns privateNamespace) device(t *testing.T, path string) string {
 }
 
 // rowsUnder returns the rows of ns whose path is dir or below it.
-func rowsUnder(rows []Row, ns uint64, dir string) map[string]Row {
-	out := map[string]Row{}
+func rowsUnder(rows []namedRow, ns uint64, dir string) map[string]namedRow {
+	out := map[string]namedRow{}
 	for _, r := range rows {
 		if r["mnt_ns"] == strconv.FormatUint(ns, 10) && (r["path"] == dir || strings.HasPrefix(r["path"], dir+"/")) {
 			out[r["path"]] = r
@@ -231,7 +232,7 @@ func rowsUnder(rows []Row, ns uint64, dir string) map[string]Row {
 	return out
 }
 
-func checkCreatedMounts(t *testing.T, got map[string]Row, want map[string]wantMount, ns privateNamespace, dir string) {
+func checkCreatedMounts(t *testing.T, got map[string]namedRow, want map[string]wantMount, ns privateNamespace, dir string) {
 	t.Helper()
 	if !slices.Equal(slices.Sorted(maps.Keys(got)), slices.Sorted(maps.Keys(want))) {
 		t.Fatalf("paths under %s:\n got %q\nwant %q", dir, slices.Sorted(maps.Keys(got)), slices.Sorted(maps.Keys(want)))
@@ -439,7 +440,7 @@ func TestMountPointsSkipsUnreadableProcesses(t *testing.T) {
 		t.Fatal(err)
 	}
 	type result struct {
-		rows []Row
+		rows []namedRow
 		err  error
 	}
 	done := make(chan result, 1)
@@ -452,8 +453,9 @@ func TestMountPointsSkipsUnreadableProcesses(t *testing.T) {
 			done <- result{err: errno}
 			return
 		}
-		rows, err := mountPoints(env).Generate(context.Background(), NewQueryContext(nil, nil))
-		done <- result{rows, err}
+		tbl, q := mountPoints(env), NewQueryContext(nil, nil)
+		rows, err := tbl.Generate(context.Background(), q)
+		done <- result{tbl.Named(rows, q), err}
 	}()
 	res := <-done
 	if res.err != nil {

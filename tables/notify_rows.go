@@ -57,24 +57,27 @@ func (nq *notifyQuery) wantPID(pid int) bool {
 
 // holderColumn is a column of the per-mark tables read from the holder.
 type holderColumn struct {
-	def table.ColumnDefinition
+	column[fanotify.Holder]
 	// identity tells a value read from the holder's identity, which the
 	// snapshot reads only for queries that show one.
 	identity bool
-	value    func(fanotify.Holder) string
 }
 
 var holderColumns = []holderColumn{
-	{bigint("pid", "Process holding the fd", index), false, func(h fanotify.Holder) string { return strconv.Itoa(h.PID) }},
-	{text("process", "Command name of the process"), true, func(h fanotify.Holder) string { return h.Comm }},
-	{bigint("uid", "Effective uid of the process, as the host sees it (/proc/PID/status read from the extension's user namespace)"), true,
-		func(h fanotify.Holder) string { return formatUint(uint64(h.EUID)) }},
-	{bigint("user_ns", "User namespace of the process (inode of /proc/PID/ns/user)"), true,
-		func(h fanotify.Holder) string { return formatUint(h.UserNS) }},
-	{bigint("mnt_ns", "Mount namespace of the process (inode of /proc/PID/ns/mnt)"), true,
-		func(h fanotify.Holder) string { return formatUint(h.MntNS) }},
-	{text("cgroup", "Cgroup of the process"), true, func(h fanotify.Holder) string { return h.Cgroup }},
-	{bigint("fd", "The fd through which the process holds the group"), false, func(h fanotify.Holder) string { return strconv.Itoa(h.FD) }},
+	{column[fanotify.Holder]{bigint("pid", "Process holding the fd", index),
+		func(h fanotify.Holder) string { return strconv.Itoa(h.PID) }}, false},
+	{column[fanotify.Holder]{text("process", "Command name of the process"),
+		func(h fanotify.Holder) string { return h.Comm }}, true},
+	{column[fanotify.Holder]{bigint("uid", "Effective uid of the process, as the host sees it (/proc/PID/status read from the extension's user namespace)"),
+		func(h fanotify.Holder) string { return formatUint(uint64(h.EUID)) }}, true},
+	{column[fanotify.Holder]{bigint("user_ns", "User namespace of the process (inode of /proc/PID/ns/user)"),
+		func(h fanotify.Holder) string { return formatUint(h.UserNS) }}, true},
+	{column[fanotify.Holder]{bigint("mnt_ns", "Mount namespace of the process (inode of /proc/PID/ns/mnt)"),
+		func(h fanotify.Holder) string { return formatUint(h.MntNS) }}, true},
+	{column[fanotify.Holder]{text("cgroup", "Cgroup of the process"),
+		func(h fanotify.Holder) string { return h.Cgroup }}, true},
+	{column[fanotify.Holder]{bigint("fd", "The fd through which the process holds the group"),
+		func(h fanotify.Holder) string { return strconv.Itoa(h.FD) }}, false},
 }
 
 // The primary-holder and charge columns of the per-group tables.
@@ -90,9 +93,9 @@ func groupHolderColumns() []table.ColumnDefinition {
 	}
 }
 
-func groupHolderRow(g *fanotify.Group) Row {
+func groupHolderRow(g *fanotify.Group) Values {
 	p, ch := g.Primary(), g.Charge()
-	return Row{
+	return Values{
 		"holders":         strconv.Itoa(len(g.Holders)),
 		"pid":             strconv.Itoa(p.PID),
 		"process":         p.Comm,

@@ -30,18 +30,23 @@ func notifyRunner(t testing.TB) *Runner {
 }
 
 // query runs a generate; cols nil reads every column.
-func query(t testing.TB, r *Runner, table string, constraints map[string][]Constraint, cols []string) []Row {
+func query(t testing.TB, r *Runner, table string, constraints map[string][]Constraint, cols []string) []namedRow {
 	t.Helper()
-	rows, err := r.Generate(context.Background(), table, NewQueryContext(constraints, cols))
+	q := NewQueryContext(constraints, cols)
+	rows, err := r.Generate(context.Background(), table, q)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return rows
+	tbl, _ := r.Table(table)
+	return tbl.Named(rows, q)
 }
 
+// namedRow is a row by column name, as osquery's protocol carries it.
+type namedRow = map[string]string
+
 // rowsWhere keeps the rows whose col is val.
-func rowsWhere(rows []Row, col, val string) []Row {
-	var out []Row
+func rowsWhere(rows []namedRow, col, val string) []namedRow {
+	var out []namedRow
 	for _, r := range rows {
 		if r[col] == val {
 			out = append(out, r)
@@ -50,7 +55,7 @@ func rowsWhere(rows []Row, col, val string) []Row {
 	return out
 }
 
-func sumCol(t testing.TB, rows []Row, col string) int {
+func sumCol(t testing.TB, rows []namedRow, col string) int {
 	t.Helper()
 	n := 0
 	for _, r := range rows {
@@ -72,7 +77,7 @@ func TestFanotifyGroupsCountsKnownGroups(t *testing.T) {
 	if len(mine) != 4 {
 		t.Fatalf("%d groups charged to uid %d, want 4: %v", len(mine), notifyTestUID, mine)
 	}
-	want := map[string]Row{
+	want := map[string]namedRow{
 		id(k.PID1, 3): {"holders": "3", "pid": strconv.Itoa(k.PID1), "process": "sleep", "marks": "5", "inode_marks": "3",
 			"mount_marks": "1", "fs_marks": "1", "mntns_marks": "0", "class": "notif", "unlimited_marks": "0",
 			"group_flags_names": "FAN_CLASS_NOTIF|FAN_CLOEXEC|FAN_REPORT_FID"},
@@ -133,7 +138,7 @@ func TestFanotifyMarksPidConstraintKeepsGroupIdentity(t *testing.T) {
 func TestFanotifyMarksPathOnlyWhenUsed(t *testing.T) {
 	k := fanotifytest.HoldKnownObjects(t, notifyTestUID)
 	r := notifyRunner(t)
-	ignoreOnly := func(cols []string) Row {
+	ignoreOnly := func(cols []string) namedRow {
 		rows := query(t, r, "fanotify_marks", equals("group_id", id(k.PID1, 3)), cols)
 		for _, row := range rows {
 			if row["pid"] == strconv.Itoa(k.PID1) && row["fd"] == "3" && row["mask"] == "0" {
@@ -233,7 +238,7 @@ func TestMountPointsMarkCounts(t *testing.T) {
 	rows := query(t, notifyRunner(t), "mount_points", equals("mnt_ns", strconv.FormatUint(ns.mntNS, 10)), nil)
 	got := rowsUnder(rows, ns.mntNS, dir)
 	for _, path := range []string{dir, bind} {
-		want := Row{"fanotify_mount_marks": "1", "fanotify_fs_marks": "1", "fanotify_inode_marks": "1", "inotify_watches": "2"}
+		want := namedRow{"fanotify_mount_marks": "1", "fanotify_fs_marks": "1", "fanotify_inode_marks": "1", "inotify_watches": "2"}
 		for col, v := range want {
 			if got[path][col] != v {
 				t.Errorf("%s: %s = %q, want %q", path, col, got[path][col], v)

@@ -5,12 +5,20 @@ package tables
 
 import (
 	"context"
+	"fmt"
+	"sync"
 
 	"github.com/osquery/osquery-go/plugin/table"
 )
 
-// Row is one result row: osquery passes every value as a string.
-type Row = map[string]string
+// Row is one result row: a value per column, in the order of the table's
+// Columns. osquery passes every value as a string; an empty value is NULL in
+// a numeric column. A generate may leave the columns its query does not read
+// empty, or return a nil Row when it reads none (SELECT COUNT(*)).
+type Row []string
+
+// Values names a row's values by column, for tables with few rows.
+type Values map[string]string
 
 // GenerateFunc produces the rows of one query. Constraints in q are hints:
 // returning extra rows is correct (osqueryd and SQLite re-filter), returning
@@ -23,16 +31,120 @@ type Table struct {
 	Description string
 	Columns     []table.ColumnDefinition
 	Generate    GenerateFunc
+
+	indexOnce sync.Once
+	index     map[string]int
+}
+
+// Index returns the position of the named column in a Row, -1 if the table
+// has no such column.
+func (t *Table) Index(name string) int {
+	t.indexOnce.Do(func() {
+		t.index = make(map[string]int, len(t.Columns))
+		for i, c := range t.Columns {
+			t.index[c.Name] = i
+		}
+	})
+	if i, ok := t.index[name]; ok {
+		return i
+	}
+	return -1
 }
 
 // Column returns the definition of the named column and whether it exists.
 func (t *Table) Column(name string) (table.ColumnDefinition, bool) {
-	for _, c := range t.Columns {
-		if c.Name == name {
-			return c, true
-		}
+	if i := t.Index(name); i >= 0 {
+		return t.Columns[i], true
 	}
 	return table.ColumnDefinition{}, false
+}
+
+// Row lays values out in column order. A name the table does not have is a
+// bug in the table: it panics, which the runner reports as an error.
+func (t *Table) Row(values Values) Row {
+	row := make(Row, len(t.Columns))
+	for name, v := range values {
+		i := t.Index(name)
+		if i < 0 {
+			panic(fmt.Sprintf("%s has no column %q", t.Name, name))
+		}
+		row[i] = v
+	}
+	return row
+}
+
+// column is a table column whose value is computed from the T a row
+// describes.
+type column[T any] struct {
+	def   table.ColumnDefinition
+	value func(T) string
+}
+
+func definitions[T any](cols []column[T]) []table.ColumnDefinition {
+	defs := make([]table.ColumnDefinition, len(cols))
+	for i, c := range cols {
+		defs[i] = c.def
+	}
+	return defs
+}
+
+// rowOf is the row describing v in a table whose columns are cols, with
+// the columns q reads filled.
+func rowOf[T any](cols []column[T], q QueryContext, v T) Row {
+	row := make(Row, len(cols))
+	for i, c := range cols {
+		if q.Uses(c.def.Name) {
+			row[i] = c.value(v)
+		}
+	}
+	return row
+}
+
+// namedRows makes t a table whose generate names its values: gen's rows
+// are laid out in column order. For tables with few rows, where building a
+// map per row costs nothing worth measuring.
+func namedRows(t *Table, gen func(context.Context, QueryContext) ([]Values, error)) *Table {
+	t.Generate = func(ctx context.Context, q QueryContext) ([]Row, error) {
+		named, err := gen(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		rows := make([]Row, len(named))
+		for i, v := range named {
+			rows[i] = t.Row(v)
+		}
+		return rows, nil
+	}
+	return t
+}
+
+// Named returns rows with their values by column name, for the columns q
+// reads: the form osquery's protocol carries.
+func (t *Table) Named(rows []Row, q QueryContext) []map[string]string {
+	var used []int
+	for i, c := range t.Columns {
+		if q.Uses(c.Name) {
+			used = append(used, i)
+		}
+	}
+	named := make([]map[string]string, len(rows))
+	for r, row := range rows {
+		m := make(map[string]string, len(used))
+		for _, i := range used {
+			m[t.Columns[i].Name] = value(row, i)
+		}
+		named[r] = m
+	}
+	return named
+}
+
+// value is row's value at column i; empty for the short rows of queries
+// that read no column.
+func value(row Row, i int) string {
+	if i < len(row) {
+		return row[i]
+	}
+	return ""
 }
 
 // Column constructors shared by the table files. Natural keys are INDEX so

@@ -13,11 +13,7 @@ import (
 // hands SQLite for a column of the given type (DynamicTableRow::get_column):
 // TEXT and BLOB stay text, integer types go through C's strtol rules with
 // base 0, DOUBLE through strtod, and a value that does not convert is NULL.
-// present is false when the row lacks the column, which is NULL too.
-func columnValue(typ table.ColumnType, s string, present bool) any {
-	if !present {
-		return nil
-	}
+func columnValue(typ table.ColumnType, s string) any {
 	switch typ {
 	case table.ColumnTypeText, table.ColumnTypeBlob:
 		return s

@@ -171,14 +171,13 @@ func rowids(t *tables.Table, rows []tables.Row) []int64 {
 	var key []byte
 	for i, r := range rows {
 		key = key[:0]
-		for _, col := range t.Columns {
-			v, present := r[col.Name]
-			if present {
-				key = binary.AppendUvarint(key, uint64(len(v))+1) // 0 marks absent
-				key = append(key, v...)
-			} else {
-				key = append(key, 0)
+		for i := range t.Columns {
+			var v string
+			if i < len(r) {
+				v = r[i]
 			}
+			key = binary.AppendUvarint(key, uint64(len(v)))
+			key = append(key, v...)
 		}
 		content := fnv64(key)
 		ids[i] = int64(fnv64(binary.AppendUvarint(binary.LittleEndian.AppendUint64(nil, content), seen[content])))
@@ -201,9 +200,11 @@ func (c *cursor) Column(i int) (vtab.Value, error) {
 	if c.Eof() || i < 0 || i >= len(c.table.table.Columns) {
 		return nil, fmt.Errorf("%s: no column %d in row %d", c.table.table.Name, i, c.pos)
 	}
-	col := c.table.table.Columns[i]
-	s, present := c.rows[c.pos][col.Name]
-	return columnValue(col.Type, s, present), nil
+	var s string
+	if row := c.rows[c.pos]; i < len(row) {
+		s = row[i]
+	}
+	return columnValue(c.table.table.Columns[i].Type, s), nil
 }
 
 func (c *cursor) Rowid() (int64, error) {
