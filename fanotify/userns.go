@@ -27,7 +27,7 @@ const maxUserNSDepth = 33
 // euid in the creator's namespace, then at each level above it the kuid
 // owning the namespace below, in its parent (kernel/ucount.c). Everything
 // this process reads shows a kuid mapped into its own user namespace
-// instead: the Uid line of /proc/PID/status and NS_GET_OWNER_UID alike. A
+// instead: the owner of /proc/PID and NS_GET_OWNER_UID alike. A
 // namespace names its kuids through its uid_map, and /proc/PID/uid_map read
 // from outside PID's namespace maps that namespace's uids onto the reader's,
 // so inverting it gives the namespace's own uid: root of a rootless

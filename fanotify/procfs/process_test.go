@@ -6,8 +6,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/osquery-fanotify/osquery-fanotify/fanotify/fanotifytest"
 )
@@ -98,10 +102,13 @@ func TestPidsFixture(t *testing.T) {
 
 func TestIdentityFixture(t *testing.T) {
 	fsys := NewFS(fixtureProc)
+	// The euid is the owner of the process's directory: here, whoever
+	// checked the fixtures out.
+	euid := uint32(os.Geteuid())
 	for _, want := range []Identity{
-		{PID: 7, Comm: "sshd", EUID: 1001, UserNS: 4026531837, MntNS: 4026531841, Cgroup: "/system.slice/docker-4f1c2e.scope"},
+		{PID: 7, Comm: "sshd", EUID: euid, UserNS: 4026531837, MntNS: 4026531841, Cgroup: "/system.slice/docker-4f1c2e.scope"},
 		// A name cut inside a UTF-8 sequence is shown byte by byte.
-		{PID: 12, Comm: `ab\xe2\x82`, EUID: 1001, UserNS: 4026531837, MntNS: 4026532001, Cgroup: "/process_api/d90d6c939f3abc1a90f55c9cf344aac1"},
+		{PID: 12, Comm: `ab\xe2\x82`, EUID: euid, UserNS: 4026531837, MntNS: 4026532001, Cgroup: "/process_api/d90d6c939f3abc1a90f55c9cf344aac1"},
 	} {
 		got, err := fsys.Identity(want.PID)
 		if err != nil {
@@ -199,6 +206,65 @@ func TestIdentityLive(t *testing.T) {
 		if _, found := slices.BinarySearch(pids, p); !found {
 			t.Errorf("Pids lacks %d", p)
 		}
+	}
+}
+
+// A process that executed a file it may not read is not dumpable: the
+// files of its /proc directory then belong to root, the directory itself
+// still to its effective uid, which Identity reads.
+func TestIdentityNonDumpable(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("running a process as another uid takes root")
+	}
+	const nobody = 65534
+	sleep, err := exec.LookPath("sleep")
+	if err != nil {
+		t.Skip(err)
+	}
+	data, err := os.ReadFile(sleep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp("", "nondumpable")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	bin := filepath.Join(dir, "sleep")
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, data, 0o711); err != nil { // execute only, for nobody
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "600")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	pid := cmd.Process.Pid
+
+	fsys := NewFS(DefaultRoot)
+	var id Identity
+	for deadline := time.Now().Add(5 * time.Second); id.Comm != "sleep"; {
+		if time.Now().After(deadline) {
+			t.Fatalf("pid %d never ran sleep: %+v", pid, id)
+		}
+		time.Sleep(10 * time.Millisecond)
+		if id, err = fsys.Identity(pid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(fsys.Path(strconv.Itoa(pid), "status"), &st); err != nil || st.Uid != 0 {
+		t.Fatalf("status owned by uid %d (%v): the process is dumpable, the test proves nothing", st.Uid, err)
+	}
+	if id.EUID != nobody {
+		t.Errorf("EUID %d, want %d", id.EUID, nobody)
 	}
 }
 
