@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/osquery-fanotify/osquery-fanotify/fanotify/fanotifytest"
 )
 
@@ -74,4 +76,31 @@ func TestNotifyTablesOverThrift(t *testing.T) {
 	if len(groups) != 1 || groups[0]["holders"] != "3" || groups[0]["marks"] != "5" {
 		t.Errorf("group %s over Thrift: %v", groupA, groups)
 	}
+}
+
+// path is hidden: SELECT * decodes no file handle and shows no path, and a
+// query that names path gets each watch's file.
+func TestSelectStarLeavesPathOut(t *testing.T) {
+	k := fanotifytest.HoldKnownObjects(t, notifyUID)
+	where := fmt.Sprintf(" FROM inotify_watches WHERE pid = %d AND inode = %d", k.PID1, inodeOf(t, k.Files[0]))
+	star := queryCommandJSON(t, "SELECT *"+where)
+	if len(star) != 1 {
+		t.Fatalf("SELECT *: %d rows, want 1", len(star))
+	}
+	if _, ok := star[0]["path"]; ok || star[0]["wd"] == "" {
+		t.Errorf("SELECT * row %v: want every column but path", star[0])
+	}
+	named := queryCommandJSON(t, "SELECT *, path"+where)
+	if len(named) != 1 || named[0]["path"] != k.Files[0] {
+		t.Errorf("SELECT *, path: %v, want path %s", named, k.Files[0])
+	}
+}
+
+func inodeOf(t *testing.T, path string) uint64 {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Ino
 }

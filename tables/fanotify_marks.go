@@ -44,7 +44,10 @@ func markTableColumns(idCol table.ColumnDefinition, sumNote, pathDesc string, co
 	defs = append(defs, idCol,
 		integer("primary_holder", "1 on the rows of the lowest-pid holder (lowest fd on ties): "+sumNote))
 	defs = append(defs, definitions(cols)...)
-	return append(defs, text("path", pathDesc))
+	// Hidden: SELECT * skips it. Decoding a file handle costs about twice
+	// what the kernel spends printing the mark (open_by_handle_at, then a
+	// readlink), so a query names path when it wants it.
+	return append(defs, text("path", pathDesc+". Hidden: name it in the query (SELECT *, path) to have it resolved", hidden))
 }
 
 var fanotifyMarkColumns = []markColumn{
