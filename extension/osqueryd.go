@@ -183,7 +183,9 @@ func listen(path string, h *handler) (*thrift.TSimpleServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	server := thrift.NewTSimpleServer4(osquery.NewExtensionProcessor(h), sock,
+	processor := osquery.NewExtensionProcessor(h)
+	processor.AddToProcessorMap("call", callProcessor{h})
+	server := thrift.NewTSimpleServer4(processor, sock,
 		thrift.NewTBufferedTransportFactory(64<<10), thrift.NewTBinaryProtocolFactoryConf(nil))
 	// Whoever can connect reads every table, other users' processes
 	// included: the socket is born owner-only, whatever umask osqueryd has.

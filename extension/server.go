@@ -47,44 +47,51 @@ func (h *handler) Ping(context.Context) (*osquery.ExtensionStatus, error) {
 	return &osquery.ExtensionStatus{Code: 0, Message: "OK"}, nil
 }
 
-// Call serves the "columns" and "generate" actions of a table. Failures go
-// back to osqueryd as an error status; the extension keeps serving.
+// Call serves the "columns" and "generate" actions of a table, as
+// osquery.Extension asks. osqueryd's calls take callProcessor instead, which
+// writes the same response without a map per row.
 func (h *handler) Call(ctx context.Context, registry, item string, req osquery.ExtensionPluginRequest) (*osquery.ExtensionResponse, error) {
-	begin := time.Now()
-	rows, err := h.call(ctx, registry, item, req)
-	log := h.log.With("registry", registry, "item", item, "action", req["action"], "took", time.Since(begin))
-	if err != nil {
-		log.Debug("call failed", "err", err)
-		return &osquery.ExtensionResponse{Status: &osquery.ExtensionStatus{Code: 1, Message: err.Error()}}, nil
-	}
-	log.Debug("call", "rows", len(rows))
-	return &osquery.ExtensionResponse{Status: &osquery.ExtensionStatus{Code: 0, Message: "OK"}, Response: rows}, nil
+	return h.reply(ctx, registry, item, req).response(), nil
 }
 
-func (h *handler) call(ctx context.Context, registry, item string, req osquery.ExtensionPluginRequest) (osquery.ExtensionPluginResponse, error) {
+// reply answers one call and logs it. Failures go back to osqueryd as an
+// error status; the extension keeps serving.
+func (h *handler) reply(ctx context.Context, registry, item string, req osquery.ExtensionPluginRequest) *reply {
+	begin := time.Now()
+	r := h.call(ctx, registry, item, req)
+	log := h.log.With("registry", registry, "item", item, "action", req["action"], "took", time.Since(begin))
+	if r.err != nil {
+		log.Debug("call failed", "err", r.err)
+	} else {
+		log.Debug("call", "rows", r.len())
+	}
+	return r
+}
+
+func (h *handler) call(ctx context.Context, registry, item string, req osquery.ExtensionPluginRequest) *reply {
 	if registry != "table" {
-		return nil, fmt.Errorf("unknown registry %q: fanotify.ext serves only tables", registry)
+		return &reply{err: fmt.Errorf("unknown registry %q: fanotify.ext serves only tables", registry)}
 	}
 	routes, ok := h.routes[item]
 	if !ok {
-		return nil, fmt.Errorf("unknown table %q", item)
+		return &reply{err: fmt.Errorf("unknown table %q", item)}
 	}
 	switch action := req["action"]; action {
 	case "columns":
-		return routes, nil
+		return &reply{named: routes}
 	case "generate":
 		q, err := tables.ParseContext(req["context"])
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", item, err)
+			return &reply{err: fmt.Errorf("%s: %w", item, err)}
 		}
 		rows, err := h.runner.Generate(ctx, item, q)
 		if err != nil {
-			return nil, err
+			return &reply{err: err}
 		}
 		t, _ := h.runner.Table(item)
-		return t.Named(rows, q), nil
+		return &reply{table: t, rows: rows, q: q}
 	default:
-		return nil, fmt.Errorf("%s: unknown action %q (want columns or generate)", item, action)
+		return &reply{err: fmt.Errorf("%s: unknown action %q (want columns or generate)", item, action)}
 	}
 }
 

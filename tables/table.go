@@ -131,16 +131,16 @@ func (t *Table) Named(rows []Row, q QueryContext) []map[string]string {
 	for r, row := range rows {
 		m := make(map[string]string, len(used))
 		for _, i := range used {
-			m[t.Columns[i].Name] = value(row, i)
+			m[t.Columns[i].Name] = Value(row, i)
 		}
 		named[r] = m
 	}
 	return named
 }
 
-// value is row's value at column i; empty for the short rows of queries
+// Value is row's value at column i; empty for the short rows of queries
 // that read no column.
-func value(row Row, i int) string {
+func Value(row Row, i int) string {
 	if i < len(row) {
 		return row[i]
 	}
