@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -168,21 +170,45 @@ func (b *bench) missed() int {
 
 var discard = slog.New(slog.DiscardHandler)
 
-// Query contexts as osqueryd sends them: SELECT * reads every column,
-// SELECT COUNT(*) none.
+// Query contexts as osqueryd sends them: SELECT * reads every column but
+// the hidden ones, SELECT COUNT(*) none.
 var (
-	selectAll   = tables.NewQueryContext(nil, nil)
 	selectCount = tables.NewQueryContext(nil, []string{})
-	// notifyButPath is fanotify_marks and inotify_watches without path,
-	// which decodes every mark's file handle.
-	notifyButPath = tables.NewQueryContext(nil, []string{
-		"pid", "process", "uid", "user_ns", "mnt_ns", "cgroup", "fd", "group_id", "instance_id", "primary_holder",
-		"mark_type", "inode", "device", "mount_id", "marked_mnt_ns", "mask", "mask_names", "ignored_mask",
-		"ignored_mask_names", "mark_flags", "mark_flags_names", "wd"})
+	// everyColumn is SELECT * plus the hidden columns, such as the path of
+	// the per-mark tables, which decodes every mark's file handle.
+	everyColumn = tables.NewQueryContext(nil, nil)
 	// mountColumnsOnly is mount_points without its mark counts, which
 	// need a walk of every process's fds.
 	mountColumnsOnly = tables.NewQueryContext(nil, []string{"mnt_ns", "pid", "mount_id", "parent_id", "device", "root", "path", "fs_type", "source", "options", "super_options", "propagation"})
 )
+
+var (
+	notifyStar, _      = selectStar("fanotify_marks", "inotify_watches")
+	watchesStar, _     = selectStar("inotify_watches")
+	limitsStar, _      = selectStar("fanotify_limits")
+	mountPointsStar, _ = selectStar("mount_points")
+)
+
+// selectStar is the context of SELECT * on the named tables: the columns
+// osqueryd reports used, every column that is not hidden, and that list as
+// the JSON osqueryd sends.
+func selectStar(names ...string) (tables.QueryContext, string) {
+	env := tables.NewEnv(config.Default(), discard)
+	defer env.Close()
+	var cols []string
+	for _, t := range tables.All(env) {
+		if !slices.Contains(names, t.Name) {
+			continue
+		}
+		for _, c := range t.Columns {
+			if !c.Hidden && !slices.Contains(cols, c.Name) {
+				cols = append(cols, c.Name)
+			}
+		}
+	}
+	data, _ := json.Marshal(map[string][]string{"colsUsed": cols})
+	return tables.NewQueryContext(nil, cols), string(data)
+}
 
 // generate runs tables with a fresh Env, as a query arriving when the
 // snapshot cache has expired: every run pays for its own walk of /proc.
