@@ -82,7 +82,11 @@ func TestNotifyTablesOverThrift(t *testing.T) {
 // query that names path gets each watch's file.
 func TestSelectStarLeavesPathOut(t *testing.T) {
 	k := fanotifytest.HoldKnownObjects(t, notifyUID)
-	where := fmt.Sprintf(" FROM inotify_watches WHERE pid = %d AND inode = %d", k.PID1, inodeOf(t, k.Files[0]))
+	var st unix.Stat_t
+	if err := unix.Stat(k.Files[0], &st); err != nil {
+		t.Fatal(err)
+	}
+	where := fmt.Sprintf(" FROM inotify_watches WHERE pid = %d AND inode = %d", k.PID1, st.Ino)
 	star := queryCommandJSON(t, "SELECT *"+where)
 	if len(star) != 1 {
 		t.Fatalf("SELECT *: %d rows, want 1", len(star))
@@ -94,13 +98,4 @@ func TestSelectStarLeavesPathOut(t *testing.T) {
 	if len(named) != 1 || named[0]["path"] != k.Files[0] {
 		t.Errorf("SELECT *, path: %v, want path %s", named, k.Files[0])
 	}
-}
-
-func inodeOf(t *testing.T, path string) uint64 {
-	t.Helper()
-	var st unix.Stat_t
-	if err := unix.Stat(path, &st); err != nil {
-		t.Fatal(err)
-	}
-	return st.Ino
 }

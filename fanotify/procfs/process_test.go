@@ -237,27 +237,13 @@ func TestIdentityNonDumpable(t *testing.T) {
 	if err := os.WriteFile(bin, data, 0o711); err != nil { // execute only, for nobody
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "600")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	pid := cmd.Process.Pid
-
+	pid := fanotifytest.HoldCommand(t, exec.Command(bin, "600"),
+		&syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}})
+	fanotifytest.WaitExec(t, pid, "sleep")
 	fsys := NewFS(DefaultRoot)
-	var id Identity
-	for deadline := time.Now().Add(5 * time.Second); id.Comm != "sleep"; {
-		if time.Now().After(deadline) {
-			t.Fatalf("pid %d never ran sleep: %+v", pid, id)
-		}
-		time.Sleep(10 * time.Millisecond)
-		if id, err = fsys.Identity(pid); err != nil {
-			t.Fatal(err)
-		}
+	id, err := fsys.Identity(pid)
+	if err != nil {
+		t.Fatal(err)
 	}
 	var st unix.Stat_t
 	if err := unix.Stat(fsys.Path(strconv.Itoa(pid), "status"), &st); err != nil || st.Uid != 0 {
