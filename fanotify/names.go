@@ -2,7 +2,6 @@ package fanotify
 
 import (
 	"strconv"
-	"strings"
 )
 
 // bitName names one flag bit.
@@ -48,20 +47,30 @@ var inotifyMaskBits = []bitName{
 	{0x80000000, "IN_ONESHOT"},
 }
 
-// bitNames joins the names of the bits set in v with |; bits without a
-// name appear as one hex number, so nothing set goes unseen.
-func bitNames(v uint32, table []bitName) []string {
-	var names []string
-	for _, b := range table {
-		if v&b.bit != 0 {
-			names = append(names, b.name)
-			v &^= b.bit
+// bitNames joins the names of the bits set in v with |, after prefix when
+// it is not empty; bits without a name appear as one hex number, so nothing
+// set goes unseen. One string is built: the per-mark tables call it for
+// every row.
+func bitNames(prefix string, v uint32, table []bitName) string {
+	var buf [256]byte
+	b := append(buf[:0], prefix...)
+	sep := func() {
+		if len(b) > 0 {
+			b = append(b, '|')
+		}
+	}
+	for _, n := range table {
+		if v&n.bit != 0 {
+			sep()
+			b = append(b, n.name...)
+			v &^= n.bit
 		}
 	}
 	if v != 0 {
-		names = append(names, "0x"+strconv.FormatUint(uint64(v), 16))
+		sep()
+		b = strconv.AppendUint(append(b, "0x"...), uint64(v), 16)
 	}
-	return names
+	return string(b)
 }
 
 // Classes of fanotify groups (init flag bits 0x0c).
@@ -95,20 +104,20 @@ func GroupFlagNames(flags uint32) string {
 	if name, ok := classFlagNames[class]; ok {
 		class = name
 	}
-	return strings.Join(append([]string{class}, bitNames(flags&^0x0c, groupFlagBits)...), "|")
+	return bitNames(class, flags&^0x0c, groupFlagBits)
 }
 
 // FanotifyMaskNames renders a fanotify mark's mask or ignore mask.
 func FanotifyMaskNames(mask uint32) string {
-	return strings.Join(bitNames(mask, fanotifyMaskBits), "|")
+	return bitNames("", mask, fanotifyMaskBits)
 }
 
 // MarkFlagNames renders a fanotify mark's mflags.
 func MarkFlagNames(flags uint32) string {
-	return strings.Join(bitNames(flags, markFlagBits), "|")
+	return bitNames("", flags, markFlagBits)
 }
 
 // InotifyMaskNames renders an inotify watch's mask.
 func InotifyMaskNames(mask uint32) string {
-	return strings.Join(bitNames(mask, inotifyMaskBits), "|")
+	return bitNames("", mask, inotifyMaskBits)
 }
