@@ -126,11 +126,7 @@ func (b *handleBatch) openByHandle(mountPath string, h procfs.Handle) string {
 	if mountFD < 0 || b.selfFDs < 0 {
 		return ""
 	}
-	raw, err := h.Bytes()
-	if err != nil {
-		return ""
-	}
-	fd, err := unix.OpenByHandleAt(mountFD, unix.NewFileHandle(h.Type, raw), unix.O_PATH|unix.O_CLOEXEC)
+	fd, err := unix.OpenByHandleAt(mountFD, unix.NewFileHandle(h.Type, h.Raw), unix.O_PATH|unix.O_CLOEXEC)
 	if err != nil {
 		return ""
 	}
@@ -187,10 +183,10 @@ func mountOfDev(mounts []*mountinfo.Info, dev procfs.Dev) *mountinfo.Info {
 // filesystem: one in this process's namespace, else one in the holder's
 // reached through /proc/PID/root.
 func (r *pathResolver) handlePath(pid int, m procfs.Mark, batch *handleBatch) string {
-	if len(m.Handle.Hex) == 0 {
+	if len(m.Handle.Raw) == 0 {
 		return ""
 	}
-	key := m.Dev.String() + "/" + strconv.Itoa(int(m.Handle.Type)) + "/" + string(m.Handle.Hex)
+	key := m.Dev.String() + "/" + strconv.Itoa(int(m.Handle.Type)) + "/" + string(m.Handle.Raw)
 	if p, seen := r.handles[key]; seen {
 		return p
 	}

@@ -245,14 +245,14 @@ func (s *Snapshot) Untranslated() map[uint64]bool {
 type sameFileFunc func(a, b *procfs.NotifyFD) (bool, error)
 
 // dedup turns the walk's fds into groups. Only fds of the same subsystem
-// with the same group and mark lines can be one open file, and same confirms
+// with the same group flags and marks can be one open file, and same confirms
 // it; when same cannot tell, the fds stay separate groups and exact is
 // false. walk.FDs is sorted by pid and fd, so each group's first fd is its
 // primary holder and groups come out ordered by it.
 func dedup(walk *procfs.NotifyWalk, same sameFileFunc) (groups []*Group, exact bool) {
 	exact = true
 	var h maphash.Hash
-	candidates := make(map[uint64][]*Group) // by hash of subsystem and notify lines
+	candidates := make(map[uint64][]*Group) // by hash of subsystem and content
 	var process *procfs.Identity            // fd's, shared by its fds
 	for i := range walk.FDs {
 		fd := &walk.FDs[i]
@@ -262,7 +262,7 @@ func dedup(walk *procfs.NotifyWalk, same sameFileFunc) (groups []*Group, exact b
 		holder := Holder{Identity: process, FD: fd.FD}
 		h.Reset()
 		h.WriteString(fd.Subsystem)
-		h.Write(procfs.NotifyLines(fd.Text))
+		h.Write(fd.Info.Content())
 		key := h.Sum64()
 		if g := findGroup(candidates[key], fd, same, &exact); g != nil {
 			g.Holders = append(g.Holders, holder)
@@ -285,7 +285,7 @@ func dedup(walk *procfs.NotifyWalk, same sameFileFunc) (groups []*Group, exact b
 // findGroup returns the group among candidates that fd is an fd of.
 func findGroup(candidates []*Group, fd *procfs.NotifyFD, same sameFileFunc, exact *bool) *Group {
 	for _, g := range candidates {
-		if g.Subsystem != fd.Subsystem || !bytes.Equal(procfs.NotifyLines(g.first.Text), procfs.NotifyLines(fd.Text)) {
+		if g.Subsystem != fd.Subsystem || !bytes.Equal(g.first.Info.Content(), fd.Info.Content()) {
 			continue
 		}
 		ok, err := same(g.first, fd)

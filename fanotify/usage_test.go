@@ -200,6 +200,36 @@ func TestDedupWithoutKcmpCountsPerFD(t *testing.T) {
 	}
 }
 
+// Only fds whose group flags and marks are equal are asked whether they are
+// one open file: their headers (each fd's flags:) may differ.
+func TestDedupComparesContent(t *testing.T) {
+	const group, mark = "fanotify flags:10 event-flags:8002\n", "fanotify ino:2e1 sdev:fe00000 mflags:0 mask:2 ignored_mask:0\n"
+	texts := []string{
+		"pos:\t0\nflags:\t02000002\n" + group + mark,
+		"pos:\t0\nflags:\t02\n" + group + mark,
+		"pos:\t0\nflags:\t02\n" + group + "fanotify ino:2e1 sdev:fe00000 mflags:0 mask:8 ignored_mask:0\n",
+	}
+	walk := &procfs.NotifyWalk{}
+	for i, text := range texts {
+		info, err := procfs.ParseFdinfo([]byte(text))
+		if err != nil {
+			t.Fatal(err)
+		}
+		walk.FDs = append(walk.FDs, procfs.NotifyFD{PID: 1, FD: i, Subsystem: procfs.SubsystemFanotify, Info: info})
+	}
+	asked := 0
+	groups, exact := dedup(walk, func(a, b *procfs.NotifyFD) (bool, error) {
+		if a.FD != 0 || b.FD != 1 {
+			t.Errorf("fds %d and %d compared, their marks differ", a.FD, b.FD)
+		}
+		asked++
+		return true, nil
+	})
+	if !exact || asked != 1 || len(groups) != 2 || len(groups[0].Holders) != 2 {
+		t.Fatalf("exact %v, %d comparisons, groups %+v: want fds 0 and 1 as one group, fd 2 alone", exact, asked, groups)
+	}
+}
+
 func TestSnapshotSharedWithinMaxAge(t *testing.T) {
 	s := newTestScanner()
 	first, err := s.Snapshot(context.Background())

@@ -2,11 +2,13 @@ package procfs
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
 	"strconv"
+	"sync"
 )
 
 // MarkKind tells what object a fanotify mark or inotify watch is attached to.
@@ -52,17 +54,13 @@ func (d Dev) String() string {
 }
 
 // Handle is the file handle fdinfo prints for an inode (fhandle-type and
-// f_handle). Hex references the parsed text, so that parsing copies nothing;
-// it is empty when the kernel printed no handle (no CONFIG_EXPORTFS, or the
-// filesystem cannot encode one).
+// f_handle, decoded). Raw references the Fdinfo it came from and must not be
+// modified; it is empty when the kernel printed no handle (no
+// CONFIG_EXPORTFS, or the filesystem cannot encode one) or printed one that
+// is not hex, which could not be opened either.
 type Handle struct {
 	Type int32
-	Hex  []byte
-}
-
-// Bytes decodes the handle.
-func (h Handle) Bytes() ([]byte, error) {
-	return hex.DecodeString(string(h.Hex))
+	Raw  []byte
 }
 
 // Mark is one mark line of a fanotify fdinfo or one watch line of an inotify
@@ -81,8 +79,9 @@ type Mark struct {
 }
 
 // Fdinfo is a parsed /proc/PID/fdinfo/FD of a fanotify or inotify fd. It
-// keeps the text rather than the decoded marks: a host may hold millions of
-// watches, and most queries need only how many there are.
+// keeps its marks packed (see appendPacked) rather than as text or decoded
+// Marks: a host may hold millions of watches, a snapshot holds them all, and
+// most queries need only how many there are.
 type Fdinfo struct {
 	// HasGroup is set when the text holds a fanotify group line.
 	HasGroup bool
@@ -90,56 +89,81 @@ type Fdinfo struct {
 	GroupFlags, EventFlags uint32
 	// MarkCount is the number of marks (fanotify) or watches (inotify).
 	MarkCount int
-	text      []byte
+	// packed holds the MarkCount marks in text order, then the group's
+	// flags when HasGroup (see Content).
+	packed []byte
 }
+
+// packBuffers lend ParseFdinfo room to pack marks in, so that what it keeps
+// is allocated once, at its exact size.
+var packBuffers = sync.Pool{New: func() any { return new([]byte) }}
 
 // ParseFdinfo parses the fdinfo text of a fanotify or inotify fd. Lines are
 // key:value pairs in any order; unknown keys and lines are skipped so newer
 // kernels parse. Every number is hex except mnt_ns, which is decimal. A line
 // that cannot be read is an error naming it; the result then holds nothing.
-// Every line is checked here; Marks decodes them again when asked.
+// The result keeps no reference to data.
 func ParseFdinfo(data []byte) (Fdinfo, error) {
-	info := Fdinfo{text: data}
+	bufp := packBuffers.Get().(*[]byte)
+	packed := (*bufp)[:0]
+	defer func() {
+		if cap(packed) <= maxPooledBuffer {
+			*bufp = packed
+			packBuffers.Put(bufp)
+		}
+	}()
+	var info Fdinfo
 	for line := range bytes.Lines(data) {
-		isMark, err := info.parseLine(bytes.TrimRight(line, " \t\r\n"), nil)
+		f, isMark, err := info.parseLine(bytes.TrimRight(line, " \t\r\n"))
 		if err != nil {
 			return Fdinfo{}, fmt.Errorf("fdinfo line %q: %w", line, err)
 		}
 		if isMark {
+			packed = f.appendPacked(packed)
 			info.MarkCount++
 		}
 	}
+	packed = info.appendGroup(packed)
+	info.packed = bytes.Clone(packed)
 	return info, nil
 }
 
+// appendGroup appends the group's flags, when there is a group line, after
+// the packed marks. A zero byte leads them: it cannot start a mark, so equal
+// Content means equal marks and flags.
+func (info *Fdinfo) appendGroup(b []byte) []byte {
+	if !info.HasGroup {
+		return b
+	}
+	b = append(b, 0)
+	b = binary.AppendUvarint(b, uint64(info.GroupFlags))
+	return binary.AppendUvarint(b, uint64(info.EventFlags))
+}
+
 // Marks decodes the marks (fanotify) or watches (inotify), in text order.
-// Their handles point into the text.
+// Their handles reference info.
 func (info Fdinfo) Marks() []Mark {
-	marks := make([]Mark, 0, info.MarkCount)
-	var m Mark
-	for line := range bytes.Lines(info.text) {
-		if isMark, _ := info.parseLine(bytes.TrimRight(line, " \t\r\n"), &m); isMark {
-			marks = append(marks, m)
-		}
+	marks := make([]Mark, info.MarkCount)
+	p := info.packed
+	for i := range marks {
+		p = marks[i].unpack(p)
 	}
 	return marks
 }
 
-// NotifyLines returns the part of an fdinfo text that describes the group
-// and its marks, without the header (pos:, flags:, ...). The header differs
-// between fds of one open file: flags: shows each fd's close-on-exec flag.
-func NotifyLines(text []byte) []byte {
-	for i := 0; i < len(text); {
-		if bytes.HasPrefix(text[i:], prefixFanotify) || bytes.HasPrefix(text[i:], prefixInotify) {
-			return text[i:]
-		}
-		nl := bytes.IndexByte(text[i:], '\n')
-		if nl < 0 {
-			break
-		}
-		i += nl + 1
+// Content identifies what the fdinfo describes of the group: its flags and
+// marks, without the header (pos:, flags:, ...), which differs between fds
+// of one open file (flags: shows each fd's close-on-exec flag). Fds of one
+// group have equal Content; fds of different groups may too. It references
+// info and must not be modified.
+func (info Fdinfo) Content() []byte { return info.packed }
+
+// firstMarkKind is the kind of the first mark, 0 when there is none.
+func (info Fdinfo) firstMarkKind() MarkKind {
+	if info.MarkCount == 0 {
+		return 0
 	}
-	return nil
+	return MarkKind(info.packed[0])
 }
 
 var (
@@ -148,37 +172,29 @@ var (
 )
 
 // parseLine reads one line: a group line sets info's group fields, a mark
-// line is decoded into *m when m is not nil. isMark tells a mark line.
-func (info *Fdinfo) parseLine(line []byte, m *Mark) (isMark bool, err error) {
+// line is returned in f. isMark tells a mark line.
+func (info *Fdinfo) parseLine(line []byte) (f lineFields, isMark bool, err error) {
 	rest, inotify := bytes.CutPrefix(line, prefixInotify)
 	if !inotify {
 		var ok bool
 		if rest, ok = bytes.CutPrefix(line, prefixFanotify); !ok {
-			return false, nil // the generic header (pos:, flags:, mnt_id:, ino:) or a future line
+			return f, false, nil // the generic header (pos:, flags:, mnt_id:, ino:) or a future line
 		}
 	}
-	f, err := parseFields(rest)
-	if err != nil {
-		return false, err
+	if f, err = parseFields(rest); err != nil {
+		return f, false, err
 	}
 	if f.seen == 0 {
-		return false, nil // a line kind of a newer kernel
+		return f, false, nil // a line kind of a newer kernel
 	}
 	if !inotify && f.seen&(seenFlags|seenEventFlags) != 0 {
 		if f.seen&seenFlags == 0 {
-			return false, errors.New("group line without flags")
+			return f, false, errors.New("group line without flags")
 		}
 		info.HasGroup, info.GroupFlags, info.EventFlags = true, f.groupFlags, f.eventFlags
-		return false, nil
+		return f, false, nil
 	}
-	mark, err := f.mark(inotify)
-	if err != nil {
-		return false, err
-	}
-	if m != nil {
-		*m = mark
-	}
-	return true, nil
+	return f, true, f.checkMark(inotify)
 }
 
 // Keys seen on a line, to tell its kind whatever the key order.
@@ -194,10 +210,12 @@ const (
 	seenEventFlags
 )
 
-// lineFields are the known keys of one fanotify or inotify line.
+// lineFields are the known keys of one fanotify or inotify line. The handle
+// is kept as printed (hex) until the mark is packed.
 type lineFields struct {
 	seen                   int
 	m                      Mark
+	handleHex              []byte
 	handleBytes            uint64
 	groupFlags, eventFlags uint32
 }
@@ -259,23 +277,111 @@ func (f *lineFields) set(key, val []byte) error {
 		v, err = parseHex(val, 32)
 		m.Handle.Type = int32(v)
 	case "f_handle":
-		m.Handle.Hex = val
+		f.handleHex = val
 	}
 	return err
 }
 
-func (f *lineFields) mark(inotify bool) (Mark, error) {
+// checkMark checks a mark line and sets its kind.
+func (f *lineFields) checkMark(inotify bool) error {
 	if f.seen&seenMask == 0 {
-		return Mark{}, errors.New("mark without mask")
+		return errors.New("mark without mask")
 	}
-	if f.seen&seenHandleBytes != 0 && uint64(len(f.m.Handle.Hex)) != 2*f.handleBytes {
-		return Mark{}, fmt.Errorf("f_handle has %d hex digits, fhandle-bytes says %d bytes", len(f.m.Handle.Hex), f.handleBytes)
+	if f.seen&seenHandleBytes != 0 && uint64(len(f.handleHex)) != 2*f.handleBytes {
+		return fmt.Errorf("f_handle has %d hex digits, fhandle-bytes says %d bytes", len(f.handleHex), f.handleBytes)
 	}
 	f.m.Kind = markKind(f.seen, inotify)
 	if f.m.Kind == 0 {
-		return Mark{}, errors.New("cannot tell the mark's object (no ino, sdev, mnt_id, mnt_ns or wd)")
+		return errors.New("cannot tell the mark's object (no ino, sdev, mnt_id, mnt_ns or wd)")
 	}
-	return f.m, nil
+	return nil
+}
+
+// numbers are a mark's numeric fields, in packing order: those most marks
+// carry first, so that their presence bits and the handle's fit one byte.
+func (m *Mark) numbers() [packedNumbers]uint64 {
+	return [packedNumbers]uint64{
+		m.Inode, uint64(m.Dev.Major), uint64(m.Dev.Minor), uint64(m.WD), uint64(m.Mask),
+		uint64(uint32(m.Handle.Type)), m.MountID, m.MntNS, uint64(m.Flags), uint64(m.IgnoredMask),
+	}
+}
+
+// setNumbers is the inverse of numbers.
+func (m *Mark) setNumbers(v [packedNumbers]uint64) {
+	m.Inode, m.Dev.Major, m.Dev.Minor, m.WD, m.Mask = v[0], uint32(v[1]), uint32(v[2]), int32(v[3]), uint32(v[4])
+	m.Handle.Type, m.MountID, m.MntNS, m.Flags, m.IgnoredMask = int32(uint32(v[5])), v[6], v[7], uint32(v[8]), uint32(v[9])
+}
+
+// packedNumbers is how many numbers a mark has. In the presence bits of a
+// packed mark, bit 0 tells a handle and bit i+1 number i.
+const (
+	packedNumbers = 10
+	packedHandle  = 1
+)
+
+// appendPacked appends the mark in about a quarter of its text's size: its
+// kind byte, a uvarint whose bits tell which numbers are not zero, those
+// numbers as uvarints, then, when there is one, the handle's length as a
+// uvarint and its bytes.
+func (f *lineFields) appendPacked(b []byte) []byte {
+	nums := f.m.numbers()
+	present := uint64(0)
+	for i, v := range nums {
+		if v != 0 {
+			present |= 1 << (i + 1)
+		}
+	}
+	hasHandle := len(f.handleHex) > 0 && len(f.handleHex)%2 == 0 && isHex(f.handleHex)
+	if hasHandle {
+		present |= packedHandle
+	}
+	b = append(b, byte(f.m.Kind))
+	b = binary.AppendUvarint(b, present)
+	for _, v := range nums {
+		if v != 0 {
+			b = binary.AppendUvarint(b, v)
+		}
+	}
+	if hasHandle {
+		b = binary.AppendUvarint(b, uint64(len(f.handleHex)/2))
+		b, _ = hex.AppendDecode(b, f.handleHex) // checked by isHex
+	}
+	return b
+}
+
+// unpack decodes a mark that appendPacked wrote at the start of p, and
+// returns what follows it.
+func (m *Mark) unpack(p []byte) []byte {
+	m.Kind, p = MarkKind(p[0]), p[1:]
+	present, p := uvarint(p)
+	var nums [packedNumbers]uint64
+	for i := range nums {
+		if present&(1<<(i+1)) != 0 {
+			nums[i], p = uvarint(p)
+		}
+	}
+	m.setNumbers(nums)
+	if present&packedHandle != 0 {
+		var n uint64
+		n, p = uvarint(p)
+		m.Handle.Raw, p = p[:n:n], p[n:]
+	}
+	return p
+}
+
+// uvarint reads a uvarint that appendPacked wrote.
+func uvarint(p []byte) (uint64, []byte) {
+	v, n := binary.Uvarint(p)
+	return v, p[n:]
+}
+
+func isHex(s []byte) bool {
+	for _, c := range s {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return false
+		}
+	}
+	return true
 }
 
 func markKind(seen int, inotify bool) MarkKind {

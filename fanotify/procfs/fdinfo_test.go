@@ -1,6 +1,8 @@
 package procfs
 
 import (
+	"bytes"
+	"encoding/hex"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -20,13 +22,19 @@ func readFdinfoFixture(t testing.TB, name string) []byte {
 	return data
 }
 
-func handle(typ int32, hex string) Handle { return Handle{Type: typ, Hex: []byte(hex)} }
+func handle(typ int32, hexDigits string) Handle {
+	raw, err := hex.DecodeString(hexDigits)
+	if err != nil {
+		panic(err)
+	}
+	return Handle{Type: typ, Raw: raw}
+}
 
 func TestParseFdinfoFixtures(t *testing.T) {
 	rootDev := Dev{Major: 254, Minor: 0}
 	tests := []struct {
 		file  string
-		want  Fdinfo // without its text
+		want  Fdinfo // without its packed marks
 		marks []Mark
 	}{
 		{"fanotify-6.18.txt", Fdinfo{HasGroup: true, GroupFlags: 0x220, EventFlags: 0x8000}, []Mark{
@@ -56,7 +64,9 @@ func TestParseFdinfoFixtures(t *testing.T) {
 			{Kind: MarkFilesystem, Dev: Dev{Major: 3, Minor: 5}, Mask: 8},
 		}},
 	}
+	covered := map[string]bool{}
 	for _, tt := range tests {
+		covered[tt.file] = true
 		t.Run(tt.file, func(t *testing.T) {
 			got, err := ParseFdinfo(readFdinfoFixture(t, tt.file))
 			if err != nil {
@@ -65,11 +75,92 @@ func TestParseFdinfoFixtures(t *testing.T) {
 			if marks := got.Marks(); !reflect.DeepEqual(marks, tt.marks) {
 				t.Errorf("marks\ngot  %+v\nwant %+v", marks, tt.marks)
 			}
-			tt.want.MarkCount, tt.want.text = len(tt.marks), got.text
+			tt.want.MarkCount, tt.want.packed = len(tt.marks), got.packed
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("got  %+v\nwant %+v", got, tt.want)
 			}
 		})
+	}
+	entries, err := os.ReadDir(filepath.Join("testdata", "fdinfo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), "malformed-") && !covered[e.Name()] {
+			t.Errorf("fixture %s has no expected marks", e.Name())
+		}
+	}
+}
+
+// TestPackedMarkKeepsEveryField packs a mark with every field set and
+// checks that it decodes whole: a field added to Mark but not packed fails.
+func TestPackedMarkKeepsEveryField(t *testing.T) {
+	want := Mark{
+		Kind: InotifyWatch, Inode: 1 << 40, Dev: Dev{Major: 0xfff, Minor: 0xfffff}, MountID: 3, MntNS: 4026531832,
+		WD: 1<<31 - 1, Flags: 6, Mask: 1 << 31, IgnoredMask: 8, Handle: Handle{Type: -1, Raw: []byte{0, 0xff}},
+	}
+	for _, v := range []reflect.Value{reflect.ValueOf(want), reflect.ValueOf(want.Dev), reflect.ValueOf(want.Handle)} {
+		for i := range v.NumField() {
+			if v.Field(i).IsZero() {
+				t.Fatalf("%s.%s is zero: set it so that its packing is checked", v.Type().Name(), v.Type().Field(i).Name)
+			}
+		}
+	}
+	packed := packMarks([]Mark{want})
+	var got Mark
+	if rest := got.unpack(packed); len(rest) != 0 || !reflect.DeepEqual(got, want) {
+		t.Fatalf("unpacked %+v (%d bytes left), want %+v", got, len(rest), want)
+	}
+}
+
+// packMarks packs marks as ParseFdinfo does.
+func packMarks(marks []Mark) []byte {
+	var b []byte
+	for _, m := range marks {
+		b = (&lineFields{m: m, handleHex: hex.AppendEncode(nil, m.Handle.Raw)}).appendPacked(b)
+	}
+	return b
+}
+
+// TestHandleNotHex checks that a handle the kernel would never print (not
+// hex) parses as no handle: it could not be opened.
+func TestHandleNotHex(t *testing.T) {
+	info, err := ParseFdinfo([]byte("inotify wd:1 ino:13 sdev:fe00000 mask:100 ignored_mask:0 fhandle-bytes:2 fhandle-type:1 f_handle:zz00\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Mark{{Kind: InotifyWatch, WD: 1, Inode: 0x13, Dev: Dev{Major: 254}, Mask: 0x100, Handle: Handle{Type: 1}}}
+	if got := info.Marks(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %+v, want %+v", got, want)
+	}
+}
+
+// TestContent checks that Content ignores the header, which differs between
+// fds of one open file, and tells apart group flags and marks.
+func TestContent(t *testing.T) {
+	content := func(text string) string {
+		info, err := ParseFdinfo([]byte(text))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(info.Content())
+	}
+	const group, mark = "fanotify flags:10 event-flags:8002\n", "fanotify ino:2e1 sdev:fe00000 mflags:0 mask:2 ignored_mask:0\n"
+	base := content("pos:\t0\nflags:\t02000002\n" + group + mark)
+	if got := content("pos:\t5\nflags:\t02\nmnt_id:\t17\n" + group + mark); got != base {
+		t.Errorf("the header changed the content: %x, want %x", got, base)
+	}
+	for _, text := range []string{
+		group,
+		mark,
+		"fanotify flags:10 event-flags:8000\n" + mark,
+		"fanotify flags:0 event-flags:8002\n" + mark,
+		group + "fanotify ino:2e1 sdev:fe00000 mflags:0 mask:2 ignored_mask:1\n",
+		group + mark + mark,
+	} {
+		if content(text) == base {
+			t.Errorf("%q has the content of %q", text, group+mark)
+		}
 	}
 }
 
@@ -98,16 +189,6 @@ func TestParseFdinfoMalformed(t *testing.T) {
 	}
 }
 
-func TestHandleBytes(t *testing.T) {
-	got, err := handle(1, "e102000000000000").Bytes()
-	if err != nil || !reflect.DeepEqual(got, []byte{0xe1, 0x02, 0, 0, 0, 0, 0, 0}) {
-		t.Fatalf("Bytes() = %x, %v", got, err)
-	}
-	if _, err := handle(1, "e1z2").Bytes(); err == nil {
-		t.Fatal("a handle that is not hex decoded without error")
-	}
-}
-
 func TestDevString(t *testing.T) {
 	if got := devFromKernel(0xfe00003).String(); got != "254:3" {
 		t.Fatalf("got %q, want 254:3", got)
@@ -115,7 +196,9 @@ func TestDevString(t *testing.T) {
 }
 
 // FuzzParseFdinfo checks that no input makes the parser panic and that what
-// parses keeps the invariants the tables rely on.
+// parses keeps the invariants the tables rely on: as many marks decode as
+// were counted, and they pack again to the same bytes, followed only by the
+// group's flags.
 func FuzzParseFdinfo(f *testing.F) {
 	entries, _ := os.ReadDir(filepath.Join("testdata", "fdinfo"))
 	for _, e := range entries {
@@ -134,6 +217,12 @@ func FuzzParseFdinfo(f *testing.F) {
 			if m.Kind < MarkInode || m.Kind > InotifyWatch {
 				t.Fatalf("mark of kind %d", m.Kind)
 			}
+		}
+		if again := info.Marks(); !reflect.DeepEqual(again, marks) {
+			t.Fatalf("marks decode differently the second time:\n%+v\n%+v", marks, again)
+		}
+		if packed := info.appendGroup(packMarks(marks)); !bytes.Equal(packed, info.Content()) {
+			t.Fatalf("marks %+v pack to %x, content is %x", marks, packed, info.Content())
 		}
 	})
 }
@@ -189,17 +278,4 @@ func BenchmarkFdinfo(b *testing.B) {
 			}
 		}
 	})
-}
-
-func TestNotifyLines(t *testing.T) {
-	tests := map[string]string{
-		"pos:\t0\nflags:\t02000002\nino:\t1038\nfanotify flags:0 event-flags:8000\nfanotify sdev:4 mflags:0 mask:8 ignored_mask:0\n": "fanotify flags:0 event-flags:8000\nfanotify sdev:4 mflags:0 mask:8 ignored_mask:0\n",
-		"pos:\t0\nflags:\t00\ninotify wd:1 ino:2 sdev:3 mask:4 ignored_mask:0\n":                                                     "inotify wd:1 ino:2 sdev:3 mask:4 ignored_mask:0\n",
-		"pos:\t0\nflags:\t00\nmnt_id:\t17\nino:\t1038\n":                                                                             "",
-	}
-	for text, want := range tests {
-		if got := string(NotifyLines([]byte(text))); got != want {
-			t.Errorf("NotifyLines(%q) = %q, want %q", text, got, want)
-		}
-	}
 }

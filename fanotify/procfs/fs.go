@@ -40,10 +40,18 @@ const maxPooledBuffer = 1 << 20
 // EOF, close. A walk reads a few files per process, and os.ReadFile would
 // add an fstat (a /proc file reports size 0), an epoll registration attempt
 // and a read per doubling of its buffer.
-func readFile(path string) ([]byte, error) {
+func readFile(path string) (data []byte, err error) {
+	err = readFileWith(path, func(b []byte) { data = bytes.Clone(b) })
+	return data, err
+}
+
+// readFileWith reads a whole file as readFile does, and hands its bytes to
+// use, which must not keep them: they are a pooled buffer. A caller that
+// keeps only what it parses from a large file so never copies its text.
+func readFileWith(path string, use func([]byte)) error {
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+		return &os.PathError{Op: "open", Path: path, Err: err}
 	}
 	defer unix.Close(fd)
 	bufp := readBuffers.Get().(*[]byte)
@@ -58,17 +66,17 @@ func readFile(path string) ([]byte, error) {
 			continue
 		}
 		if err != nil {
-			return nil, &os.PathError{Op: "read", Path: path, Err: err}
+			return &os.PathError{Op: "read", Path: path, Err: err}
 		}
 		if m == 0 {
 			break
 		}
 		n += m
 	}
-	data := bytes.Clone(buf[:n])
+	use(buf[:n])
 	if len(buf) <= maxPooledBuffer {
 		*bufp = buf
 		readBuffers.Put(bufp)
 	}
-	return data, nil
+	return nil
 }

@@ -1,7 +1,6 @@
 package procfs
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -42,7 +41,7 @@ func textSubsystem(info Fdinfo, parseErr error) string {
 		return ""
 	case info.HasGroup:
 		return SubsystemFanotify
-	case info.MarkCount > 0 && !info.HasGroup && bytes.HasPrefix(NotifyLines(info.text), prefixInotify):
+	case !info.HasGroup && info.firstMarkKind() == InotifyWatch:
 		return SubsystemInotify
 	}
 	return ""
@@ -52,10 +51,8 @@ func textSubsystem(info Fdinfo, parseErr error) string {
 type NotifyFD struct {
 	PID, FD   int
 	Subsystem string
-	// Text is the fdinfo as read. Two fds with different texts are
-	// different groups; equal texts may still be different groups.
-	Text []byte
-	// Info is Text parsed; zero when Err is set.
+	// Info is the fdinfo parsed; zero when Err is set. Its text is not
+	// kept: a snapshot would hold it for every watch on the host.
 	Info Fdinfo
 	// Err is the parse error of a text that could not be read.
 	Err error
@@ -187,16 +184,19 @@ func (fs FS) processNotifyFDs(pid int, childUserNS bool) ([]NotifyFD, error) {
 		if err != nil {
 			continue
 		}
-		text, err := readFile(fs.Path(strconv.Itoa(pid), "fdinfo", name))
+		var info Fdinfo
+		var parseErr error
+		err = readFileWith(fs.Path(strconv.Itoa(pid), "fdinfo", name), func(text []byte) {
+			info, parseErr = ParseFdinfo(text)
+		})
 		if errors.Is(err, os.ErrNotExist) {
 			continue // closed since the readlink
 		}
 		if err != nil {
 			return nil, pidError(pid, err)
 		}
-		info, err := ParseFdinfo(text)
-		if err != nil {
-			err = fmt.Errorf("pid %d fd %d: %w", pid, fd, err)
+		if parseErr != nil {
+			err = fmt.Errorf("pid %d fd %d: %w", pid, fd, parseErr)
 		}
 		switch textSubsystem(info, err) {
 		case sub:
@@ -209,7 +209,7 @@ func (fs FS) processNotifyFDs(pid int, childUserNS bool) ([]NotifyFD, error) {
 		default:
 			continue // reused meanwhile, by the other subsystem
 		}
-		fds = append(fds, NotifyFD{PID: pid, FD: fd, Subsystem: sub, Text: text, Info: info, Err: err})
+		fds = append(fds, NotifyFD{PID: pid, FD: fd, Subsystem: sub, Info: info, Err: err})
 	}
 	return fds, nil
 }
