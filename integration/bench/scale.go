@@ -155,8 +155,8 @@ func (b *bench) extrapolation(p func(string, ...any)) {
 		last := b.watchRSS[len(b.watchRSS)-1]
 		p("- **Memory at 1,000,000 watches**: about %s of VmRSS after `fanotify_limits` (%.0f bytes per watch: the",
 			mb(last.RSS+int64(b.bytesPerWatch()*float64(1000000-last.Watches))), b.bytesPerWatch())
-		p("  snapshot keeps every fdinfo text and parsed mark, plus the garbage of reading them). A SELECT * of")
-		p("  `inotify_watches` adds its rows on top: see the VmRSS after the protocol queries above.")
+		p("  snapshot keeps every mark packed, about 22 bytes for a watch, plus the garbage of reading them). A")
+		p("  SELECT * of `inotify_watches` adds its rows on top: see the VmRSS after the protocol queries above.")
 	}
 	if okP {
 		p("- **Processes**: `fanotify_limits` grows by %.1f µs per holder process (with its %d watches and %d marks).",
@@ -172,14 +172,15 @@ func (b *bench) extrapolation(p func(string, ...any)) {
 	p("- Fleet schedules read the summary tables only (`fanotify_limits`, `fanotify_groups`, `inotify_instances`),")
 	p("  whose result is a row per limit, group or instance, never per mark: the shipped queries run hourly, so even a")
 	p("  one-second walk is under 0.03%% of one CPU. `fanotify_marks` and `inotify_watches` are for ad hoc queries;")
-	p("  COUNT(*) and queries that read few columns skip the per-row work (paths are resolved only when `path` is read).")
+	p("  COUNT(*) and queries that read few columns skip the per-row work, and `path`, hidden from SELECT *, is")
+	p("  resolved only when a query names it.")
 	p("- `mount_points` reads the mark counts (a walk) only when a count column is read.")
 	if len(b.watchRSS) >= 2 {
 		first := b.watchRSS[0]
 		limit := first.Watches + int((200<<20-float64(first.RSS))/b.bytesPerWatch())
-		p("- Nothing bounds memory: a snapshot holds every mark, so from about %d watches on the host (%.0f bytes", limit, b.bytesPerWatch())
-		p("  each) the extension would pass the watchdog's 200 MB, and every result row is a map of its columns (about")
-		p("  1 KB for a mark row): see the VmRSS after the protocol queries.")
+		p("- Memory grows with the host: a snapshot holds every mark packed, so from about %d watches on the host", limit)
+		p("  (%.0f bytes each) the extension would pass the watchdog's 200 MB; no cap bounds it. A result row is a", b.bytesPerWatch())
+		p("  slice of its values, written to osqueryd as it is: see the VmRSS after the protocol queries.")
 	}
 }
 
