@@ -50,7 +50,9 @@ func devFromKernel(sdev uint64) Dev {
 }
 
 func (d Dev) String() string {
-	return strconv.FormatUint(uint64(d.Major), 10) + ":" + strconv.FormatUint(uint64(d.Minor), 10)
+	var buf [24]byte // one allocation: the per-mark tables print a device per row
+	b := strconv.AppendUint(buf[:0], uint64(d.Major), 10)
+	return string(strconv.AppendUint(append(b, ':'), uint64(d.Minor), 10))
 }
 
 // Handle is the file handle fdinfo prints for an inode (fhandle-type and
