@@ -36,13 +36,7 @@ func fanotifyGroups(env *Env) *Table {
 		if err != nil {
 			return nil, err
 		}
-		var rows []Values
-		for _, g := range nq.groups {
-			if nq.wantGroup(g) && nq.wantPID(g.Primary().PID) {
-				rows = append(rows, fanotifyGroupRow(g))
-			}
-		}
-		return rows, nil
+		return nq.groupRows(fanotifyGroupRow), nil
 	})
 }
 

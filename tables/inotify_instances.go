@@ -5,6 +5,7 @@ import (
 
 	"github.com/osquery/osquery-go/plugin/table"
 
+	"github.com/osquery-fanotify/osquery-fanotify/fanotify"
 	"github.com/osquery-fanotify/osquery-fanotify/fanotify/procfs"
 )
 
@@ -24,15 +25,11 @@ func inotifyInstances(env *Env) *Table {
 		if err != nil {
 			return nil, err
 		}
-		var rows []Values
-		for _, g := range nq.groups {
-			if nq.wantGroup(g) && nq.wantPID(g.Primary().PID) {
-				row := groupHolderRow(g)
-				row["instance_id"] = g.ID
-				row["watches"] = markCount(g, g.Info.MarkCount)
-				rows = append(rows, row)
-			}
-		}
-		return rows, nil
+		return nq.groupRows(func(g *fanotify.Group) Values {
+			row := groupHolderRow(g)
+			row["instance_id"] = g.ID
+			row["watches"] = markCount(g, g.Info.MarkCount)
+			return row
+		}), nil
 	})
 }

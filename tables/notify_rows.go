@@ -80,6 +80,18 @@ var holderColumns = []holderColumn{
 		func(h fanotify.Holder) string { return strconv.Itoa(h.FD) }}, false},
 }
 
+// groupRows is row of every group the query wants; pid constrains the
+// primary holder, as the per-group tables show it.
+func (nq *notifyQuery) groupRows(row func(*fanotify.Group) Values) []Values {
+	var rows []Values
+	for _, g := range nq.groups {
+		if nq.wantGroup(g) && nq.wantPID(g.Primary().PID) {
+			rows = append(rows, row(g))
+		}
+	}
+	return rows
+}
+
 // The primary-holder and charge columns of the per-group tables.
 func groupHolderColumns() []table.ColumnDefinition {
 	return []table.ColumnDefinition{
