@@ -106,27 +106,58 @@ var packBuffers = sync.Pool{New: func() any { return new([]byte) }}
 // that cannot be read is an error naming it; the result then holds nothing.
 // The result keeps no reference to data.
 func ParseFdinfo(data []byte) (Fdinfo, error) {
+	p := newFdinfoParser()
+	p.feed(data)
+	return p.finish()
+}
+
+// fdinfoParser is ParseFdinfo over a text handed in pieces that end at line
+// ends (see readLines), so that the text of an instance with a million
+// watches is never held whole.
+type fdinfoParser struct {
+	info   Fdinfo
+	bufp   *[]byte
+	packed []byte // the marks so far, in a pooled buffer
+	err    error
+}
+
+func newFdinfoParser() *fdinfoParser {
 	bufp := packBuffers.Get().(*[]byte)
-	packed := (*bufp)[:0]
-	defer func() {
-		if cap(packed) <= maxPooledBuffer {
-			*bufp = packed
-			packBuffers.Put(bufp)
+	return &fdinfoParser{bufp: bufp, packed: (*bufp)[:0]}
+}
+
+// feed parses whole lines; after an error it ignores the rest.
+func (p *fdinfoParser) feed(lines []byte) {
+	for line := range bytes.Lines(lines) {
+		if p.err != nil {
+			return
 		}
-	}()
-	var info Fdinfo
-	for line := range bytes.Lines(data) {
-		f, isMark, err := info.parseLine(bytes.TrimRight(line, " \t\r\n"))
+		f, isMark, err := p.info.parseLine(bytes.TrimRight(line, " \t\r\n"))
 		if err != nil {
-			return Fdinfo{}, fmt.Errorf("fdinfo line %q: %w", line, err)
+			p.err = fmt.Errorf("fdinfo line %q: %w", line, err)
+			return
 		}
 		if isMark {
-			packed = f.appendPacked(packed)
-			info.MarkCount++
+			p.packed = f.appendPacked(p.packed)
+			p.info.MarkCount++
 		}
 	}
-	packed = info.appendGroup(packed)
-	info.packed = bytes.Clone(packed)
+}
+
+// finish returns what the lines fed hold and gives the packing buffer back.
+func (p *fdinfoParser) finish() (Fdinfo, error) {
+	defer func() {
+		if cap(p.packed) <= maxPooledBuffer {
+			*p.bufp = p.packed
+			packBuffers.Put(p.bufp)
+		}
+	}()
+	if p.err != nil {
+		return Fdinfo{}, p.err
+	}
+	info := p.info
+	p.packed = info.appendGroup(p.packed)
+	info.packed = bytes.Clone(p.packed)
 	return info, nil
 }
 

@@ -279,3 +279,24 @@ func BenchmarkFdinfo(b *testing.B) {
 		}
 	})
 }
+
+// The walk feeds a text in pieces that end at line ends; the result is the
+// one of the whole text, and an error stops the parse wherever it comes.
+func TestParseFdinfoInPieces(t *testing.T) {
+	entries, err := os.ReadDir(filepath.Join("testdata", "fdinfo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		text := readFdinfoFixture(t, e.Name())
+		want, wantErr := ParseFdinfo(text)
+		p := newFdinfoParser()
+		for line := range bytes.Lines(text) {
+			p.feed(line)
+		}
+		got, err := p.finish()
+		if !reflect.DeepEqual(got, want) || (err == nil) != (wantErr == nil) {
+			t.Errorf("%s: line by line %+v, %v; whole %+v, %v", e.Name(), got, err, want, wantErr)
+		}
+	}
+}

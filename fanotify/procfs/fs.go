@@ -29,26 +29,27 @@ func (fs FS) Path(elem ...string) string {
 	return filepath.Join(append([]string{fs.Root}, elem...)...)
 }
 
-// readBuffers lend readFile a buffer large enough for most /proc files in
+// readBuffers lend readLines a buffer large enough for most /proc files in
 // one read.
 var readBuffers = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
 
 // maxPooledBuffer keeps a huge mountinfo's buffer from staying in the pool.
 const maxPooledBuffer = 1 << 20
 
-// readFile reads a whole file with plain system calls: open, read until
-// EOF, close. A walk reads a few files per process, and os.ReadFile would
-// add an fstat (a /proc file reports size 0), an epoll registration attempt
-// and a read per doubling of its buffer.
+// readFile reads a whole file (see readLines).
 func readFile(path string) (data []byte, err error) {
-	err = readFileWith(path, func(b []byte) { data = bytes.Clone(b) })
+	err = readLines(path, func(b []byte) { data = append(data, b...) })
 	return data, err
 }
 
-// readFileWith reads a whole file as readFile does, and hands its bytes to
-// use, which must not keep them: they are a pooled buffer. A caller that
-// keeps only what it parses from a large file so never copies its text.
-func readFileWith(path string, use func([]byte)) error {
+// readLines reads a file with plain system calls, open, reads until EOF
+// and close, and hands its text to use in pieces that end at a line end (the
+// last one may not). os.ReadFile would add an fstat (a /proc file reports
+// size 0), an epoll registration attempt and a read per doubling of its
+// buffer. The pieces live in a pooled 64 KiB buffer, which use must not
+// keep: a file of any size then takes that much memory, unless one of its
+// lines is longer (the buffer grows to hold it).
+func readLines(path string, use func([]byte)) error {
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return &os.PathError{Op: "open", Path: path, Err: err}
@@ -56,7 +57,13 @@ func readFileWith(path string, use func([]byte)) error {
 	defer unix.Close(fd)
 	bufp := readBuffers.Get().(*[]byte)
 	buf := *bufp
-	n := 0
+	defer func() {
+		if len(buf) <= maxPooledBuffer {
+			*bufp = buf
+			readBuffers.Put(bufp)
+		}
+	}()
+	n := 0 // bytes read and not handed over yet
 	for {
 		if n == len(buf) {
 			buf = append(buf, make([]byte, len(buf))...)
@@ -72,11 +79,13 @@ func readFileWith(path string, use func([]byte)) error {
 			break
 		}
 		n += m
+		if end := bytes.LastIndexByte(buf[:n], '\n') + 1; end > 0 {
+			use(buf[:end])
+			n = copy(buf, buf[end:n])
+		}
 	}
-	use(buf[:n])
-	if len(buf) <= maxPooledBuffer {
-		*bufp = buf
-		readBuffers.Put(bufp)
+	if n > 0 {
+		use(buf[:n])
 	}
 	return nil
 }

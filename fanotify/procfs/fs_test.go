@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 )
 
@@ -57,5 +58,38 @@ func TestReadFileLiveProc(t *testing.T) {
 	}
 	if st, err := ParseStatus(got); err != nil || st.EUID != uint32(os.Geteuid()) {
 		t.Fatalf("status read through readFile: %+v, %v", st, err)
+	}
+}
+
+// readLines hands a file over in pieces that end at line ends and fit its
+// 64 KiB buffer, whatever the file's size; only a longer line grows it.
+func TestReadLinesPieces(t *testing.T) {
+	dir := t.TempDir()
+	short := bytes.Repeat([]byte("inotify wd:1 ino:2a sdev:2d mask:2 ignored_mask:0\n"), 20000) // 1 MB
+	long := append(bytes.Repeat([]byte("x"), 200<<10), '\n')
+	for _, tc := range []struct {
+		name     string
+		content  []byte
+		maxPiece int
+	}{
+		{"short lines", short, 64 << 10},
+		{"a long line", slices.Concat(short[:5000], long, []byte("no newline at the end")), 256 << 10},
+	} {
+		path := filepath.Join(dir, "f")
+		if err := os.WriteFile(path, tc.content, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var pieces [][]byte
+		if err := readLines(path, func(p []byte) { pieces = append(pieces, bytes.Clone(p)) }); err != nil {
+			t.Fatal(err)
+		}
+		if got := bytes.Join(pieces, nil); !bytes.Equal(got, tc.content) {
+			t.Fatalf("%s: pieces make %d bytes, not the file's %d", tc.name, len(got), len(tc.content))
+		}
+		for i, p := range pieces {
+			if len(p) > tc.maxPiece || i < len(pieces)-1 && p[len(p)-1] != '\n' {
+				t.Errorf("%s: piece %d of %d bytes ends with %q", tc.name, i, len(p), p[len(p)-1])
+			}
+		}
 	}
 }

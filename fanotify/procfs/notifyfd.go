@@ -184,11 +184,9 @@ func (fs FS) processNotifyFDs(pid int, childUserNS bool) ([]NotifyFD, error) {
 		if err != nil {
 			continue
 		}
-		var info Fdinfo
-		var parseErr error
-		err = readFileWith(fs.Path(strconv.Itoa(pid), "fdinfo", name), func(text []byte) {
-			info, parseErr = ParseFdinfo(text)
-		})
+		parser := newFdinfoParser()
+		err = readLines(fs.Path(strconv.Itoa(pid), "fdinfo", name), parser.feed)
+		info, parseErr := parser.finish()
 		if errors.Is(err, os.ErrNotExist) {
 			continue // closed since the readlink
 		}

@@ -2,7 +2,10 @@ package procfs
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"path/filepath"
+	"strconv"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -117,5 +120,45 @@ func TestWalkNotifyFDsEmptyInstance(t *testing.T) {
 	got := findFD(walk, os.Getpid(), in)
 	if got == nil || got.Subsystem != SubsystemInotify || got.Err != nil || got.Info.MarkCount != 0 {
 		t.Fatalf("empty inotify fd %d: got %+v", in, got)
+	}
+}
+
+// An instance whose fdinfo is larger than the 64 KiB read buffer is read in
+// pieces: every watch is found, once.
+func TestWalkNotifyFDsLargeInstance(t *testing.T) {
+	const watches = 1500 // about 140 KB of fdinfo
+	in, err := unix.InotifyInit1(unix.IN_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(in)
+	dir := t.TempDir()
+	for i := range watches {
+		path := filepath.Join(dir, strconv.Itoa(i))
+		if err := os.WriteFile(path, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := unix.InotifyAddWatch(in, path, unix.IN_MODIFY); err != nil {
+			t.Fatal(err)
+		}
+	}
+	text, err := os.ReadFile(fmt.Sprintf("/proc/self/fdinfo/%d", in))
+	if err != nil || len(text) <= 64<<10 {
+		t.Fatalf("fdinfo of %d bytes (%v): want more than the read buffer", len(text), err)
+	}
+	walk, err := NewFS(DefaultRoot).WalkNotifyFDs(context.Background(), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := findFD(walk, os.Getpid(), in)
+	if got == nil || got.Err != nil || got.Info.MarkCount != watches {
+		t.Fatalf("inotify fd %d: got %+v", in, got)
+	}
+	wds := map[int32]bool{}
+	for _, m := range got.Info.Marks() {
+		wds[m.WD] = true
+	}
+	if len(wds) != watches {
+		t.Errorf("%d distinct watch descriptors, want %d", len(wds), watches)
 	}
 }
