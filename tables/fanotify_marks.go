@@ -141,6 +141,15 @@ func (nq *notifyQuery) markRows(cols []markColumn, noMarks func(*fanotify.Group)
 				}
 				rows = append(rows, base)
 			}
+			if !decode {
+				// The query reads no column of the mark itself: the
+				// holder's rows are alike and share one (rows are not
+				// modified once generated).
+				for range g.Info.MarkCount {
+					rows = append(rows, base)
+				}
+				continue
+			}
 			var paths []string
 			if withPath {
 				paths = nq.snap.MarkPaths(h, marks)

@@ -135,6 +135,28 @@ func TestFanotifyMarksPidConstraintKeepsGroupIdentity(t *testing.T) {
 	}
 }
 
+// A query that reads only holder columns (GROUP BY pid) gets the same rows
+// as one that reads the marks, projected.
+func TestFanotifyMarksHolderColumnsOnly(t *testing.T) {
+	k := fanotifytest.HoldKnownObjects(t, notifyTestUID)
+	r := notifyRunner(t)
+	holder := []string{"pid", "fd", "group_id", "primary_holder"}
+	tally := func(rows []namedRow) map[string]int {
+		n := map[string]int{}
+		for _, row := range rows {
+			if row["group_id"] == id(k.PID1, 3) {
+				n[row["pid"]+"/"+row["fd"]+"/"+row["primary_holder"]]++
+			}
+		}
+		return n
+	}
+	want := tally(query(t, r, "fanotify_marks", nil, nil))
+	got := tally(query(t, r, "fanotify_marks", nil, holder))
+	if !maps.Equal(got, want) || len(want) != 3 {
+		t.Errorf("holder columns only: %v, want %v (3 fds of group A, 5 rows each)", got, want)
+	}
+}
+
 func TestFanotifyMarksPathOnlyWhenUsed(t *testing.T) {
 	k := fanotifytest.HoldKnownObjects(t, notifyTestUID)
 	r := notifyRunner(t)
