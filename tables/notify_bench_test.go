@@ -22,14 +22,7 @@ import (
 const benchWatches = 5000
 
 func holdManyMarks(b *testing.B) {
-	dir := b.TempDir()
-	paths := make([]string, benchWatches)
-	for i := range paths {
-		paths[i] = filepath.Join(dir, strconv.Itoa(i))
-		if err := os.WriteFile(paths[i], nil, 0o600); err != nil {
-			b.Fatal(err)
-		}
-	}
+	paths := fanotifytest.Files(b, benchWatches)
 	in := fanotifytest.Inotify(b, paths...)
 	fan := fanotifytest.Fanotify(b, unix.FAN_REPORT_FID)
 	for _, p := range paths {

@@ -7,6 +7,7 @@ package fanotifytest
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -47,6 +48,20 @@ func HoldCommand(t testing.TB, cmd *exec.Cmd, attr *syscall.SysProcAttr, fds ...
 		cmd.Wait()
 	})
 	return cmd.Process.Pid
+}
+
+// Files creates n empty files in a new temporary directory.
+func Files(t testing.TB, n int) []string {
+	t.Helper()
+	dir := t.TempDir()
+	paths := make([]string, n)
+	for i := range paths {
+		paths[i] = filepath.Join(dir, strconv.Itoa(i))
+		if err := os.WriteFile(paths[i], nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return paths
 }
 
 // Inotify creates an inotify instance watching paths with IN_MODIFY.

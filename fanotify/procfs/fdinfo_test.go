@@ -9,8 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-
-	"golang.org/x/sys/unix"
 )
 
 func readFdinfoFixture(t testing.TB, name string) []byte {
@@ -232,21 +230,7 @@ func FuzzParseFdinfo(f *testing.F) {
 // within 1.3x of read.
 func BenchmarkFdinfo(b *testing.B) {
 	const watches = 5000
-	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer unix.Close(fd)
-	dir := b.TempDir()
-	for i := range watches {
-		name := filepath.Join(dir, strconv.Itoa(i))
-		if err := os.WriteFile(name, nil, 0o600); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := unix.InotifyAddWatch(fd, name, unix.IN_MODIFY); err != nil {
-			b.Fatal(err)
-		}
-	}
+	fd := manyWatches(b, watches)
 	path := filepath.Join("/proc/self/fdinfo", strconv.Itoa(fd))
 	b.Run("read", func(b *testing.B) {
 		for b.Loop() {

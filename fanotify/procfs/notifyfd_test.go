@@ -4,11 +4,11 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
-	"strconv"
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/osquery-fanotify/osquery-fanotify/fanotify/fanotifytest"
 )
 
 func findFD(w *NotifyWalk, pid, fd int) *NotifyFD {
@@ -127,21 +127,7 @@ func TestWalkNotifyFDsEmptyInstance(t *testing.T) {
 // pieces: every watch is found, once.
 func TestWalkNotifyFDsLargeInstance(t *testing.T) {
 	const watches = 1500 // about 140 KB of fdinfo
-	in, err := unix.InotifyInit1(unix.IN_CLOEXEC)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(in)
-	dir := t.TempDir()
-	for i := range watches {
-		path := filepath.Join(dir, strconv.Itoa(i))
-		if err := os.WriteFile(path, nil, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := unix.InotifyAddWatch(in, path, unix.IN_MODIFY); err != nil {
-			t.Fatal(err)
-		}
-	}
+	in := manyWatches(t, watches)
 	text, err := os.ReadFile(fmt.Sprintf("/proc/self/fdinfo/%d", in))
 	if err != nil || len(text) <= 64<<10 {
 		t.Fatalf("fdinfo of %d bytes (%v): want more than the read buffer", len(text), err)
@@ -161,4 +147,13 @@ func TestWalkNotifyFDsLargeInstance(t *testing.T) {
 	if len(wds) != watches {
 		t.Errorf("%d distinct watch descriptors, want %d", len(wds), watches)
 	}
+}
+
+// manyWatches is an inotify instance watching n new files, closed at
+// cleanup.
+func manyWatches(tb testing.TB, n int) int {
+	tb.Helper()
+	fd := fanotifytest.Inotify(tb, fanotifytest.Files(tb, n)...)
+	tb.Cleanup(func() { unix.Close(fd) })
+	return fd
 }
