@@ -145,12 +145,7 @@ func (r *reply) writeRows(ctx context.Context, out thrift.TProtocol) error {
 		}
 		return out.WriteListEnd(ctx)
 	}
-	var used []int
-	for i, c := range r.table.Columns {
-		if r.q.Uses(c.Name) {
-			used = append(used, i)
-		}
-	}
+	used := r.table.Used(r.q)
 	for _, row := range r.rows {
 		if err := writeMap(ctx, out, len(used), func(yield func(k, v string) bool) {
 			for _, i := range used {

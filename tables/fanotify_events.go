@@ -21,8 +21,9 @@ func fanotifyEvents(env *Env) *Table {
 				return nil, nil
 			}
 			var rows []Row
+			used := usedOf(definitions(eventColumns), q)
 			for _, e := range env.Collector.Events(eventFilter(q)) {
-				rows = append(rows, rowOf(eventColumns, q, &e))
+				rows = append(rows, rowOf(eventColumns, used, &e))
 			}
 			return rows, nil
 		},

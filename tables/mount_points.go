@@ -97,6 +97,7 @@ func generateMountPoints(ctx context.Context, env *Env, q QueryContext) ([]Row, 
 		}
 	}
 	var rows []Row
+	used := usedOf(definitions(mountColumns), q)
 	for _, v := range views {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -108,7 +109,7 @@ func generateMountPoints(ctx context.Context, env *Env, q QueryContext) ([]Row, 
 				counts := marks.forMount(info)
 				m.marks = &counts
 			}
-			rows = append(rows, rowOf(mountColumns, q, m))
+			rows = append(rows, rowOf(mountColumns, used, m))
 		}
 	}
 	return rows, nil

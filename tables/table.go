@@ -89,13 +89,11 @@ func definitions[T any](cols []column[T]) []table.ColumnDefinition {
 }
 
 // rowOf is the row describing v in a table whose columns are cols, with
-// the columns q reads filled.
-func rowOf[T any](cols []column[T], q QueryContext, v T) Row {
+// the columns at the positions used filled (see usedOf).
+func rowOf[T any](cols []column[T], used []int, v T) Row {
 	row := make(Row, len(cols))
-	for i, c := range cols {
-		if q.Uses(c.def.Name) {
-			row[i] = c.value(v)
-		}
+	for _, i := range used {
+		row[i] = cols[i].value(v)
 	}
 	return row
 }
@@ -121,12 +119,7 @@ func namedRows(t *Table, gen func(context.Context, QueryContext) ([]Values, erro
 // Named returns rows with their values by column name, for the columns q
 // reads: the form osquery's protocol carries.
 func (t *Table) Named(rows []Row, q QueryContext) []map[string]string {
-	var used []int
-	for i, c := range t.Columns {
-		if q.Uses(c.Name) {
-			used = append(used, i)
-		}
-	}
+	used := t.Used(q)
 	named := make([]map[string]string, len(rows))
 	for r, row := range rows {
 		m := make(map[string]string, len(used))
@@ -136,6 +129,20 @@ func (t *Table) Named(rows []Row, q QueryContext) []map[string]string {
 		named[r] = m
 	}
 	return named
+}
+
+// Used lists the positions of the columns q reads.
+func (t *Table) Used(q QueryContext) []int { return usedOf(t.Columns, q) }
+
+// usedOf lists the positions of the columns of defs that q reads.
+func usedOf(defs []table.ColumnDefinition, q QueryContext) []int {
+	var used []int
+	for i, c := range defs {
+		if q.Uses(c.Name) {
+			used = append(used, i)
+		}
+	}
+	return used
 }
 
 // Value is row's value at column i; empty for the short rows of queries

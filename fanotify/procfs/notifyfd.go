@@ -41,7 +41,7 @@ func textSubsystem(info Fdinfo, parseErr error) string {
 		return ""
 	case info.HasGroup:
 		return SubsystemFanotify
-	case !info.HasGroup && info.firstMarkKind() == InotifyWatch:
+	case info.firstMarkKind() == InotifyWatch:
 		return SubsystemInotify
 	}
 	return ""
