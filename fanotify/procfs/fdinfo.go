@@ -364,7 +364,9 @@ func (f *lineFields) appendPacked(b []byte) []byte {
 			present |= 1 << (i + 1)
 		}
 	}
-	hasHandle := len(f.handleHex) > 0 && len(f.handleHex)%2 == 0 && isHex(f.handleHex)
+	var room [128]byte // MAX_HANDLE_SZ: no handle the kernel prints is longer
+	handle, err := hex.AppendDecode(room[:0], f.handleHex)
+	hasHandle := err == nil && len(handle) > 0
 	if hasHandle {
 		present |= packedHandle
 	}
@@ -376,8 +378,8 @@ func (f *lineFields) appendPacked(b []byte) []byte {
 		}
 	}
 	if hasHandle {
-		b = binary.AppendUvarint(b, uint64(len(f.handleHex)/2))
-		b, _ = hex.AppendDecode(b, f.handleHex) // checked by isHex
+		b = binary.AppendUvarint(b, uint64(len(handle)))
+		b = append(b, handle...)
 	}
 	return b
 }
@@ -406,15 +408,6 @@ func (m *Mark) unpack(p []byte) []byte {
 func uvarint(p []byte) (uint64, []byte) {
 	v, n := binary.Uvarint(p)
 	return v, p[n:]
-}
-
-func isHex(s []byte) bool {
-	for _, c := range s {
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
-			return false
-		}
-	}
-	return true
 }
 
 func markKind(seen int, inotify bool) MarkKind {
