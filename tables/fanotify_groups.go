@@ -50,7 +50,7 @@ func fanotifyGroupRow(g *fanotify.Group) Values {
 	row["unlimited_marks"] = boolInt(g.UnlimitedMarks())
 	row["unlimited_queue"] = boolInt(g.UnlimitedQueue())
 	kinds := make(map[procfs.MarkKind]int)
-	for _, m := range g.Info.Marks() {
+	for m := range g.Info.All() {
 		kinds[m.Kind]++
 	}
 	row["marks"] = markCount(g, g.Info.MarkCount)

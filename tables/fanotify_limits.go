@@ -158,7 +158,7 @@ type NamespaceMounts struct {
 func MountsPerNamespace(ctx context.Context, env *Env, snap *fanotify.Snapshot) ([]NamespaceMounts, error) {
 	marked := make(map[uint64]bool)
 	for _, g := range snap.Fanotify {
-		for _, m := range g.Info.Marks() {
+		for m := range g.Info.All() {
 			if m.Kind == procfs.MarkMount {
 				marked[m.MountID] = true
 			}

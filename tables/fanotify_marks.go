@@ -121,14 +121,14 @@ func (nq *notifyQuery) markRows(cols []markColumn, noMarks func(*fanotify.Group)
 	if !decode && !slices.ContainsFunc(holderColumns, holderUsed) && !nq.q.Uses(nq.idCol) && !nq.q.Uses("primary_holder") {
 		at.width = 0 // no column read: nil rows
 	}
-	var rows []Row
+	rows := make([]Row, 0, nq.markRowCount(noMarks != nil))
+	var marks []procfs.Mark // of the group, decoded into one buffer for all groups
 	for _, g := range nq.groups {
 		if !nq.wantGroup(g) {
 			continue
 		}
-		var marks []procfs.Mark
 		if decode {
-			marks = g.Info.Marks()
+			marks = slices.AppendSeq(marks[:0], g.Info.All())
 		}
 		for i, h := range g.Holders {
 			if !nq.wantPID(h.PID) {
@@ -170,6 +170,27 @@ func (nq *notifyQuery) markRows(cols []markColumn, noMarks func(*fanotify.Group)
 		}
 	}
 	return rows
+}
+
+// markRowCount is how many rows markRows returns, so that the slice of a
+// million rows is allocated once rather than grown by copying.
+func (nq *notifyQuery) markRowCount(rowWithoutMarks bool) int {
+	n := 0
+	for _, g := range nq.groups {
+		if !nq.wantGroup(g) {
+			continue
+		}
+		perHolder := g.Info.MarkCount
+		if perHolder == 0 && rowWithoutMarks {
+			perHolder = 1
+		}
+		for _, h := range g.Holders {
+			if nq.wantPID(h.PID) {
+				n += perHolder
+			}
+		}
+	}
+	return n
 }
 
 // holderRow is a row holding the columns the query reads of g's i-th

@@ -146,7 +146,7 @@ func markCounts(ctx context.Context, env *Env) (*markTally, error) {
 	t := &markTally{byMount: make(map[uint64]int), byDev: make(map[procfs.Dev]mountMarks)}
 	for _, groups := range [][]*fanotify.Group{snap.Fanotify, snap.Inotify} {
 		for _, g := range groups {
-			for _, m := range g.Info.Marks() {
+			for m := range g.Info.All() {
 				t.add(m)
 			}
 		}

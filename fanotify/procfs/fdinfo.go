@@ -6,7 +6,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"iter"
 	"math"
+	"slices"
 	"strconv"
 	"sync"
 )
@@ -173,15 +175,25 @@ func (info *Fdinfo) appendGroup(b []byte) []byte {
 	return binary.AppendUvarint(b, uint64(info.EventFlags))
 }
 
-// Marks decodes the marks (fanotify) or watches (inotify), in text order.
+// All yields the marks (fanotify) or watches (inotify) in text order,
+// decoding each as it goes: a loop over a million watches allocates nothing.
 // Their handles reference info.
-func (info Fdinfo) Marks() []Mark {
-	marks := make([]Mark, info.MarkCount)
-	p := info.packed
-	for i := range marks {
-		p = marks[i].unpack(p)
+func (info Fdinfo) All() iter.Seq[Mark] {
+	return func(yield func(Mark) bool) {
+		p := info.packed
+		for range info.MarkCount {
+			var m Mark
+			p = m.unpack(p)
+			if !yield(m) {
+				return
+			}
+		}
 	}
-	return marks
+}
+
+// Marks decodes every mark into a slice (see All).
+func (info Fdinfo) Marks() []Mark {
+	return slices.AppendSeq(make([]Mark, 0, info.MarkCount), info.All())
 }
 
 // Content identifies what the fdinfo describes of the group: its flags and
