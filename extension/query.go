@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -8,8 +9,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -84,8 +87,7 @@ func runSQL(out io.Writer, sql, cfgPath string, asJSON, verbose bool, watch time
 	if asJSON {
 		return printJSON(out, res)
 	}
-	printTable(out, res)
-	return nil
+	return printTable(out, res)
 }
 
 // waitOrInterrupt waits for d, or until SIGINT or SIGTERM.
@@ -102,41 +104,73 @@ func waitOrInterrupt(d time.Duration) {
 }
 
 // printJSON writes rows as osqueryi --json does: one object per line, keys
-// sorted, every value a string.
+// sorted, every value a string. A name the result repeats is printed once,
+// with its last column's value, as an object keyed by name holds it.
 func printJSON(out io.Writer, res *sqlengine.Result) error {
-	var b bytes.Buffer
-	b.WriteString("[\n")
+	keys := sortedColumns(res.Columns)
+	w := bufio.NewWriterSize(out, 64<<10)
+	w.WriteString("[\n")
+	var line []byte
 	for i, row := range res.Rows {
-		obj := make(map[string]string, len(row))
-		for j, v := range row {
-			obj[res.Columns[j]] = v
+		line = append(line[:0], "  {"...)
+		for k, col := range keys {
+			if k > 0 {
+				line = append(line, ',')
+			}
+			line = appendJSONString(line, res.Columns[col])
+			line = append(line, ':')
+			line = appendJSONString(line, row[col])
 		}
-		enc := json.NewEncoder(&b)
-		enc.SetEscapeHTML(false)
-		b.WriteString("  ")
-		if err := enc.Encode(obj); err != nil {
-			return err
-		}
-		b.Truncate(b.Len() - 1) // Encode's newline
+		line = append(line, '}')
 		if i < len(res.Rows)-1 {
-			b.WriteString(",")
+			line = append(line, ',')
 		}
-		b.WriteString("\n")
+		w.Write(append(line, '\n'))
 	}
 	if len(res.Rows) == 0 {
-		b.WriteString("\n")
+		w.WriteString("\n")
 	}
-	b.WriteString("]\n")
-	_, err := out.Write(b.Bytes())
-	return err
+	w.WriteString("]\n")
+	return w.Flush()
+}
+
+// sortedColumns lists the positions of columns by name, each name once at
+// its last position.
+func sortedColumns(columns []string) []int {
+	last := make(map[string]int, len(columns))
+	for i, c := range columns {
+		last[c] = i
+	}
+	keys := slices.Collect(maps.Values(last))
+	slices.SortFunc(keys, func(a, b int) int { return strings.Compare(columns[a], columns[b]) })
+	return keys
+}
+
+// appendJSONString appends s as a JSON string, escaped as encoding/json
+// does without HTML escaping. Most values are plain ASCII and are copied.
+func appendJSONString(b []byte, s string) []byte {
+	plain := true
+	for i := 0; i < len(s) && plain; i++ {
+		plain = s[i] >= 0x20 && s[i] < utf8.RuneSelf && s[i] != '"' && s[i] != '\\'
+	}
+	if plain {
+		b = append(b, '"')
+		b = append(b, s...)
+		return append(b, '"')
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.Encode(s) // a string always encodes
+	return append(b, bytes.TrimSuffix(buf.Bytes(), []byte("\n"))...)
 }
 
 // printTable writes osqueryi's pretty table: columns as wide as their widest
 // value or name (in characters), left-aligned, framed by +---+ lines.
 // Like osqueryi it prints nothing for an empty result.
-func printTable(out io.Writer, res *sqlengine.Result) {
+func printTable(out io.Writer, res *sqlengine.Result) error {
 	if len(res.Rows) == 0 {
-		return
+		return nil
 	}
 	widths := make([]int, len(res.Columns))
 	for i, c := range res.Columns {
@@ -145,27 +179,32 @@ func printTable(out io.Writer, res *sqlengine.Result) {
 			widths[i] = max(widths[i], utf8.RuneCountInString(row[i]))
 		}
 	}
-	var b strings.Builder
-	separator := func() {
-		b.WriteString("+")
-		for _, w := range widths {
-			b.WriteString(strings.Repeat("-", w+2) + "+")
-		}
-		b.WriteString("\n")
+	w := bufio.NewWriterSize(out, 64<<10)
+	var separator []byte
+	separator = append(separator, '+')
+	for _, width := range widths {
+		separator = append(separator, strings.Repeat("-", width+2)...)
+		separator = append(separator, '+')
 	}
+	separator = append(separator, '\n')
 	line := func(cells []string) {
-		b.WriteString("|")
+		w.WriteByte('|')
 		for i, c := range cells {
-			b.WriteString(" " + c + strings.Repeat(" ", widths[i]-utf8.RuneCountInString(c)) + " |")
+			w.WriteByte(' ')
+			w.WriteString(c)
+			for pad := widths[i] - utf8.RuneCountInString(c); pad > 0; pad-- {
+				w.WriteByte(' ')
+			}
+			w.WriteString(" |")
 		}
-		b.WriteString("\n")
+		w.WriteByte('\n')
 	}
-	separator()
+	w.Write(separator)
 	line(res.Columns)
-	separator()
+	w.Write(separator)
 	for _, row := range res.Rows {
 		line(row)
 	}
-	separator()
-	io.WriteString(out, b.String())
+	w.Write(separator)
+	return w.Flush()
 }

@@ -67,3 +67,31 @@ func TestPrintJSONEmpty(t *testing.T) {
 		t.Errorf("%q: want an empty JSON array (%v)", out.String(), err)
 	}
 }
+
+// Values are escaped exactly as encoding/json escapes them without HTML
+// escaping; plain ASCII takes a path of its own.
+func TestAppendJSONStringMatchesEncodingJSON(t *testing.T) {
+	for _, s := range []string{"", "plain /path 123", `q"uote`, `back\slash`, "tab\tnew\nline\r", "\x00\x1f\x7f",
+		"ünïcode", "bad \xff utf8", "sep\u2028\u2029", "<a&b>"} {
+		var want bytes.Buffer
+		enc := json.NewEncoder(&want)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(s); err != nil {
+			t.Fatal(err)
+		}
+		if got := string(appendJSONString(nil, s)); got+"\n" != want.String() {
+			t.Errorf("%q: got %s, want %s", s, got, want.String())
+		}
+	}
+}
+
+// A name the query repeats is one key, holding its last column's value.
+func TestPrintJSONRepeatedColumn(t *testing.T) {
+	var out bytes.Buffer
+	if err := printJSON(&out, &sqlengine.Result{Columns: []string{"b", "a", "b"}, Rows: [][]string{{"1", "2", "3"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if want := "[\n  {\"a\":\"2\",\"b\":\"3\"}\n]\n"; out.String() != want {
+		t.Errorf("got %q, want %q", out.String(), want)
+	}
+}
