@@ -2,6 +2,7 @@ package tables
 
 import (
 	"context"
+	"fmt"
 	"slices"
 
 	"github.com/osquery/osquery-go/plugin/table"
@@ -21,13 +22,10 @@ func fanotifyMarks(env *Env) *Table {
 			"SUM(primary_holder) counts each mark once",
 			"Inode: the file its handle resolves to; mount: the mount point in the holder's namespace; filesystem: a mount of the device. Empty when unknown",
 			fanotifyMarkColumns),
-		Generate: func(ctx context.Context, q QueryContext) ([]Row, error) {
-			nq, err := newNotifyQuery(ctx, env, q, procfs.SubsystemFanotify, "group_id")
-			if err != nil {
-				return nil, err
-			}
-			return nq.markRows(fanotifyMarkColumns, noMarkType), nil
-		},
+		Generate: markTable{
+			subsystem: procfs.SubsystemFanotify, idCol: "group_id", cols: fanotifyMarkColumns, noMarks: noMarkType,
+			summary: "fanotify_groups, whose marks columns count them",
+		}.generate(env),
 	}
 }
 
@@ -89,6 +87,37 @@ func noMarkType(g *fanotify.Group) string {
 	return "none"
 }
 
+// markTable is what sets fanotify_marks and inotify_watches apart: rows per
+// mark of one subsystem, identified by idCol, with the mark's own columns.
+type markTable struct {
+	subsystem, idCol string
+	cols             []markColumn
+	// noMarks, when set, gives the mark_type of the one row a group without
+	// marks gets.
+	noMarks func(*fanotify.Group) string
+	// summary is the table that counts the same marks a row per group,
+	// which a query refused for its size is pointed to.
+	summary string
+}
+
+// generate refuses a query whose result would pass max_rows before it
+// builds a row: osqueryd holds a result whole, and a host with a million
+// watches would push osqueryd's worker over its watchdog's memory limit.
+func (mt markTable) generate(env *Env) GenerateFunc {
+	return func(ctx context.Context, q QueryContext) ([]Row, error) {
+		nq, err := newNotifyQuery(ctx, env, q, mt.subsystem, mt.idCol)
+		if err != nil {
+			return nil, err
+		}
+		n := nq.markRowCount(mt.noMarks != nil)
+		if n > env.Config.MaxRows {
+			return nil, fmt.Errorf("the query would return %d rows, over max_rows (%d): constrain pid or %s, "+
+				"count with %s, or raise max_rows in the configuration file", n, env.Config.MaxRows, mt.idCol, mt.summary)
+		}
+		return nq.markRows(mt.cols, mt.noMarks, n), nil
+	}
+}
+
 // markLayout is where each part of a per-mark row sits (markTableColumns).
 type markLayout struct {
 	id, primary, marks, path, width int
@@ -104,7 +133,7 @@ func newMarkLayout(cols []markColumn) markLayout {
 // noMarks(g) (no row when noMarks is nil). Only the columns the query reads
 // are computed: SELECT COUNT(*) decodes no mark, resolves no path and
 // returns nil rows.
-func (nq *notifyQuery) markRows(cols []markColumn, noMarks func(*fanotify.Group) string) []Row {
+func (nq *notifyQuery) markRows(cols []markColumn, noMarks func(*fanotify.Group) string, count int) []Row {
 	at := newMarkLayout(cols)
 	var usedMarks []int // of cols
 	for k, c := range cols {
@@ -121,7 +150,7 @@ func (nq *notifyQuery) markRows(cols []markColumn, noMarks func(*fanotify.Group)
 	if !decode && !slices.ContainsFunc(holderColumns, holderUsed) && !nq.q.Uses(nq.idCol) && !nq.q.Uses("primary_holder") {
 		at.width = 0 // no column read: nil rows
 	}
-	rows := make([]Row, 0, nq.markRowCount(noMarks != nil))
+	rows := make([]Row, 0, count)
 	var marks []procfs.Mark // of the group, decoded into one buffer for all groups
 	for _, g := range nq.groups {
 		if !nq.wantGroup(g) {

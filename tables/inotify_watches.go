@@ -1,7 +1,6 @@
 package tables
 
 import (
-	"context"
 	"strconv"
 
 	"github.com/osquery-fanotify/osquery-fanotify/fanotify"
@@ -19,13 +18,10 @@ func inotifyWatches(env *Env) *Table {
 			"SUM(primary_holder) counts each watch once",
 			"The file the watch's handle resolves to; empty when unknown",
 			inotifyWatchColumns),
-		Generate: func(ctx context.Context, q QueryContext) ([]Row, error) {
-			nq, err := newNotifyQuery(ctx, env, q, procfs.SubsystemInotify, "instance_id")
-			if err != nil {
-				return nil, err
-			}
-			return nq.markRows(inotifyWatchColumns, nil), nil
-		},
+		Generate: markTable{
+			subsystem: procfs.SubsystemInotify, idCol: "instance_id", cols: inotifyWatchColumns,
+			summary: "inotify_instances, whose watches column counts them",
+		}.generate(env),
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/osquery-fanotify/osquery-fanotify/extension/config"
 	"github.com/osquery-fanotify/osquery-fanotify/fanotify"
 	"github.com/osquery-fanotify/osquery-fanotify/fanotify/fanotifytest"
 	"github.com/osquery-fanotify/osquery-fanotify/fanotify/procfs"
@@ -25,7 +26,7 @@ import (
 
 func testEnv(root string) *Env {
 	proc, log := procfs.NewFS(root), slog.New(slog.NewTextHandler(io.Discard, nil))
-	return &Env{Proc: proc, Log: log, Usage: fanotify.NewScanner(proc, 10*time.Second, log)}
+	return &Env{Proc: proc, Config: config.Default(), Log: log, Usage: fanotify.NewScanner(proc, 10*time.Second, log)}
 }
 
 func equals(col string, vals ...string) map[string][]Constraint {

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -23,8 +24,10 @@ import (
 // notifyTestUID is the euid of the processes holding the known objects.
 const notifyTestUID = 3123456790
 
-func notifyRunner(t testing.TB) *Runner {
-	env := NewEnv(config.Default(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+func notifyRunner(t testing.TB) *Runner { return notifyRunnerWith(t, config.Default()) }
+
+func notifyRunnerWith(t testing.TB, cfg config.Config) *Runner {
+	env := NewEnv(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	t.Cleanup(env.Close)
 	return NewRunner(All(env), time.Minute, 4, env.Log)
 }
@@ -209,6 +212,30 @@ func TestInotifyTablesCountKnownInstances(t *testing.T) {
 	}
 	if empty := rowsWhere(watches, "instance_id", id(k.PID2, 4)); len(empty) != 0 {
 		t.Errorf("an instance without watches has rows: %v", empty)
+	}
+}
+
+// A per-mark query over max_rows fails, naming the cap and the summary
+// table, before it builds a row; at the cap it returns every row. PID1 holds
+// group A (5 marks) through two fds and group D (no marks, one row).
+func TestPerMarkTablesRowCap(t *testing.T) {
+	k := fanotifytest.HoldKnownObjects(t, notifyTestUID)
+	pid := equals("pid", strconv.Itoa(k.PID1))
+	for _, c := range []struct {
+		table, summary string
+		rows           int
+	}{{"fanotify_marks", "fanotify_groups", 11}, {"inotify_watches", "inotify_instances", 2}} {
+		cfg := config.Default()
+		cfg.MaxRows = c.rows - 1
+		_, err := notifyRunnerWith(t, cfg).Generate(context.Background(), c.table, NewQueryContext(pid, nil))
+		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("would return %d rows, over max_rows (%d)", c.rows, c.rows-1)) ||
+			!strings.Contains(err.Error(), c.summary) {
+			t.Errorf("%s capped at %d rows: error %v, want the row count, max_rows and %s", c.table, c.rows-1, err, c.summary)
+		}
+		cfg.MaxRows = c.rows
+		if got := query(t, notifyRunnerWith(t, cfg), c.table, pid, nil); len(got) != c.rows {
+			t.Errorf("%s capped at %d rows: %d rows", c.table, c.rows, len(got))
+		}
 	}
 }
 

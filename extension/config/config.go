@@ -36,6 +36,10 @@ type Config struct {
 	// ScanBudgetMS bounds one walk of /proc; a walk over it is reported as
 	// incomplete instead of silently undercounting.
 	ScanBudgetMS int `json:"scan_budget_ms"`
+	// MaxRows caps the rows of one fanotify_marks or inotify_watches
+	// generate, which grow with every mark on the host: osqueryd holds a
+	// result whole, and its watchdog restarts a worker over 200 MB.
+	MaxRows int `json:"max_rows"`
 
 	Collector Collector `json:"collector"`
 }
@@ -68,6 +72,7 @@ func Default() Config {
 		RiskWarningPct:         75,
 		RiskCriticalPct:        90,
 		ScanBudgetMS:           10000,
+		MaxRows:                100000,
 		Collector: Collector{
 			Mark:      "auto",
 			Events:    []string{"modify", "close_write", "create", "delete", "moved_from", "moved_to"},
@@ -179,6 +184,7 @@ func (c Config) validate() error {
 		{"risk_critical_pct", c.RiskCriticalPct > c.RiskWarningPct && c.RiskCriticalPct <= 100, "must be above risk_warning_pct and at most 100"},
 		// Upper bounds keep the values clear of time.Duration overflow.
 		{"scan_budget_ms", c.ScanBudgetMS >= 100 && c.ScanBudgetMS <= 3600000, "must be 100..3600000"},
+		{"max_rows", c.MaxRows >= 1 && c.MaxRows <= 100000000, "must be 1..100000000"},
 		{"collector.mark", slices.Contains(MarkStrategies, c.Collector.Mark), "must be one of " + strings.Join(MarkStrategies, ", ")},
 		{"collector.buffer_max", c.Collector.BufferMax >= 1 && c.Collector.BufferMax <= 1000000, "must be 1..1000000"},
 		{"collector.expiry_s", c.Collector.ExpiryS >= 1 && c.Collector.ExpiryS <= 31536000, "must be 1..31536000 (one year)"},

@@ -128,6 +128,8 @@ func TestParseRejects(t *testing.T) {
 		{"critical over 100", `{"risk_critical_pct": 100.5}`, []string{`"risk_critical_pct"`}},
 		{"scan budget small", `{"scan_budget_ms": 99}`, []string{`"scan_budget_ms"`, "100..3600000"}},
 		{"scan budget huge", `{"scan_budget_ms": 9223372036854775807}`, []string{`"scan_budget_ms"`}},
+		{"max rows zero", `{"max_rows": 0}`, []string{`"max_rows"`, "1..100000000"}},
+		{"max rows huge", `{"max_rows": 100000001}`, []string{`"max_rows"`}},
 		{"unknown mark", `{"collector": {"mark": "superblock"}}`, []string{`"collector.mark"`, "auto, filesystem, mount, inode"}},
 		{"buffer zero", `{"collector": {"buffer_max": 0}}`, []string{`"collector.buffer_max"`, "1..1000000"}},
 		{"buffer huge", `{"collector": {"buffer_max": 1000001}}`, []string{`"collector.buffer_max"`}},
@@ -168,9 +170,9 @@ func TestParseAccepts(t *testing.T) {
 		{"empty object", `{}`, func(c Config) bool { return reflect.DeepEqual(c, Default()) }},
 		{"null document", `null`, func(c Config) bool { return reflect.DeepEqual(c, Default()) }},
 		{"surrounding whitespace", " \n{}\n\t ", func(c Config) bool { return reflect.DeepEqual(c, Default()) }},
-		{"bounds", `{"generate_timeout_s": 3600, "max_concurrent_generates": 64, "scan_budget_ms": 100}`,
+		{"bounds", `{"generate_timeout_s": 3600, "max_concurrent_generates": 64, "scan_budget_ms": 100, "max_rows": 1}`,
 			func(c Config) bool {
-				return c.GenerateTimeoutS == 3600 && c.MaxConcurrentGenerates == 64 && c.ScanBudgetMS == 100
+				return c.GenerateTimeoutS == 3600 && c.MaxConcurrentGenerates == 64 && c.ScanBudgetMS == 100 && c.MaxRows == 1
 			}},
 		{"critical 100", `{"risk_warning_pct": 99.9, "risk_critical_pct": 100}`,
 			func(c Config) bool { return c.RiskWarningPct == 99.9 && c.RiskCriticalPct == 100 }},

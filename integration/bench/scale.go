@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/osquery-fanotify/osquery-fanotify/extension/config"
 )
 
 // perUnit is the growth of an item's CPU time per unit (process, watch or
@@ -174,6 +176,9 @@ func (b *bench) extrapolation(p func(string, ...any)) {
 	p("  one-second walk is under 0.03%% of one CPU. `fanotify_marks` and `inotify_watches` are for ad hoc queries;")
 	p("  COUNT(*) and queries that read few columns skip the per-row work, and `path`, hidden from SELECT *, is")
 	p("  resolved only when a query names it.")
+	p("- `max_rows` (%d) refuses a `fanotify_marks` or `inotify_watches` query whose result would pass it, before a", config.Default().MaxRows)
+	p("  row is built, naming the count and what to constrain: osqueryd holds a whole result in its worker, whose own")
+	p("  watchdog (on by default) restarts it over 200 MB. The measurements above raise it.")
 	p("- `mount_points` reads the mark counts (a walk) only when a count column is read.")
 	if len(b.watchRSS) >= 2 {
 		first := b.watchRSS[0]
