@@ -118,6 +118,7 @@ func ParseFdinfo(data []byte) (Fdinfo, error) {
 // watches is never held whole.
 type fdinfoParser struct {
 	info   Fdinfo
+	line   lineFields // the line being read
 	bufp   *[]byte
 	packed []byte // the marks so far, in a pooled buffer
 	err    error
@@ -134,13 +135,13 @@ func (p *fdinfoParser) feed(lines []byte) {
 		if p.err != nil {
 			return
 		}
-		f, isMark, err := p.info.parseLine(bytes.TrimRight(line, " \t\r\n"))
+		isMark, err := p.info.parseLine(trimRightSpace(line), &p.line)
 		if err != nil {
 			p.err = fmt.Errorf("fdinfo line %q: %w", line, err)
 			return
 		}
 		if isMark {
-			p.packed = f.appendPacked(p.packed)
+			p.packed = p.line.appendPacked(p.packed)
 			p.info.MarkCount++
 		}
 	}
@@ -216,30 +217,30 @@ var (
 	prefixInotify  = []byte("inotify ")
 )
 
-// parseLine reads one line: a group line sets info's group fields, a mark
-// line is returned in f. isMark tells a mark line.
-func (info *Fdinfo) parseLine(line []byte) (f lineFields, isMark bool, err error) {
+// parseLine reads one line into f: a group line sets info's group fields,
+// a mark line is left in f. isMark tells a mark line.
+func (info *Fdinfo) parseLine(line []byte, f *lineFields) (isMark bool, err error) {
 	rest, inotify := bytes.CutPrefix(line, prefixInotify)
 	if !inotify {
 		var ok bool
 		if rest, ok = bytes.CutPrefix(line, prefixFanotify); !ok {
-			return f, false, nil // the generic header (pos:, flags:, mnt_id:, ino:) or a future line
+			return false, nil // the generic header (pos:, flags:, mnt_id:, ino:) or a future line
 		}
 	}
-	if f, err = parseFields(rest); err != nil {
-		return f, false, err
+	if err = f.parse(rest); err != nil {
+		return false, err
 	}
 	if f.seen == 0 {
-		return f, false, nil // a line kind of a newer kernel
+		return false, nil // a line kind of a newer kernel
 	}
 	if !inotify && f.seen&(seenFlags|seenEventFlags) != 0 {
 		if f.seen&seenFlags == 0 {
-			return f, false, errors.New("group line without flags")
+			return false, errors.New("group line without flags")
 		}
 		info.HasGroup, info.GroupFlags, info.EventFlags = true, f.groupFlags, f.eventFlags
-		return f, false, nil
+		return false, nil
 	}
-	return f, true, f.checkMark(inotify)
+	return true, f.checkMark(inotify)
 }
 
 // Keys seen on a line, to tell its kind whatever the key order.
@@ -265,19 +266,20 @@ type lineFields struct {
 	groupFlags, eventFlags uint32
 }
 
-func parseFields(rest []byte) (lineFields, error) {
-	var f lineFields
+// parse reads a line's fields after its "inotify " or "fanotify " prefix.
+func (f *lineFields) parse(rest []byte) error {
+	*f = lineFields{}
 	for len(rest) > 0 {
 		var key, val []byte
 		var err error
 		if key, val, rest, err = nextField(rest); err != nil {
-			return f, err
+			return err
 		}
 		if err = f.set(key, val); err != nil {
-			return f, fmt.Errorf("%s: %w", key, err)
+			return fmt.Errorf("%s: %w", key, err)
 		}
 	}
-	return f, nil
+	return nil
 }
 
 func (f *lineFields) set(key, val []byte) error {
@@ -444,7 +446,9 @@ func markKind(seen int, inotify bool) MarkKind {
 // The key is scanned byte by byte (it is short), the value, which may be a
 // long file handle, with IndexByte.
 func nextField(line []byte) (key, val, rest []byte, err error) {
-	line = bytes.TrimLeft(line, " ")
+	for len(line) > 0 && line[0] == ' ' {
+		line = line[1:]
+	}
 	k := 0
 	for k < len(line) && line[k] != ':' && line[k] != ' ' {
 		k++
@@ -458,6 +462,19 @@ func nextField(line []byte) (key, val, rest []byte, err error) {
 		val, rest = val[:end], val[end+1:]
 	}
 	return key, val, rest, nil
+}
+
+// trimRightSpace drops the line end and any blanks before it, byte by
+// byte: bytes.TrimRight would build a set of the four bytes for every line.
+func trimRightSpace(line []byte) []byte {
+	for n := len(line); n > 0; n-- {
+		switch line[n-1] {
+		case ' ', '\t', '\r', '\n':
+		default:
+			return line[:n]
+		}
+	}
+	return nil
 }
 
 // parseDecimal reads an unsigned decimal number without allocating.
