@@ -149,7 +149,7 @@ func (r *reply) writeRows(ctx context.Context, out thrift.TProtocol) error {
 	for _, row := range r.rows {
 		if err := writeMap(ctx, out, len(used), func(yield func(k, v string) bool) {
 			for _, i := range used {
-				if !yield(r.table.Columns[i].Name, tables.Value(row, i)) {
+				if !yield(r.table.Columns[i].Name, row.Value(i)) {
 					return
 				}
 			}

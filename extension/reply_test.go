@@ -49,7 +49,7 @@ func TestReplyWritesWhatTheGeneratedCodeReads(t *testing.T) {
 	tbl := &tables.Table{Name: "t", Columns: []table.ColumnDefinition{
 		table.TextColumn("a"), table.BigIntColumn("b"), table.TextColumn("c", table.HiddenColumn()),
 	}}
-	rows := []tables.Row{tbl.Row(tables.Values{"a": "x", "b": "1", "c": "secret"}), tbl.Row(tables.Values{"a": "", "b": ""}), nil}
+	rows := []tables.Row{tbl.Row(tables.Values{"a": "x", "b": "1", "c": "secret"}), tbl.Row(tables.Values{"a": "", "b": ""}), {}}
 	for _, r := range []*reply{
 		{table: tbl, rows: rows, q: tables.NewQueryContext(nil, []string{"a", "b"})},
 		{table: tbl, rows: rows, q: tables.NewQueryContext(nil, []string{})},

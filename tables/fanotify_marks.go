@@ -118,21 +118,23 @@ func (mt markTable) generate(env *Env) GenerateFunc {
 	}
 }
 
-// markLayout is where each part of a per-mark row sits (markTableColumns).
+// markLayout is where each part of a per-mark row sits (markTableColumns):
+// first the values a holder's rows share (the holder's columns, the group
+// id and primary_holder), then each mark's own (its columns, then path).
 type markLayout struct {
-	id, primary, marks, path, width int
+	id, primary, shared, path, own int
 }
 
 func newMarkLayout(cols []markColumn) markLayout {
 	n := len(holderColumns)
-	return markLayout{id: n, primary: n + 1, marks: n + 2, path: n + 2 + len(cols), width: n + 3 + len(cols)}
+	return markLayout{id: n, primary: n + 1, shared: n + 2, path: len(cols), own: len(cols) + 1}
 }
 
 // markRows emits, for every group and holder the query wants, one row per
 // mark, and for a group without marks one row whose mark_type is
 // noMarks(g) (no row when noMarks is nil). Only the columns the query reads
 // are computed: SELECT COUNT(*) decodes no mark, resolves no path and
-// returns nil rows.
+// returns blank rows.
 func (nq *notifyQuery) markRows(cols []markColumn, noMarks func(*fanotify.Group) string, count int) []Row {
 	at := newMarkLayout(cols)
 	var usedMarks []int // of cols
@@ -147,9 +149,11 @@ func (nq *notifyQuery) markRows(cols []markColumn, noMarks func(*fanotify.Group)
 	}
 	withPath := nq.q.Uses("path")
 	decode := len(usedMarks) > 0 || withPath
-	if !decode && !slices.ContainsFunc(holderColumns, holderUsed) && !nq.q.Uses(nq.idCol) && !nq.q.Uses("primary_holder") {
-		at.width = 0 // no column read: nil rows
-	}
+	readsShared := slices.ContainsFunc(holderColumns, holderUsed) || nq.q.Uses(nq.idCol) || nq.q.Uses("primary_holder")
+	markType := slices.IndexFunc(cols, func(c markColumn) bool { return c.def.Name == "mark_type" })
+	// Own values sit after as many shared ones as the table has, read or
+	// not: queries that read none of them share one blank set.
+	blank := make([]string, at.shared)
 	rows := make([]Row, 0, count)
 	var marks []procfs.Mark // of the group, decoded into one buffer for all groups
 	for _, g := range nq.groups {
@@ -163,19 +167,23 @@ func (nq *notifyQuery) markRows(cols []markColumn, noMarks func(*fanotify.Group)
 			if !nq.wantPID(h.PID) {
 				continue
 			}
-			base := nq.holderRow(g, i, at)
+			shared := blank
+			if readsShared {
+				shared = nq.holderValues(g, i, at)
+			}
 			if g.Info.MarkCount == 0 && noMarks != nil {
-				if at.width > 0 && nq.q.Uses("mark_type") {
-					base[at.marks+slices.IndexFunc(cols, func(c markColumn) bool { return c.def.Name == "mark_type" })] = noMarks(g)
+				var own []string
+				if nq.q.Uses("mark_type") {
+					own = make([]string, at.own)
+					own[markType] = noMarks(g)
 				}
-				rows = append(rows, base)
+				rows = append(rows, Row{Shared: shared, Own: own})
 			}
 			if !decode {
 				// The query reads no column of the mark itself: the
-				// holder's rows are alike and share one (rows are not
-				// modified once generated).
+				// holder's rows are its shared values alone.
 				for range g.Info.MarkCount {
-					rows = append(rows, base)
+					rows = append(rows, Row{Shared: shared})
 				}
 				continue
 			}
@@ -183,18 +191,17 @@ func (nq *notifyQuery) markRows(cols []markColumn, noMarks func(*fanotify.Group)
 			if withPath {
 				paths = nq.snap.MarkPaths(h, marks)
 			}
-			// One allocation for the rows of the holder's marks.
-			block := make([]string, at.width*g.Info.MarkCount)
+			// One allocation for the values of the holder's marks.
+			block := make([]string, at.own*g.Info.MarkCount)
 			for j := range g.Info.MarkCount {
-				row := Row(block[j*at.width : (j+1)*at.width : (j+1)*at.width])
-				copy(row, base)
+				own := block[j*at.own : (j+1)*at.own : (j+1)*at.own]
 				for _, k := range usedMarks {
-					row[at.marks+k] = cols[k].value(marks[j])
+					own[k] = cols[k].value(marks[j])
 				}
 				if withPath {
-					row[at.path] = paths[j]
+					own[at.path] = paths[j]
 				}
-				rows = append(rows, row)
+				rows = append(rows, Row{Shared: shared, Own: own})
 			}
 		}
 	}
@@ -222,24 +229,21 @@ func (nq *notifyQuery) markRowCount(rowWithoutMarks bool) int {
 	return n
 }
 
-// holderRow is a row holding the columns the query reads of g's i-th
-// holder: the holder's, the group id and primary_holder.
-func (nq *notifyQuery) holderRow(g *fanotify.Group, i int, at markLayout) Row {
-	if at.width == 0 {
-		return nil
-	}
-	row := make(Row, at.width)
+// holderValues are the values g's i-th holder's rows share, those the
+// query reads filled: the holder's columns, the group id and primary_holder.
+func (nq *notifyQuery) holderValues(g *fanotify.Group, i int, at markLayout) []string {
+	values := make([]string, at.shared)
 	h := g.Holders[i]
 	for k, c := range holderColumns {
 		if nq.q.Uses(c.def.Name) {
-			row[k] = c.value(h)
+			values[k] = c.value(h)
 		}
 	}
 	if nq.q.Uses(nq.idCol) {
-		row[at.id] = g.ID
+		values[at.id] = g.ID
 	}
 	if nq.q.Uses("primary_holder") {
-		row[at.primary] = boolInt(i == 0)
+		values[at.primary] = boolInt(i == 0)
 	}
-	return row
+	return values
 }

@@ -160,6 +160,30 @@ func TestFanotifyMarksHolderColumnsOnly(t *testing.T) {
 	}
 }
 
+// A query that reads only mark columns gets them in their columns, with
+// the holder's columns left empty: each known group's marks by type.
+func TestFanotifyMarksMarkColumnsOnly(t *testing.T) {
+	k := fanotifytest.HoldKnownObjects(t, notifyTestUID)
+	r := notifyRunner(t)
+	types := func(rows []namedRow) map[string]int {
+		n := map[string]int{}
+		for _, row := range rows {
+			n[row["mark_type"]+"/"+row["inode"]+"/"+row["pid"]+"/"+row["group_id"]]++
+		}
+		return n
+	}
+	pid := equals("pid", strconv.Itoa(k.PID1))
+	want := map[string]int{}
+	for kind, count := range types(query(t, r, "fanotify_marks", pid, nil)) {
+		kind = strings.Join(strings.Split(kind, "/")[:2], "/") + "//"
+		want[kind] += count
+	}
+	got := types(query(t, r, "fanotify_marks", pid, []string{"mark_type", "inode"}))
+	if !maps.Equal(got, want) || want["none///"] != 1 || want["mount///"] != 2 {
+		t.Errorf("mark columns only: %v, want %v (group A through fds 3 and 4: 5 marks each; group D: none)", got, want)
+	}
+}
+
 func TestFanotifyMarksPathOnlyWhenUsed(t *testing.T) {
 	k := fanotifytest.HoldKnownObjects(t, notifyTestUID)
 	r := notifyRunner(t)

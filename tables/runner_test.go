@@ -25,7 +25,7 @@ func rowsOf(values ...string) GenerateFunc {
 	return func(context.Context, QueryContext) ([]Row, error) {
 		rows := make([]Row, len(values))
 		for i, v := range values {
-			rows[i] = Row{v}
+			rows[i] = RowOf(v)
 		}
 		return rows, nil
 	}
@@ -35,7 +35,7 @@ func TestRunnerPassesContextAndRows(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	echo := tableOf("echo", func(_ context.Context, q QueryContext) ([]Row, error) {
 		vals, _ := q.Equals("v")
-		return []Row{{strings.Join(vals, ",")}}, nil
+		return []Row{RowOf(strings.Join(vals, ","))}, nil
 	})
 	r := NewRunner([]*Table{echo}, time.Minute, 1, quietLog)
 	q := NewQueryContext(map[string][]Constraint{"v": {{OpEquals, "a"}, {OpEquals, "b"}}}, nil)
@@ -43,7 +43,7 @@ func TestRunnerPassesContextAndRows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rows) != 1 || rows[0][0] != "a,b" {
+	if len(rows) != 1 || rows[0].Value(0) != "a,b" {
 		t.Fatalf("rows %v, want one row v=a,b", rows)
 	}
 }
@@ -146,7 +146,7 @@ func TestRunnerTimedOutGenerateKeepsItsSlot(t *testing.T) {
 		})
 		quick := tableOf("quick", func(context.Context, QueryContext) ([]Row, error) {
 			quickRuns.Add(1)
-			return []Row{{"1"}}, nil
+			return []Row{RowOf("1")}, nil
 		})
 		r := NewRunner([]*Table{stuck, quick}, 10*time.Second, 1, quietLog)
 
@@ -182,7 +182,7 @@ func TestRunnerCapsConcurrency(t *testing.T) {
 			}
 			<-release
 			running.Add(-1)
-			return []Row{{"done"}}, nil
+			return []Row{RowOf("done")}, nil
 		})
 		r := NewRunner([]*Table{work}, time.Hour, limit, quietLog)
 
@@ -224,7 +224,7 @@ func TestRunnerRecoversPanic(t *testing.T) {
 	// A realistic slip: reading the first = value without checking there is one.
 	firstValue := tableOf("first_value", func(_ context.Context, q QueryContext) ([]Row, error) {
 		vals, _ := q.Equals("v")
-		return []Row{{vals[0]}}, nil
+		return []Row{RowOf(vals[0])}, nil
 	})
 	// One slot: a panic that leaked its slot would block every later call.
 	r := NewRunner([]*Table{boom, firstValue, tableOf("fine", rowsOf("ok"))}, time.Minute, 1, log)
@@ -239,7 +239,7 @@ func TestRunnerRecoversPanic(t *testing.T) {
 		t.Fatalf("runtime panic: got %v", err)
 	}
 	rows, err := r.Generate(context.Background(), "fine", QueryContext{})
-	if err != nil || len(rows) != 1 || rows[0][0] != "ok" {
+	if err != nil || len(rows) != 1 || rows[0].Value(0) != "ok" {
 		t.Fatalf("after panics: rows %v, err %v", rows, err)
 	}
 	for _, want := range []string{"generate panicked", "table=boom_table", "kaput", "stack="} {

@@ -12,10 +12,30 @@ import (
 )
 
 // Row is one result row: a value per column, in the order of the table's
-// Columns. osquery passes every value as a string; an empty value is NULL in
-// a numeric column. A generate may leave the columns its query does not read
-// empty, or return a nil Row when it reads none (SELECT COUNT(*)).
-type Row []string
+// Columns, the first ones in Shared and the rest in Own. Rows whose first
+// values are alike (a holder's rows in the per-mark tables) share one
+// Shared slice, which is never modified. osquery passes every value as a
+// string; an empty value is NULL in a numeric column. A generate may leave
+// the columns its query does not read empty, or return zero Rows when it
+// reads none (SELECT COUNT(*)).
+type Row struct {
+	Shared, Own []string
+}
+
+// RowOf is the row of values, in column order.
+func RowOf(values ...string) Row { return Row{Own: values} }
+
+// Value is the row's value at column i; empty past its values (the zero
+// Row of a query that reads no column).
+func (r Row) Value(i int) string {
+	if i < len(r.Shared) {
+		return r.Shared[i]
+	}
+	if i -= len(r.Shared); i < len(r.Own) {
+		return r.Own[i]
+	}
+	return ""
+}
 
 // Values names a row's values by column, for tables with few rows.
 type Values map[string]string
@@ -62,7 +82,7 @@ func (t *Table) Column(name string) (table.ColumnDefinition, bool) {
 // Row lays values out in column order. A name the table does not have is a
 // bug in the table: it panics, which the runner reports as an error.
 func (t *Table) Row(values Values) Row {
-	row := make(Row, len(t.Columns))
+	row := make([]string, len(t.Columns))
 	for name, v := range values {
 		i := t.Index(name)
 		if i < 0 {
@@ -70,7 +90,7 @@ func (t *Table) Row(values Values) Row {
 		}
 		row[i] = v
 	}
-	return row
+	return RowOf(row...)
 }
 
 // column is a table column whose value is computed from the T a row
@@ -91,11 +111,11 @@ func definitions[T any](cols []column[T]) []table.ColumnDefinition {
 // rowOf is the row describing v in a table whose columns are cols, with
 // the columns at the positions used filled (see usedOf).
 func rowOf[T any](cols []column[T], used []int, v T) Row {
-	row := make(Row, len(cols))
+	row := make([]string, len(cols))
 	for _, i := range used {
 		row[i] = cols[i].value(v)
 	}
-	return row
+	return RowOf(row...)
 }
 
 // namedRows makes t a table whose generate names its values: gen's rows
@@ -124,7 +144,7 @@ func (t *Table) Named(rows []Row, q QueryContext) []map[string]string {
 	for r, row := range rows {
 		m := make(map[string]string, len(used))
 		for _, i := range used {
-			m[t.Columns[i].Name] = Value(row, i)
+			m[t.Columns[i].Name] = row.Value(i)
 		}
 		named[r] = m
 	}
@@ -143,15 +163,6 @@ func usedOf(defs []table.ColumnDefinition, q QueryContext) []int {
 		}
 	}
 	return used
-}
-
-// Value is row's value at column i; empty for the short rows of queries
-// that read no column.
-func Value(row Row, i int) string {
-	if i < len(row) {
-		return row[i]
-	}
-	return ""
 }
 
 // Column constructors shared by the table files. Natural keys are INDEX so

@@ -234,9 +234,9 @@ func narrowing(tbl *tables.Table) *tables.Table {
 		names, namesNarrowed := q.Equals("name")
 		pidRange := q.IntRange("pid")
 		return slices.DeleteFunc(slices.Clone(rows), func(r tables.Row) bool {
-			pid, _ := strconv.ParseInt(r[tbl.Index("pid")], 10, 64)
+			pid, _ := strconv.ParseInt(r.Value(tbl.Index("pid")), 10, 64)
 			return (pidsNarrowed && !slices.Contains(pids, pid)) ||
-				(namesNarrowed && !slices.Contains(names, r[tbl.Index("name")])) ||
+				(namesNarrowed && !slices.Contains(names, r.Value(tbl.Index("name")))) ||
 				!pidRange.Contains(pid)
 		}), err
 	}

@@ -172,10 +172,7 @@ func rowids(t *tables.Table, rows []tables.Row) []int64 {
 	for i, r := range rows {
 		key = key[:0]
 		for i := range t.Columns {
-			var v string
-			if i < len(r) {
-				v = r[i]
-			}
+			v := r.Value(i)
 			key = binary.AppendUvarint(key, uint64(len(v)))
 			key = append(key, v...)
 		}
@@ -200,11 +197,7 @@ func (c *cursor) Column(i int) (vtab.Value, error) {
 	if c.Eof() || i < 0 || i >= len(c.table.table.Columns) {
 		return nil, fmt.Errorf("%s: no column %d in row %d", c.table.table.Name, i, c.pos)
 	}
-	var s string
-	if row := c.rows[c.pos]; i < len(row) {
-		s = row[i]
-	}
-	return columnValue(c.table.table.Columns[i].Type, s), nil
+	return columnValue(c.table.table.Columns[i].Type, c.rows[c.pos].Value(i)), nil
 }
 
 func (c *cursor) Rowid() (int64, error) {
