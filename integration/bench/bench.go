@@ -35,6 +35,7 @@ type bench struct {
 	// watchRSS is the extension's VmRSS after fanotify_limits, by the
 	// watches held on the host.
 	watchRSS []watchRSS
+	commands []commandFigure
 	notes    []string
 }
 

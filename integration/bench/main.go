@@ -42,7 +42,7 @@ func main() {
 	var o options
 	flag.StringVar(&o.ext, "ext", "build/fanotify.ext", "the fanotify.ext binary to run through the osquery protocol")
 	flag.StringVar(&o.out, "out", "BENCHMARKS.md", "where to write the results (empty: only print them)")
-	flag.IntVar(&o.reps, "reps", 5, "runs per measurement; the median is reported")
+	flag.IntVar(&o.reps, "reps", 9, "runs per measurement; the median is reported")
 	flag.IntVar(&o.protoReps, "protocol-reps", 9, "runs per generate through the protocol, whose wall time varies most")
 	flag.IntVar(&o.procs, "procs", 1000, "holder processes of the busy host")
 	flag.IntVar(&o.watches, "watches", 50, "inotify watches per holder")

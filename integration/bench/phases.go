@@ -130,6 +130,9 @@ func (b *bench) hostPhase() error {
 		r = ratio(limits, raw)
 		b.addGoal(goal{Name: "fanotify_limits", Project: limits, Baseline: raw, C: c,
 			Target: "≤ 1.5×", Ratio: r, Met: r <= 1.5, Note: what})
+		if err := b.commandLine(reps); err != nil {
+			return err
+		}
 		if err := b.protocol(minRows); err != nil {
 			return err
 		}

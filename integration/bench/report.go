@@ -106,6 +106,20 @@ func (b *bench) report() string {
 		}
 		p("")
 	}
+	if len(b.commands) > 0 {
+		p("#### The command line, end to end")
+		p("")
+		p("Whole processes, as a user without osqueryd runs them: start, walk, SQL, output to /dev/null (median of %d", b.o.reps)
+		p("alternating runs; CPU from the rusage of each process). For reference, not a goal: the query adds SQLite")
+		p("(every value crosses its virtual-table interface) and the printing of every row to the walk.")
+		p("")
+		p("| command | CPU (wall) | CPU ratio to the C walk |")
+		p("|---|---|---|")
+		for _, c := range b.commands {
+			p("| %s | %s | %.2f× |", c.Name, costCell(c.Run), c.CRatio)
+		}
+		p("")
+	}
 	b.scaleSection(p)
 	if len(b.notes) > 0 {
 		p("### Notes from this run")
