@@ -42,9 +42,9 @@ type Snapshot struct {
 	DedupExact bool
 	paths      pathResolver
 
-	fs         procfs.FS
-	identities sync.Once
-	// Set by ReadIdentities; see Ancestors and Untranslated.
+	fs              procfs.FS
+	owners, details sync.Once
+	// Set by ReadOwners; see Ancestors and Untranslated.
 	ancestors    map[uint64][]Charge
 	untranslated map[uint64]bool
 }
@@ -72,8 +72,8 @@ type Group struct {
 }
 
 // Holder is one fd through which a process holds a group. Only PID of its
-// Identity is set until the snapshot's ReadIdentities, which fills in the
-// rest; the holders of one process share its Identity.
+// Identity is set until the snapshot's ReadOwners and ReadDetails fill in
+// the rest; the holders of one process share its Identity.
 type Holder struct {
 	*procfs.Identity
 	FD int
@@ -93,7 +93,7 @@ func (g *Group) Primary() Holder {
 // uid afterwards or passed the fd to another user's process.
 // Zero when the primary holder exited before its identity was read.
 func (g *Group) Charge() Charge {
-	g.snap.ReadIdentities()
+	g.snap.ReadOwners()
 	return g.charge
 }
 
@@ -120,7 +120,7 @@ func (g *Group) ChargedMarks() int64 {
 // Charge (see Group.Charge: the uid is an estimate). Feed it with Ancestors
 // to Totals for the usage at every level of the user-namespace tree.
 func (s *Snapshot) Direct() map[Charge]Counts {
-	s.ReadIdentities()
+	s.ReadOwners()
 	direct := make(map[Charge]Counts)
 	for _, g := range s.Fanotify {
 		if !g.charged {
@@ -146,7 +146,7 @@ func (s *Snapshot) Direct() map[Charge]Counts {
 // GroupMarks lists every fanotify group's charged marks, for the per-group
 // limit of kernels before 5.13.
 func (s *Snapshot) GroupMarks() []GroupMarks {
-	s.ReadIdentities()
+	s.ReadOwners()
 	out := make([]GroupMarks, 0, len(s.Fanotify))
 	for _, g := range s.Fanotify {
 		if !g.charged {
@@ -158,7 +158,7 @@ func (s *Snapshot) GroupMarks() []GroupMarks {
 }
 
 // newSnapshot groups the fds of a walk by open file. Holders' identities,
-// and the charges that depend on them, wait for ReadIdentities. The paths
+// and the charges that depend on them, wait for ReadOwners and ReadDetails. The paths
 // prev resolved (nil for none) are checked and reused.
 func newSnapshot(fs procfs.FS, walk *procfs.NotifyWalk, taken time.Time, prev *Snapshot) *Snapshot {
 	groups, exact := dedup(walk, sameOpenFile)
@@ -186,31 +186,34 @@ func newSnapshot(fs procfs.FS, walk *procfs.NotifyWalk, taken time.Time, prev *S
 	return s
 }
 
-// ReadIdentities reads every holder's identity (command name, uid,
-// namespaces, cgroup) and charges each group, once per snapshot: queries
-// that show no holder column and charge nothing (COUNT(*)) skip it. Call it
-// before reading a Holder's identity fields; Primary, Charge, Direct,
-// GroupMarks, Ancestors and Untranslated call it themselves. A holder that
-// exited since the walk keeps only its pid, and a group whose primary
-// holder did is charged nowhere, as if the walk had missed it.
+// ReadIdentities reads every holder's identity: ReadOwners, then
+// ReadDetails. Call it before reading a Holder's identity fields; Primary
+// calls it itself.
 func (s *Snapshot) ReadIdentities() {
-	s.identities.Do(func() {
+	s.ReadOwners()
+	s.ReadDetails()
+}
+
+// ReadOwners reads every holder's effective uid and user namespace and
+// charges each group, once per snapshot: queries that show neither and
+// charge nothing (COUNT(*)) skip it. Call it before reading a Holder's EUID
+// or UserNS; Charge, Direct, GroupMarks, Ancestors and Untranslated call it
+// themselves. A holder that exited since the walk keeps only its pid, and a
+// group whose primary holder did is charged nowhere, as if the walk had
+// missed it.
+func (s *Snapshot) ReadOwners() {
+	s.owners.Do(func() {
 		groups := slices.Concat(s.Fanotify, s.Inotify)
-		read := make(map[*procfs.Identity]bool)
-		for _, g := range groups {
-			for _, h := range g.Holders {
-				if _, seen := read[h.Identity]; seen {
-					continue
-				}
-				id, err := s.fs.Identity(h.PID)
-				if err == nil {
-					// Field by field: PID is read meanwhile by
-					// queries that do not wait for identities.
-					h.Comm, h.EUID, h.UserNS, h.MntNS, h.Cgroup = id.Comm, id.EUID, id.UserNS, id.MntNS, id.Cgroup
-				}
-				read[h.Identity] = err == nil
+		read := s.readHolders(func(h Holder) error {
+			id := procfs.Identity{PID: h.PID}
+			err := s.fs.ReadOwner(&id)
+			if err == nil {
+				// Field by field: other fields are written by
+				// ReadDetails meanwhile.
+				h.EUID, h.UserNS = id.EUID, id.UserNS
 			}
-		}
+			return err
+		})
 		charged := slices.DeleteFunc(groups, func(g *Group) bool { return !read[g.Holders[0].Identity] })
 		view := newChargeView(s.fs, charged)
 		for _, g := range charged {
@@ -221,6 +224,38 @@ func (s *Snapshot) ReadIdentities() {
 	})
 }
 
+// ReadDetails reads every holder's command name, mount namespace and
+// cgroup, once per snapshot, for the queries that show them. Call it before
+// reading a Holder's Comm, MntNS or Cgroup.
+func (s *Snapshot) ReadDetails() {
+	s.details.Do(func() {
+		s.readHolders(func(h Holder) error {
+			id := procfs.Identity{PID: h.PID}
+			err := s.fs.ReadDetails(&id)
+			if err == nil {
+				h.Comm, h.MntNS, h.Cgroup = id.Comm, id.MntNS, id.Cgroup
+			}
+			return err
+		})
+	})
+}
+
+// readHolders calls read once per process holding a group, and returns
+// which processes it read without error.
+func (s *Snapshot) readHolders(read func(Holder) error) map[*procfs.Identity]bool {
+	ok := make(map[*procfs.Identity]bool)
+	for _, groups := range [][]*Group{s.Fanotify, s.Inotify} {
+		for _, g := range groups {
+			for _, h := range g.Holders {
+				if _, seen := ok[h.Identity]; !seen {
+					ok[h.Identity] = read(h) == nil
+				}
+			}
+		}
+	}
+	return ok
+}
+
 // Ancestors maps each charged user namespace to the charges the kernel
 // makes above it: the uid owning the namespace, as its parent sees it, in
 // the parent; then the parent's owner in the grandparent, up to the initial
@@ -228,7 +263,7 @@ func (s *Snapshot) ReadIdentities() {
 // namespace; missing when the namespace could not be opened. See chargeView
 // for how uids are put in each level's terms.
 func (s *Snapshot) Ancestors() map[uint64][]Charge {
-	s.ReadIdentities()
+	s.ReadOwners()
 	return s.ancestors
 }
 
@@ -236,7 +271,7 @@ func (s *Snapshot) Ancestors() map[uint64][]Charge {
 // put in their own terms (no readable process lives in them): those stay
 // as this process reads them.
 func (s *Snapshot) Untranslated() map[uint64]bool {
-	s.ReadIdentities()
+	s.ReadOwners()
 	return s.untranslated
 }
 

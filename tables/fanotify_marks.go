@@ -144,8 +144,10 @@ func (nq *notifyQuery) markRows(cols []markColumn, noMarks func(*fanotify.Group)
 		}
 	}
 	holderUsed := func(c holderColumn) bool { return nq.q.Uses(c.def.Name) }
-	if slices.ContainsFunc(holderColumns, func(c holderColumn) bool { return c.identity && holderUsed(c) }) {
-		nq.snap.ReadIdentities()
+	for _, c := range holderColumns {
+		if c.read != nil && holderUsed(c) {
+			c.read(nq.snap) // once per snapshot
+		}
 	}
 	withPath := nq.q.Uses("path")
 	decode := len(usedMarks) > 0 || withPath

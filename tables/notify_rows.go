@@ -58,26 +58,31 @@ func (nq *notifyQuery) wantPID(pid int) bool {
 // holderColumn is a column of the per-mark tables read from the holder.
 type holderColumn struct {
 	column[fanotify.Holder]
-	// identity tells a value read from the holder's identity, which the
-	// snapshot reads only for queries that show one.
-	identity bool
+	// read, when set, reads the part of the holders' identity the value
+	// comes from, which the snapshot reads only for queries that show it.
+	read func(*fanotify.Snapshot)
 }
+
+var (
+	owners  = (*fanotify.Snapshot).ReadOwners
+	details = (*fanotify.Snapshot).ReadDetails
+)
 
 var holderColumns = []holderColumn{
 	{column[fanotify.Holder]{bigint("pid", "Process holding the fd", index),
-		func(h fanotify.Holder) string { return strconv.Itoa(h.PID) }}, false},
+		func(h fanotify.Holder) string { return strconv.Itoa(h.PID) }}, nil},
 	{column[fanotify.Holder]{text("process", "Command name of the process"),
-		func(h fanotify.Holder) string { return h.Comm }}, true},
+		func(h fanotify.Holder) string { return h.Comm }}, details},
 	{column[fanotify.Holder]{bigint("uid", "Effective uid of the process, as the extension's user namespace sees it (the owner of /proc/PID)"),
-		func(h fanotify.Holder) string { return formatUint(uint64(h.EUID)) }}, true},
+		func(h fanotify.Holder) string { return formatUint(uint64(h.EUID)) }}, owners},
 	{column[fanotify.Holder]{bigint("user_ns", "User namespace of the process (inode of /proc/PID/ns/user)"),
-		func(h fanotify.Holder) string { return formatUint(h.UserNS) }}, true},
+		func(h fanotify.Holder) string { return formatUint(h.UserNS) }}, owners},
 	{column[fanotify.Holder]{bigint("mnt_ns", "Mount namespace of the process (inode of /proc/PID/ns/mnt)"),
-		func(h fanotify.Holder) string { return formatUint(h.MntNS) }}, true},
+		func(h fanotify.Holder) string { return formatUint(h.MntNS) }}, details},
 	{column[fanotify.Holder]{text("cgroup", "Cgroup of the process"),
-		func(h fanotify.Holder) string { return h.Cgroup }}, true},
+		func(h fanotify.Holder) string { return h.Cgroup }}, details},
 	{column[fanotify.Holder]{bigint("fd", "The fd through which the process holds the group"),
-		func(h fanotify.Holder) string { return strconv.Itoa(h.FD) }}, false},
+		func(h fanotify.Holder) string { return strconv.Itoa(h.FD) }}, nil},
 }
 
 // groupRows is row of every group the query wants; pid constrains the

@@ -418,7 +418,15 @@ func TestFanotifyMarksReadIdentitiesOnlyWhenUsed(t *testing.T) {
 	if h := holderOf(snap); h.Comm != "" {
 		t.Errorf("a query without holder identity columns read the holder's: %+v", *h.Identity)
 	}
-	rows := query(t, r, "fanotify_marks", equals("group_id", id(min(k.PID1, k.PID2), 3)), []string{"pid", "process", "uid"})
+	// The uid is read without the command name, namespaces and cgroup.
+	group := equals("group_id", id(min(k.PID1, k.PID2), 3))
+	if rows := query(t, r, "fanotify_marks", group, []string{"pid", "uid"}); len(rows) == 0 || rows[0]["uid"] != strconv.Itoa(notifyTestUID) {
+		t.Errorf("uid column: %v", rows)
+	}
+	if h := holderOf(snap); h.EUID != notifyTestUID || h.Comm != "" || h.Cgroup != "" || h.MntNS != 0 {
+		t.Errorf("a query showing the uid alone read %+v, want the uid and user namespace only", *h.Identity)
+	}
+	rows := query(t, r, "fanotify_marks", group, []string{"pid", "process", "uid"})
 	if again, _ := env.Usage.Snapshot(context.Background()); again != snap {
 		t.Skip("the snapshot expired between the queries: machine too slow to tell")
 	}
