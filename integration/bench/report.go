@@ -99,12 +99,11 @@ func (b *bench) report() string {
 	if len(b.rss) > 0 {
 		p("#### Memory of the fanotify.ext process (VmRSS)")
 		p("")
-		p("| when | VmRSS | buffered events |")
-		p("|---|---|---|")
+		var rows [][]string
 		for _, r := range b.rss {
-			p("| %s | %s | %d |", r.When, mb(r.bytes), r.buffered)
+			rows = append(rows, []string{r.When, mb(r.bytes), fmt.Sprint(r.buffered)})
 		}
-		p("")
+		markdownTable(p, []string{"when", "VmRSS", "buffered events"}, rows)
 	}
 	if len(b.commands) > 0 {
 		p("#### The command line, end to end")
@@ -113,12 +112,11 @@ func (b *bench) report() string {
 		p("alternating runs; CPU from the rusage of each process). For reference, not a goal: the query adds SQLite")
 		p("(every value crosses its virtual-table interface) and the printing of every row to the walk.")
 		p("")
-		p("| command | CPU (wall) | CPU ratio to the C walk |")
-		p("|---|---|---|")
+		var rows [][]string
 		for _, c := range b.commands {
-			p("| %s | %s | %.2f× |", c.Name, costCell(c.Run), c.CRatio)
+			rows = append(rows, []string{c.Name, costCell(c.Run), fmt.Sprintf("%.2f×", c.CRatio)})
 		}
-		p("")
+		markdownTable(p, []string{"command", "CPU (wall)", "CPU ratio to the C walk"}, rows)
 	}
 	b.scaleSection(p)
 	if len(b.notes) > 0 {
@@ -130,6 +128,16 @@ func (b *bench) report() string {
 		p("")
 	}
 	return w.String()
+}
+
+// markdownTable writes a table with its header row and a blank line after.
+func markdownTable(p func(string, ...any), header []string, rows [][]string) {
+	p("| %s |", strings.Join(header, " | "))
+	p("|%s", strings.Repeat("---|", len(header)))
+	for _, r := range rows {
+		p("| %s |", strings.Join(r, " | "))
+	}
+	p("")
 }
 
 func costCell(c cost) string {
