@@ -149,9 +149,11 @@ func (b *bench) extrapolation(p func(string, ...any)) {
 	if okW && okWC && okWR {
 		p("- **1,000,000 inotify watches**: the raw walk alone about %s CPU, `inotify_watches` COUNT(*) about %s,",
 			ms(watchRaw.at(1000000)), ms(watchCount.at(1000000)))
-		p("  SELECT * about %s. The kernel formats each instance's fdinfo under its lock (about %.1f µs per watch here),",
-			ms(watchAll.at(1000000)), watchRaw.slopeNs/1e3)
-		p("  stalling that instance's owner for the whole read.")
+		p("  SELECT * about %s (both over the default `max_rows`, which refuses them unless a query narrows to fewer",
+			ms(watchAll.at(1000000)))
+		p("  rows). The kernel formats each instance's fdinfo under its lock (about %.1f µs per watch here), stalling",
+			watchRaw.slopeNs/1e3)
+		p("  that instance's owner for the whole read.")
 	}
 	if len(b.watchRSS) >= 2 {
 		last := b.watchRSS[len(b.watchRSS)-1]
@@ -184,8 +186,8 @@ func (b *bench) extrapolation(p func(string, ...any)) {
 		first := b.watchRSS[0]
 		limit := first.Watches + int((200<<20-float64(first.RSS))/b.bytesPerWatch())
 		p("- Memory grows with the host: a snapshot holds every mark packed, so from about %d watches on the host", limit)
-		p("  (%.0f bytes each) the extension would pass the watchdog's 200 MB; no cap bounds it. A result row is a", b.bytesPerWatch())
-		p("  slice of its values, written to osqueryd as it is: see the VmRSS after the protocol queries.")
+		p("  (%.0f bytes each) the extension would pass the watchdog's 200 MB; no cap bounds the snapshot. A result", b.bytesPerWatch())
+		p("  row holds its own values and shares its holder's, and `max_rows` bounds how many there are.")
 	}
 }
 
