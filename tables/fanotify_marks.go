@@ -136,76 +136,101 @@ func newMarkLayout(cols []markColumn) markLayout {
 // are computed: SELECT COUNT(*) decodes no mark, resolves no path and
 // returns blank rows.
 func (nq *notifyQuery) markRows(cols []markColumn, noMarks func(*fanotify.Group) string, count int) []Row {
-	at := newMarkLayout(cols)
-	var usedMarks []int // of cols
-	for k, c := range cols {
-		if nq.q.Uses(c.def.Name) {
-			usedMarks = append(usedMarks, k)
-		}
-	}
-	holderUsed := func(c holderColumn) bool { return nq.q.Uses(c.def.Name) }
-	for _, c := range holderColumns {
-		if c.read != nil && holderUsed(c) {
-			c.read(nq.snap) // once per snapshot
-		}
-	}
-	withPath := nq.q.Uses("path")
-	decode := len(usedMarks) > 0 || withPath
-	readsShared := slices.ContainsFunc(holderColumns, holderUsed) || nq.q.Uses(nq.idCol) || nq.q.Uses("primary_holder")
-	markType := slices.IndexFunc(cols, func(c markColumn) bool { return c.def.Name == "mark_type" })
-	// Own values sit after as many shared ones as the table has, read or
-	// not: queries that read none of them share one blank set.
-	blank := make([]string, at.shared)
+	b := nq.newMarkRowBuilder(cols, noMarks)
 	rows := make([]Row, 0, count)
 	var marks []procfs.Mark // of the group, decoded into one buffer for all groups
 	for _, g := range nq.groups {
 		if !nq.wantGroup(g) {
 			continue
 		}
-		if decode {
+		if b.decode {
 			marks = slices.AppendSeq(marks[:0], g.Info.All())
 		}
 		for i, h := range g.Holders {
-			if !nq.wantPID(h.PID) {
-				continue
-			}
-			shared := blank
-			if readsShared {
-				shared = nq.holderValues(g, i, at)
-			}
-			if g.Info.MarkCount == 0 && noMarks != nil {
-				var own []string
-				if nq.q.Uses("mark_type") {
-					own = make([]string, at.own)
-					own[markType] = noMarks(g)
-				}
-				rows = append(rows, Row{Shared: shared, Own: own})
-			}
-			if !decode {
-				// The query reads no column of the mark itself: the
-				// holder's rows are its shared values alone.
-				for range g.Info.MarkCount {
-					rows = append(rows, Row{Shared: shared})
-				}
-				continue
-			}
-			var paths []string
-			if withPath {
-				paths = nq.snap.MarkPaths(h, marks)
-			}
-			// One allocation for the values of the holder's marks.
-			block := make([]string, at.own*g.Info.MarkCount)
-			for j := range g.Info.MarkCount {
-				own := block[j*at.own : (j+1)*at.own : (j+1)*at.own]
-				for _, k := range usedMarks {
-					own[k] = cols[k].value(marks[j])
-				}
-				if withPath {
-					own[at.path] = paths[j]
-				}
-				rows = append(rows, Row{Shared: shared, Own: own})
+			if nq.wantPID(h.PID) {
+				rows = b.appendHolderRows(rows, g, i, marks)
 			}
 		}
+	}
+	return rows
+}
+
+// markRowBuilder builds the rows of one query on a per-mark table.
+type markRowBuilder struct {
+	nq      *notifyQuery
+	at      markLayout
+	cols    []markColumn
+	used    []int // of cols, the columns the query reads
+	noMarks func(*fanotify.Group) string
+	// decode tells that the query reads a column of the marks themselves,
+	// withPath that it reads path, readsShared one of the shared values.
+	decode, withPath, readsShared bool
+	// blank are the shared values of queries that read none of them: own
+	// values sit after as many as the table has.
+	blank []string
+}
+
+// newMarkRowBuilder reads the parts of the holders' identities the query
+// shows (once per snapshot).
+func (nq *notifyQuery) newMarkRowBuilder(cols []markColumn, noMarks func(*fanotify.Group) string) *markRowBuilder {
+	b := &markRowBuilder{nq: nq, at: newMarkLayout(cols), cols: cols, noMarks: noMarks, withPath: nq.q.Uses("path")}
+	for k, c := range cols {
+		if nq.q.Uses(c.def.Name) {
+			b.used = append(b.used, k)
+		}
+	}
+	for _, c := range holderColumns {
+		if nq.q.Uses(c.def.Name) {
+			b.readsShared = true
+			if c.read != nil {
+				c.read(nq.snap)
+			}
+		}
+	}
+	b.readsShared = b.readsShared || nq.q.Uses(nq.idCol) || nq.q.Uses("primary_holder")
+	b.decode = len(b.used) > 0 || b.withPath
+	b.blank = make([]string, b.at.shared)
+	return b
+}
+
+// appendHolderRows appends the rows of g's i-th holder; marks are g's,
+// decoded when the query reads a column of them.
+func (b *markRowBuilder) appendHolderRows(rows []Row, g *fanotify.Group, i int, marks []procfs.Mark) []Row {
+	shared := b.blank
+	if b.readsShared {
+		shared = b.nq.holderValues(g, i, b.at)
+	}
+	if g.Info.MarkCount == 0 && b.noMarks != nil {
+		var own []string
+		if b.nq.q.Uses("mark_type") {
+			own = make([]string, b.at.own)
+			own[slices.IndexFunc(b.cols, func(c markColumn) bool { return c.def.Name == "mark_type" })] = b.noMarks(g)
+		}
+		rows = append(rows, Row{Shared: shared, Own: own})
+	}
+	if !b.decode {
+		// The query reads no column of the mark itself: the holder's rows
+		// are its shared values alone.
+		for range g.Info.MarkCount {
+			rows = append(rows, Row{Shared: shared})
+		}
+		return rows
+	}
+	var paths []string
+	if b.withPath {
+		paths = b.nq.snap.MarkPaths(g.Holders[i], marks)
+	}
+	// One allocation for the values of the holder's marks.
+	block := make([]string, b.at.own*len(marks))
+	for j, m := range marks {
+		own := block[j*b.at.own : (j+1)*b.at.own : (j+1)*b.at.own]
+		for _, k := range b.used {
+			own[k] = b.cols[k].value(m)
+		}
+		if b.withPath {
+			own[b.at.path] = paths[j]
+		}
+		rows = append(rows, Row{Shared: shared, Own: own})
 	}
 	return rows
 }
