@@ -23,7 +23,7 @@ func fanotifyMarks(env *Env) *Table {
 			"Inode: the file its handle resolves to; mount: the mount point in the holder's namespace; filesystem: a mount of the device. Empty when unknown",
 			fanotifyMarkColumns),
 		Generate: markTable{
-			subsystem: procfs.SubsystemFanotify, idCol: "group_id", cols: fanotifyMarkColumns, noMarks: noMarkType,
+			name: "fanotify_marks", subsystem: procfs.SubsystemFanotify, idCol: "group_id", cols: fanotifyMarkColumns, noMarks: noMarkType,
 			summary: "fanotify_groups, whose marks columns count them",
 		}.generate(env),
 	}
@@ -90,8 +90,8 @@ func noMarkType(g *fanotify.Group) string {
 // markTable is what sets fanotify_marks and inotify_watches apart: rows per
 // mark of one subsystem, identified by idCol, with the mark's own columns.
 type markTable struct {
-	subsystem, idCol string
-	cols             []markColumn
+	name, subsystem, idCol string
+	cols                   []markColumn
 	// noMarks, when set, gives the mark_type of the one row a group without
 	// marks gets.
 	noMarks func(*fanotify.Group) string
@@ -111,8 +111,8 @@ func (mt markTable) generate(env *Env) GenerateFunc {
 		}
 		n := nq.markRowCount(mt.noMarks != nil)
 		if n > env.Config.MaxRows {
-			return nil, fmt.Errorf("the query would return %d rows, over max_rows (%d): constrain pid or %s, "+
-				"count with %s, or raise max_rows in the configuration file", n, env.Config.MaxRows, mt.idCol, mt.summary)
+			return nil, fmt.Errorf("%s: the query would return %d rows, over max_rows (%d): constrain pid or %s, "+
+				"count with %s, or raise max_rows in the configuration file", mt.name, n, env.Config.MaxRows, mt.idCol, mt.summary)
 		}
 		return nq.markRows(mt.cols, mt.noMarks, n), nil
 	}

@@ -19,7 +19,7 @@ func inotifyWatches(env *Env) *Table {
 			"The file the watch's handle resolves to; empty when unknown",
 			inotifyWatchColumns),
 		Generate: markTable{
-			subsystem: procfs.SubsystemInotify, idCol: "instance_id", cols: inotifyWatchColumns,
+			name: "inotify_watches", subsystem: procfs.SubsystemInotify, idCol: "instance_id", cols: inotifyWatchColumns,
 			summary: "inotify_instances, whose watches column counts them",
 		}.generate(env),
 	}

@@ -252,7 +252,7 @@ func TestPerMarkTablesRowCap(t *testing.T) {
 		cfg := config.Default()
 		cfg.MaxRows = c.rows - 1
 		_, err := notifyRunnerWith(t, cfg).Generate(context.Background(), c.table, NewQueryContext(pid, nil))
-		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("would return %d rows, over max_rows (%d)", c.rows, c.rows-1)) ||
+		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("%s: the query would return %d rows, over max_rows (%d)", c.table, c.rows, c.rows-1)) ||
 			!strings.Contains(err.Error(), c.summary) {
 			t.Errorf("%s capped at %d rows: error %v, want the row count, max_rows and %s", c.table, c.rows-1, err, c.summary)
 		}
