@@ -178,12 +178,18 @@ func (b *bench) protocol(minRows int) error {
 		}
 		in := median(ins)
 		proto := median(runs)
-		limit := time.Duration(1.2*float64(in.Wall)) + 2*time.Millisecond
-		r := float64(proto.Wall) / float64(in.Wall)
-		b.addGoal(goal{Name: "generate " + t.table + " through the protocol", Project: proto, Baseline: in,
-			Target: "wall ≤ 1.2× in-process + 2 ms", Ratio: r, Met: proto.Wall <= limit,
-			Note: fmt.Sprintf("wall limit %s, median of %d calls each, alternating; the fanotify.ext column is the extension process's CPU (schedstat) and the stand-in client's wall time, the raw Go column the in-process generate (its CPU ratio: %.2f×); the stand-in's Go client spent %s of CPU reading each response",
-				ms(limit), b.o.protoReps, ratio(proto, in), ms(medianOf(clients)))})
+		// The goal is judged twice: on what the extension spends (its CPU,
+		// as the other goals), and on the wall time the stand-in waits,
+		// which adds the client's decoding of the response.
+		cpuLimit := time.Duration(1.2*float64(in.CPU)) + 2*time.Millisecond
+		b.addGoal(goal{Name: "generate " + t.table + " through the protocol: the extension's CPU", Project: proto, Baseline: in,
+			Target: "≤ 1.2× in-process + 2 ms", Ratio: ratio(proto, in), Met: proto.CPU <= cpuLimit,
+			Note: fmt.Sprintf("CPU limit %s, median of %d calls each, alternating; the fanotify.ext column is the extension process's CPU (schedstat) and the stand-in client's wall time, the raw Go column the in-process generate",
+				ms(cpuLimit), b.o.protoReps)})
+		wallLimit := time.Duration(1.2*float64(in.Wall)) + 2*time.Millisecond
+		b.addGoal(goal{Name: "generate " + t.table + " through the protocol: the client's wall time", Project: proto, Baseline: in,
+			Target: "wall ≤ 1.2× in-process + 2 ms", Ratio: float64(proto.Wall) / float64(in.Wall), Met: proto.Wall <= wallLimit,
+			Note: fmt.Sprintf("wall limit %s; the stand-in's Go client spent %s of CPU reading each response", ms(wallLimit), ms(medianOf(clients)))})
 	}
 	if rss, err := vmRSS(e.Pid); err == nil {
 		b.rss = append(b.rss, rssFigure{"after the protocol queries (a SELECT * of inotify_watches among them), collector disabled", rss, 0, false})
