@@ -56,20 +56,6 @@ func (fs FS) Pids() ([]int, error) {
 	return pids, nil
 }
 
-// Identity reads the command name, effective uid, user and mount
-// namespaces and cgroup of pid. The error wraps ErrProcessGone when the
-// process exited.
-func (fs FS) Identity(pid int) (Identity, error) {
-	id := Identity{PID: pid}
-	if err := fs.ReadOwner(&id); err != nil {
-		return Identity{}, err
-	}
-	if err := fs.ReadDetails(&id); err != nil {
-		return Identity{}, err
-	}
-	return id, nil
-}
-
 // ReadOwner sets id's EUID and UserNS, what the process's fanotify groups
 // and inotify instances are charged to: a stat and a readlink. The error
 // wraps ErrProcessGone when the process exited.

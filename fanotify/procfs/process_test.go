@@ -110,7 +110,7 @@ func TestIdentityFixture(t *testing.T) {
 		// A name cut inside a UTF-8 sequence is shown byte by byte.
 		{PID: 12, Comm: `ab\xe2\x82`, EUID: euid, UserNS: 4026531837, MntNS: 4026532001, Cgroup: "/process_api/d90d6c939f3abc1a90f55c9cf344aac1"},
 	} {
-		got, err := fsys.Identity(want.PID)
+		got, err := readIdentity(fsys, want.PID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -124,7 +124,7 @@ func TestIdentityGone(t *testing.T) {
 	fsys := NewFS(fixtureProc)
 	// 30 has no namespace links, like a zombie; 99 does not exist.
 	for _, pid := range []int{30, 99} {
-		if _, err := fsys.Identity(pid); !errors.Is(err, ErrProcessGone) {
+		if _, err := readIdentity(fsys, pid); !errors.Is(err, ErrProcessGone) {
 			t.Errorf("Identity(%d) error = %v, want ErrProcessGone", pid, err)
 		}
 	}
@@ -174,7 +174,7 @@ func TestIdentityLive(t *testing.T) {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		var err error
-		if id, err = fsys.Identity(pid); err != nil {
+		if id, err = readIdentity(fsys, pid); err != nil {
 			t.Fatal(err)
 		}
 		if id.Comm == "sleep" || time.Now().After(deadline) {
@@ -241,7 +241,7 @@ func TestIdentityNonDumpable(t *testing.T) {
 		&syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}})
 	fanotifytest.WaitExec(t, pid, "sleep")
 	fsys := NewFS(DefaultRoot)
-	id, err := fsys.Identity(pid)
+	id, err := readIdentity(fsys, pid)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,7 +276,7 @@ func TestNamespaceInodeLive(t *testing.T) {
 func TestIdentityExited(t *testing.T) {
 	fsys := NewFS(DefaultRoot)
 	checkGoneOnExit(t, "Identity", func(pid int) error {
-		_, err := fsys.Identity(pid)
+		_, err := readIdentity(fsys, pid)
 		return err
 	})
 }
@@ -315,4 +315,17 @@ func FuzzParseProcessFiles(f *testing.F) {
 		ParseCgroup(data)
 		ParseNamespaceLink(string(data))
 	})
+}
+
+// readIdentity reads every part of pid's identity, as a snapshot's
+// ReadOwners and ReadDetails do.
+func readIdentity(fsys FS, pid int) (Identity, error) {
+	id := Identity{PID: pid}
+	if err := fsys.ReadOwner(&id); err != nil {
+		return Identity{}, err
+	}
+	if err := fsys.ReadDetails(&id); err != nil {
+		return Identity{}, err
+	}
+	return id, nil
 }
