@@ -204,16 +204,9 @@ func (s *Snapshot) ReadIdentities() {
 func (s *Snapshot) ReadOwners() {
 	s.owners.Do(func() {
 		groups := slices.Concat(s.Fanotify, s.Inotify)
-		read := s.readHolders(func(h Holder) error {
-			id := procfs.Identity{PID: h.PID}
-			err := s.fs.ReadOwner(&id)
-			if err == nil {
-				// Field by field: other fields are written by
-				// ReadDetails meanwhile.
-				h.EUID, h.UserNS = id.EUID, id.UserNS
-			}
-			return err
-		})
+		// ReadOwner and ReadDetails write fields of their own, and only
+		// once all are read: each part can be read while the other is.
+		read := s.readHolders(func(h Holder) error { return s.fs.ReadOwner(h.Identity) })
 		charged := slices.DeleteFunc(groups, func(g *Group) bool { return !read[g.Holders[0].Identity] })
 		view := newChargeView(s.fs, charged)
 		for _, g := range charged {
@@ -229,14 +222,7 @@ func (s *Snapshot) ReadOwners() {
 // reading a Holder's Comm, MntNS or Cgroup.
 func (s *Snapshot) ReadDetails() {
 	s.details.Do(func() {
-		s.readHolders(func(h Holder) error {
-			id := procfs.Identity{PID: h.PID}
-			err := s.fs.ReadDetails(&id)
-			if err == nil {
-				h.Comm, h.MntNS, h.Cgroup = id.Comm, id.MntNS, id.Cgroup
-			}
-			return err
-		})
+		s.readHolders(func(h Holder) error { return s.fs.ReadDetails(h.Identity) })
 	})
 }
 

@@ -337,12 +337,21 @@ func TestSnapshotReadsIdentitiesOnDemand(t *testing.T) {
 			t.Fatalf("holder %d read before any query asked for it: %+v", x.PID, x)
 		}
 	}
-	// Concurrent queries share one read.
+	// Concurrent queries share one read of each part, and read either
+	// part while the other is read.
 	var wg sync.WaitGroup
 	for range 4 {
 		wg.Go(func() {
 			snap.ReadIdentities()
 			_ = a.Holders[0].Comm
+		})
+		wg.Go(func() {
+			snap.ReadOwners()
+			_ = a.Holders[0].EUID
+		})
+		wg.Go(func() {
+			snap.ReadDetails()
+			_ = a.Holders[0].Cgroup
 		})
 		wg.Go(func() {
 			for _, g := range snap.Fanotify {
