@@ -3,7 +3,9 @@ package procfs
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
+	"path/filepath"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -156,4 +158,34 @@ func manyWatches(tb testing.TB, n int) int {
 	fd := fanotifytest.Inotify(tb, fanotifytest.Files(tb, n)...)
 	tb.Cleanup(func() { unix.Close(fd) })
 	return fd
+}
+
+// A directory whose entries take several getdents calls is listed whole,
+// without . and ..
+func TestDirNamesListsEveryEntry(t *testing.T) {
+	dir := t.TempDir()
+	want := map[string]bool{}
+	for i := range 3000 { // about 250 KiB of dirents: several 64 KiB reads
+		name := fmt.Sprintf("entry-with-a-name-long-enough-that-few-fit-in-one-read-%05d", i)
+		if err := os.WriteFile(filepath.Join(dir, name), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		want[name] = true
+	}
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	names, err := dirNames(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, n := range names {
+		got[n] = true
+	}
+	if len(names) != len(want) || !maps.Equal(got, want) {
+		t.Errorf("%d names (%d distinct), want the %d entries", len(names), len(got), len(want))
+	}
 }

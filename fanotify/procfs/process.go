@@ -37,12 +37,12 @@ type Identity struct {
 
 // Pids lists the processes (thread-group leaders) in ascending order.
 func (fs FS) Pids() ([]int, error) {
-	dir, err := os.Open(fs.Root)
+	dir, err := unix.Open(fs.Root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, err
+		return nil, &os.PathError{Op: "open", Path: fs.Root, Err: err}
 	}
-	defer dir.Close()
-	names, err := dir.Readdirnames(-1)
+	defer unix.Close(dir)
+	names, err := dirNames(dir)
 	if err != nil {
 		return nil, fmt.Errorf("listing %s: %w", fs.Root, err)
 	}
