@@ -1,15 +1,20 @@
 package integration_test
 
 import (
+	"errors"
 	"fmt"
 	"maps"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/osquery-fanotify/osquery-fanotify/fanotify/fanotifytest"
+	"github.com/osquery-fanotify/osquery-fanotify/integration/standin"
 )
 
 // notifyUID is the euid of the processes holding the known objects, so that
@@ -76,6 +81,31 @@ func TestNotifyTablesOverThrift(t *testing.T) {
 	if len(groups) != 1 || groups[0]["holders"] != "3" || groups[0]["marks"] != "5" {
 		t.Errorf("group %s over Thrift: %v", groupA, groups)
 	}
+}
+
+// A per-mark query over max_rows gets a failure status naming the cap, and
+// the extension keeps serving: the same query narrowed under the cap works.
+// PID1 holds group A (5 marks) through fds 3 and 4 and group D (no marks).
+func TestMaxRowsOverThrift(t *testing.T) {
+	k := fanotifytest.HoldKnownObjects(t, notifyUID)
+	cfg := filepath.Join(t.TempDir(), "fanotify.json")
+	if err := os.WriteFile(cfg, []byte(`{"max_rows": 10}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m, p, _ := launch(t, false, "--config", cfg)
+	byPID := func(extra string) string {
+		return fmt.Sprintf(`{"constraints":[{"name":"pid","list":[{"op":2,"expr":"%d"}],"affinity":"BIGINT"}%s]}`, k.PID1, extra)
+	}
+	_, err := m.Generate("fanotify_marks", byPID(""))
+	var status *standin.StatusError
+	if !errors.As(err, &status) || !strings.Contains(status.Message, "would return 11 rows, over max_rows (10)") {
+		t.Fatalf("11 rows over max_rows 10: %v, want a failure status naming both", err)
+	}
+	groupA := fmt.Sprintf(`,{"name":"group_id","list":[{"op":2,"expr":"%d:3"}],"affinity":"TEXT"}`, k.PID1)
+	if rows := generate(t, m, "fanotify_marks", byPID(groupA)); len(rows) != 10 {
+		t.Errorf("group A through PID1's two fds: %d rows, want 10", len(rows))
+	}
+	requireServing(t, m, p)
 }
 
 // path is hidden: SELECT * decodes no file handle and shows no path, and a
