@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -27,17 +28,20 @@ func (b *bench) commandLine(reps int) error {
 	commands := []struct {
 		name string
 		argv []string
+		// rated tells a command whose exit code rates what it found (the
+		// report's monitoring-plugin codes) rather than success.
+		rated bool
 	}{
-		{"C walk (one walk, as a process)", []string{b.cbin.walk, "1"}},
-		{"`fanotify.ext query \"SELECT COUNT(*) FROM inotify_watches\"`", []string{b.o.ext, "query", "--config", noConfig, "SELECT COUNT(*) FROM inotify_watches"}},
-		{"`fanotify.ext query \"SELECT * FROM inotify_watches\"` (pretty table)", []string{b.o.ext, "query", "--config", noConfig, "SELECT * FROM inotify_watches"}},
-		{"`fanotify.ext query \"SELECT * FROM fanotify_marks\"` (pretty table)", []string{b.o.ext, "query", "--config", noConfig, "SELECT * FROM fanotify_marks"}},
-		{"`fanotify.ext report`", []string{b.o.ext, "report", "--config", noConfig}},
+		{"C walk (one walk, as a process)", []string{b.cbin.walk, "1"}, false},
+		{"`fanotify.ext query \"SELECT COUNT(*) FROM inotify_watches\"`", []string{b.o.ext, "query", "--config", noConfig, "SELECT COUNT(*) FROM inotify_watches"}, false},
+		{"`fanotify.ext query \"SELECT * FROM inotify_watches\"` (pretty table)", []string{b.o.ext, "query", "--config", noConfig, "SELECT * FROM inotify_watches"}, false},
+		{"`fanotify.ext query \"SELECT * FROM fanotify_marks\"` (pretty table)", []string{b.o.ext, "query", "--config", noConfig, "SELECT * FROM fanotify_marks"}, false},
+		{"`fanotify.ext report`", []string{b.o.ext, "report", "--config", noConfig}, true},
 	}
 	runs := make([][]cost, len(commands))
 	for range reps {
 		for i, c := range commands {
-			r, err := runCommand(c.argv)
+			r, err := runCommand(c.argv, c.rated)
 			if err != nil {
 				return fmt.Errorf("%s: %w", c.name, err)
 			}
@@ -52,19 +56,21 @@ func (b *bench) commandLine(reps int) error {
 	return nil
 }
 
-// runCommand runs argv with its output discarded. The report's exit code
-// tells the risk it found, so only a failure to run or a signal is an error.
-// Its CPU time is user + system time from the rusage wait returns. (That
-// rusage's peak RSS is no use here: it counts this process's, which the
-// child shared until its exec.)
-func runCommand(argv []string) (cost, error) {
+// runCommand runs argv with its output discarded. A non-zero exit is an
+// error unless rated (then only a failure to run or a signal is). Its CPU
+// time is user + system time from the rusage wait returns. (That rusage's
+// peak RSS is no use here: it counts this process's, which the child shared
+// until its exec.)
+func runCommand(argv []string, rated bool) (cost, error) {
 	cmd := exec.Command(argv[0], argv[1:]...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
 	start := time.Now()
 	err := cmd.Run()
 	wall := time.Since(start)
 	var exit *exec.ExitError
-	if err != nil && !(errors.As(err, &exit) && exit.Exited()) {
-		return cost{}, err
+	if err != nil && !(rated && errors.As(err, &exit) && exit.Exited()) {
+		return cost{}, fmt.Errorf("%w: %s", err, stderr.String())
 	}
 	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
 	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
