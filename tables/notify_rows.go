@@ -64,23 +64,23 @@ type holderColumn struct {
 }
 
 var (
-	owners  = (*fanotify.Snapshot).ReadOwners
-	details = (*fanotify.Snapshot).ReadDetails
+	readOwners  = (*fanotify.Snapshot).ReadOwners
+	readDetails = (*fanotify.Snapshot).ReadDetails
 )
 
 var holderColumns = []holderColumn{
 	{column[fanotify.Holder]{bigint("pid", "Process holding the fd", index),
 		func(h fanotify.Holder) string { return strconv.Itoa(h.PID) }}, nil},
 	{column[fanotify.Holder]{text("process", "Command name of the process"),
-		func(h fanotify.Holder) string { return h.Comm }}, details},
+		func(h fanotify.Holder) string { return h.Comm }}, readDetails},
 	{column[fanotify.Holder]{bigint("uid", "Effective uid of the process, as the extension's user namespace sees it (the owner of /proc/PID)"),
-		func(h fanotify.Holder) string { return formatUint(uint64(h.EUID)) }}, owners},
+		func(h fanotify.Holder) string { return formatUint(uint64(h.EUID)) }}, readOwners},
 	{column[fanotify.Holder]{bigint("user_ns", "User namespace of the process (inode of /proc/PID/ns/user)"),
-		func(h fanotify.Holder) string { return formatUint(h.UserNS) }}, owners},
+		func(h fanotify.Holder) string { return formatUint(h.UserNS) }}, readOwners},
 	{column[fanotify.Holder]{bigint("mnt_ns", "Mount namespace of the process (inode of /proc/PID/ns/mnt)"),
-		func(h fanotify.Holder) string { return formatUint(h.MntNS) }}, details},
+		func(h fanotify.Holder) string { return formatUint(h.MntNS) }}, readDetails},
 	{column[fanotify.Holder]{text("cgroup", "Cgroup of the process"),
-		func(h fanotify.Holder) string { return h.Cgroup }}, details},
+		func(h fanotify.Holder) string { return h.Cgroup }}, readDetails},
 	{column[fanotify.Holder]{bigint("fd", "The fd through which the process holds the group"),
 		func(h fanotify.Holder) string { return strconv.Itoa(h.FD) }}, nil},
 }
