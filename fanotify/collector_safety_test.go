@@ -1,6 +1,7 @@
 package fanotify
 
 import (
+	"slices"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -28,7 +29,7 @@ func TestCollectorNeverAsksForPermissionEvents(t *testing.T) {
 			if info.MarkCount == 0 {
 				t.Fatal("no marks")
 			}
-			for _, m := range info.Marks() {
+			for _, m := range slices.Collect(info.All()) {
 				if m.Mask&permissionEvents != 0 {
 					t.Errorf("%s mark mask %#x holds permission events", m.Kind, m.Mask)
 				}

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -421,8 +422,8 @@ func TestCollectorGroupIsNotificationClassWithOneMarkPerSuperblock(t *testing.T)
 			if got := c.Stats().GroupFlags; got != GroupFlagNames(info.GroupFlags) {
 				t.Errorf("group_flags_names %q, fdinfo says %q", got, GroupFlagNames(info.GroupFlags))
 			}
-			if info.MarkCount != 1 || info.Marks()[0].Kind != procfs.MarkFilesystem {
-				t.Errorf("marks %+v, want one filesystem mark", info.Marks())
+			if info.MarkCount != 1 || slices.Collect(info.All())[0].Kind != procfs.MarkFilesystem {
+				t.Errorf("marks %+v, want one filesystem mark", slices.Collect(info.All()))
 			}
 			s := c.Stats()
 			if wa, wb := watchOf(t, s, a), watchOf(t, s, b); wa.Marks != 1 || wb.Marks != 0 || wb.Strategy != "filesystem" {
@@ -454,8 +455,8 @@ func TestCollectorMountMarkLosesDirectoryEntryEvents(t *testing.T) {
 	if w.Strategy != "mount" || w.Status != StatusDegraded || !strings.Contains(w.LostEvents, "create,delete,moved_from,moved_to") {
 		t.Fatalf("watch %+v: want a degraded mount mark losing create,delete,moved_from,moved_to", w)
 	}
-	if info := groupFdinfo(t, c); info.MarkCount != 1 || info.Marks()[0].Kind != procfs.MarkMount {
-		t.Errorf("marks %+v, want one mount mark", info.Marks())
+	if info := groupFdinfo(t, c); info.MarkCount != 1 || slices.Collect(info.All())[0].Kind != procfs.MarkMount {
+		t.Errorf("marks %+v, want one mount mark", slices.Collect(info.All()))
 	}
 	f := filepath.Join(root, "f")
 	if got := waitMask(t, c, f, run(t, "touch", f), unix.FAN_CLOSE_WRITE); got&dirent != 0 {

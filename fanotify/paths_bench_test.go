@@ -2,6 +2,7 @@ package fanotify
 
 import (
 	"context"
+	"slices"
 	"testing"
 
 	"github.com/osquery-fanotify/osquery-fanotify/fanotify/fanotifytest"
@@ -23,7 +24,7 @@ func BenchmarkInodeMarkPaths(b *testing.B) {
 		if fd.PID != h.PID1 || fd.FD != 3 {
 			continue
 		}
-		for _, m := range fd.Info.Marks() {
+		for _, m := range slices.Collect(fd.Info.All()) {
 			if m.Kind == procfs.MarkInode {
 				marks = append(marks, m)
 			}

@@ -31,11 +31,11 @@ func TestMarkPathsResolvesEveryMarkAndClosesMountFDs(t *testing.T) {
 	g := groupHeldBy(t, snap.Inotify, pid, 3)
 
 	before := openFDs(t)
-	got := snap.MarkPaths(g.Primary(), g.Info.Marks())
+	got := snap.MarkPaths(g.Primary(), slices.Collect(g.Info.All()))
 	if after := openFDs(t); after != before {
 		t.Errorf("%d fds open after MarkPaths, %d before: a mount directory stayed open", after, before)
 	}
-	for i, m := range g.Info.Marks() {
+	for i, m := range slices.Collect(g.Info.All()) {
 		if one := snap.MarkPath(g.Primary(), m); one != got[i] {
 			t.Errorf("mark %d: MarkPaths says %q, MarkPath %q", i, got[i], one)
 		}

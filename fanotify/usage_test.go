@@ -45,7 +45,7 @@ func groupHeldBy(t *testing.T, groups []*Group, pid, fd int) *Group {
 
 func countKinds(g *Group) map[procfs.MarkKind]int {
 	n := make(map[procfs.MarkKind]int)
-	for _, m := range g.Info.Marks() {
+	for _, m := range slices.Collect(g.Info.All()) {
 		n[m.Kind]++
 	}
 	return n
@@ -109,7 +109,7 @@ func TestSnapshotMarkPaths(t *testing.T) {
 	a := groupHeldBy(t, snap.Fanotify, h.PID1, 3)
 	holder := a.Holders[slices.IndexFunc(a.Holders, func(x Holder) bool { return x.PID == h.PID1 })]
 	var paths []string
-	for _, m := range a.Info.Marks() {
+	for _, m := range slices.Collect(a.Info.All()) {
 		paths = append(paths, m.Kind.String()+" "+snap.MarkPath(holder, m))
 	}
 	slices.Sort(paths)
@@ -118,7 +118,7 @@ func TestSnapshotMarkPaths(t *testing.T) {
 		t.Errorf("mark paths %q, want %q", paths, want)
 	}
 	i1 := groupHeldBy(t, snap.Inotify, h.PID1, 5)
-	for _, m := range i1.Info.Marks() {
+	for _, m := range slices.Collect(i1.Info.All()) {
 		if p := snap.MarkPath(holder, m); p != h.Files[0] && p != filepath.Dir(h.Files[0]) {
 			t.Errorf("watch wd %d resolves to %q", m.WD, p)
 		}
@@ -411,7 +411,7 @@ func pathOfFile(t *testing.T, prev *Snapshot, pid int, ino uint64) (*Snapshot, s
 	}
 	snap := newSnapshot(fs, walk, time.Now(), prev)
 	g := groupHeldBy(t, snap.Fanotify, pid, 3)
-	for _, m := range g.Info.Marks() {
+	for _, m := range slices.Collect(g.Info.All()) {
 		if m.Kind == procfs.MarkInode && m.Inode == ino {
 			return snap, snap.MarkPath(Holder{Identity: &procfs.Identity{PID: pid}, FD: 3}, m)
 		}

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"iter"
 	"math"
-	"slices"
 	"strconv"
 	"sync"
 )
@@ -190,11 +189,6 @@ func (info Fdinfo) All() iter.Seq[Mark] {
 			}
 		}
 	}
-}
-
-// Marks decodes every mark into a slice (see All).
-func (info Fdinfo) Marks() []Mark {
-	return slices.AppendSeq(make([]Mark, 0, info.MarkCount), info.All())
 }
 
 // Content identifies what the fdinfo describes of the group: its flags and

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -70,7 +71,7 @@ func TestParseFdinfoFixtures(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if marks := got.Marks(); !reflect.DeepEqual(marks, tt.marks) {
+			if marks := slices.Collect(got.All()); !slices.EqualFunc(marks, tt.marks, func(a, b Mark) bool { return reflect.DeepEqual(a, b) }) {
 				t.Errorf("marks\ngot  %+v\nwant %+v", marks, tt.marks)
 			}
 			tt.want.MarkCount, tt.want.packed = len(tt.marks), got.packed
@@ -128,7 +129,7 @@ func TestHandleNotHex(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []Mark{{Kind: InotifyWatch, WD: 1, Inode: 0x13, Dev: Dev{Major: 254}, Mask: 0x100, Handle: Handle{Type: 1}}}
-	if got := info.Marks(); !reflect.DeepEqual(got, want) {
+	if got := slices.Collect(info.All()); !reflect.DeepEqual(got, want) {
 		t.Fatalf("got %+v, want %+v", got, want)
 	}
 }
@@ -207,7 +208,7 @@ func FuzzParseFdinfo(f *testing.F) {
 		if err != nil {
 			return
 		}
-		marks := info.Marks()
+		marks := slices.Collect(info.All())
 		if len(marks) != info.MarkCount {
 			t.Fatalf("MarkCount %d, but %d marks decode", info.MarkCount, len(marks))
 		}
@@ -216,7 +217,7 @@ func FuzzParseFdinfo(f *testing.F) {
 				t.Fatalf("mark of kind %d", m.Kind)
 			}
 		}
-		if again := info.Marks(); !reflect.DeepEqual(again, marks) {
+		if again := slices.Collect(info.All()); !reflect.DeepEqual(again, marks) {
 			t.Fatalf("marks decode differently the second time:\n%+v\n%+v", marks, again)
 		}
 		if packed := info.appendGroup(packMarks(marks)); !bytes.Equal(packed, info.Content()) {

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -54,7 +55,7 @@ func TestWalkNotifyFDs(t *testing.T) {
 	}
 	got = findFD(walk, pid, fan)
 	if got == nil || got.Subsystem != SubsystemFanotify || got.Err != nil || !got.Info.HasGroup ||
-		got.Info.MarkCount != 1 || got.Info.Marks()[0].Kind != MarkInode {
+		got.Info.MarkCount != 1 || slices.Collect(got.Info.All())[0].Kind != MarkInode {
 		t.Fatalf("fanotify fd %d: got %+v", fan, got)
 	}
 	if walk.TimedOut {
@@ -143,7 +144,7 @@ func TestWalkNotifyFDsLargeInstance(t *testing.T) {
 		t.Fatalf("inotify fd %d: got %+v", in, got)
 	}
 	wds := map[int32]bool{}
-	for _, m := range got.Info.Marks() {
+	for _, m := range slices.Collect(got.Info.All()) {
 		wds[m.WD] = true
 	}
 	if len(wds) != watches {
