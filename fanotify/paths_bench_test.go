@@ -15,7 +15,7 @@ import (
 func BenchmarkInodeMarkPaths(b *testing.B) {
 	h := fanotifytest.HoldKnownObjects(b, testUID)
 	fs := procfs.NewFS(procfs.DefaultRoot)
-	walk, err := fs.WalkNotifyFDs(context.Background(), 2)
+	walk, err := fs.WalkNotifyFDs(context.Background(), 2, procfs.AllSubsystems)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -30,7 +30,7 @@ func BenchmarkInodeMarkPaths(b *testing.B) {
 			}
 		}
 	}
-	holder := Holder{Identity: &procfs.Identity{PID: h.PID1}, FD: 3}
+	holder := Holder{process: &process{Identity: procfs.Identity{PID: h.PID1}}, FD: 3}
 	for _, bc := range []struct {
 		name  string
 		reuse bool

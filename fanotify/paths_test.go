@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/osquery-fanotify/osquery-fanotify/fanotify/fanotifytest"
+	"github.com/osquery-fanotify/osquery-fanotify/fanotify/procfs"
 )
 
 func TestMarkPathsResolvesEveryMarkAndClosesMountFDs(t *testing.T) {
@@ -24,7 +25,7 @@ func TestMarkPathsResolvesEveryMarkAndClosesMountFDs(t *testing.T) {
 	in := fanotifytest.Inotify(t, files...)
 	pid := fanotifytest.Hold(t, nil, in)
 	fanotifytest.Close(in)
-	snap, err := newTestScanner().Snapshot(context.Background())
+	snap, err := newTestScanner().Snapshot(context.Background(), procfs.AllSubsystems)
 	if err != nil {
 		t.Fatal(err)
 	}

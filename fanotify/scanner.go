@@ -43,53 +43,73 @@ func NewScanner(fs procfs.FS, budget time.Duration, log *slog.Logger) *Scanner {
 	return &Scanner{fs: fs, budget: budget, log: log}
 }
 
-// Snapshot returns a snapshot at most snapshotMaxAge old, joining the walk
-// in progress or starting one. ctx bounds only the wait: the walk itself is
-// bounded by the budget and keeps going for the other callers.
-func (s *Scanner) Snapshot(ctx context.Context) (*Snapshot, error) {
-	s.mu.Lock()
-	if s.last != nil && time.Since(s.last.Taken) < snapshotMaxAge {
-		snap := s.last
+// Snapshot returns a snapshot at most snapshotMaxAge old that read the
+// fdinfo of the subsystems in need, joining the walk in progress or starting
+// one. A fresh snapshot that read other subsystems only is completed from
+// its own walk: no second pass over every fd. ctx bounds only the wait: the
+// walk itself is bounded by the budget and keeps going for the other
+// callers.
+func (s *Scanner) Snapshot(ctx context.Context, need procfs.Subsystems) (*Snapshot, error) {
+	for {
+		s.mu.Lock()
+		fresh := s.last != nil && time.Since(s.last.Taken) < snapshotMaxAge
+		if fresh && s.last.Covers(need) {
+			snap := s.last
+			s.mu.Unlock()
+			return snap, nil
+		}
+		if s.pending == nil {
+			s.pending = &scan{done: make(chan struct{})}
+			from := s.last
+			if !fresh {
+				from = nil
+			}
+			go s.walk(s.pending, need, from)
+		}
+		sc := s.pending
 		s.mu.Unlock()
-		return snap, nil
-	}
-	if s.pending == nil {
-		s.pending = &scan{done: make(chan struct{})}
-		go s.walk(s.pending)
-	}
-	sc := s.pending
-	s.mu.Unlock()
 
-	select {
-	case <-sc.done:
-		return sc.snap, sc.err
-	case <-ctx.Done():
-		return nil, ctx.Err()
+		select {
+		case <-sc.done:
+			if sc.err != nil || sc.snap.Covers(need) {
+				return sc.snap, sc.err
+			}
+			// That walk read other subsystems: complete it.
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
 }
 
-func (s *Scanner) walk(sc *scan) {
-	taken := time.Now()
+// walk takes a snapshot reading the subsystems in need: from a walk of
+// /proc, or from the fds that snapshot from found when it is not nil.
+func (s *Scanner) walk(sc *scan, need procfs.Subsystems, from *Snapshot) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.budget)
-	walk, err := s.fs.WalkNotifyFDs(ctx, scanWorkers)
-	cancel()
-	if err == nil {
-		s.mu.Lock()
-		prev := s.last
-		s.mu.Unlock()
-		if walk.TimedOut {
-			s.log.Warn("fanotify/inotify scan ran out of its budget: usage counts are incomplete",
-				"budget", s.budget, "fds_found", len(walk.FDs))
+	if from != nil {
+		sc.snap = from.completed(ctx, need)
+	} else {
+		taken := time.Now()
+		var walk *procfs.NotifyWalk
+		if walk, sc.err = s.fs.WalkNotifyFDs(ctx, scanWorkers, need); sc.err == nil {
+			s.mu.Lock()
+			prev := s.last
+			s.mu.Unlock()
+			sc.snap = newSnapshot(s.fs, walk, taken, prev, processesOf(walk))
 		}
-		sc.snap = newSnapshot(s.fs, walk, taken, prev)
+	}
+	cancel()
+	if sc.err == nil {
+		if sc.snap.TimedOut {
+			s.log.Warn("fanotify/inotify scan ran out of its budget: usage counts are incomplete",
+				"budget", s.budget, "fds_found", len(sc.snap.walk.FDs))
+		}
 		if !sc.snap.DedupExact {
 			s.log.Warn("kcmp is unavailable or refused: a group held through several fds counts once per fd")
 		}
 	}
-	sc.err = err
 
 	s.mu.Lock()
-	if err == nil {
+	if sc.err == nil {
 		s.last = sc.snap
 	}
 	s.pending = nil

@@ -2,6 +2,7 @@ package fanotify
 
 import (
 	"bytes"
+	"context"
 	"hash/maphash"
 	"slices"
 	"strconv"
@@ -43,6 +44,8 @@ type Snapshot struct {
 	paths      pathResolver
 
 	fs              procfs.FS
+	walk            *procfs.NotifyWalk
+	processes       map[int]*process // by pid, shared with the snapshots completing this one
 	owners, details sync.Once
 	// Set by ReadOwners; see Ancestors and Untranslated.
 	ancestors    map[uint64][]Charge
@@ -75,8 +78,42 @@ type Group struct {
 // Identity is set until the snapshot's ReadOwners and ReadDetails fill in
 // the rest; the holders of one process share its Identity.
 type Holder struct {
-	*procfs.Identity
+	*process
 	FD int
+}
+
+// process is a process holding groups. The snapshots of one walk share it,
+// so that each part of its identity is read once, by the first query that
+// needs it.
+type process struct {
+	procfs.Identity
+	owner, details identityPart
+}
+
+// identityPart is a part of a process's identity, read once; ok tells it
+// was read without error.
+type identityPart struct {
+	once sync.Once
+	ok   bool
+}
+
+func (p *identityPart) read(read func() error) bool {
+	p.once.Do(func() { p.ok = read() == nil })
+	return p.ok
+}
+
+// processesOf makes a process of every pid holding an fd the walk found,
+// whether it read the fd's fdinfo or not.
+func processesOf(walk *procfs.NotifyWalk) map[int]*process {
+	processes := make(map[int]*process)
+	for _, fds := range [][]procfs.NotifyFD{walk.FDs, walk.Unread} {
+		for _, fd := range fds {
+			if processes[fd.PID] == nil {
+				processes[fd.PID] = &process{Identity: procfs.Identity{PID: fd.PID}}
+			}
+		}
+	}
+	return processes
 }
 
 // Primary is the lowest-pid holder (lowest fd on ties), with its identity.
@@ -157,11 +194,12 @@ func (s *Snapshot) GroupMarks() []GroupMarks {
 	return out
 }
 
-// newSnapshot groups the fds of a walk by open file. Holders' identities,
-// and the charges that depend on them, wait for ReadOwners and ReadDetails. The paths
-// prev resolved (nil for none) are checked and reused.
-func newSnapshot(fs procfs.FS, walk *procfs.NotifyWalk, taken time.Time, prev *Snapshot) *Snapshot {
-	groups, exact := dedup(walk, sameOpenFile)
+// newSnapshot groups the fds of a walk whose fdinfo it read by open file.
+// Holders' identities, and the charges that depend on them, wait for
+// ReadOwners and ReadDetails; processes holds them (see processesOf). The
+// paths prev resolved (nil for none) are checked and reused.
+func newSnapshot(fs procfs.FS, walk *procfs.NotifyWalk, taken time.Time, prev *Snapshot, processes map[int]*process) *Snapshot {
+	groups, exact := dedup(walk.FDs, processes, sameOpenFile)
 	s := &Snapshot{
 		Taken:      taken,
 		Complete:   walk.Complete(),
@@ -169,6 +207,8 @@ func newSnapshot(fs procfs.FS, walk *procfs.NotifyWalk, taken time.Time, prev *S
 		Visible:    walk.Unreadable == 0,
 		DedupExact: exact,
 		fs:         fs,
+		walk:       walk,
+		processes:  processes,
 	}
 	for _, g := range groups {
 		g.snap = s
@@ -184,6 +224,19 @@ func newSnapshot(fs procfs.FS, walk *procfs.NotifyWalk, taken time.Time, prev *S
 	}
 	s.paths.init(fs, prevPaths)
 	return s
+}
+
+// Covers reports whether the snapshot read the fdinfo of every subsystem
+// in need: the groups of the others are missing from it.
+func (s *Snapshot) Covers(need procfs.Subsystems) bool {
+	return s.walk.Read&need == need
+}
+
+// completed is the snapshot with the fdinfo of the subsystems in need read
+// too, from the fds its walk found; it shares s's processes and paths.
+func (s *Snapshot) completed(ctx context.Context, need procfs.Subsystems) *Snapshot {
+	walk := s.fs.ReadUnread(ctx, s.walk, scanWorkers, need)
+	return newSnapshot(s.fs, walk, s.Taken, s, s.processes)
 }
 
 // ReadIdentities reads every holder's identity: ReadOwners, then
@@ -204,10 +257,10 @@ func (s *Snapshot) ReadIdentities() {
 func (s *Snapshot) ReadOwners() {
 	s.owners.Do(func() {
 		groups := slices.Concat(s.Fanotify, s.Inotify)
-		// ReadOwner and ReadDetails write fields of their own, and only
-		// once all are read: each part can be read while the other is.
-		read := s.readHolders(func(h Holder) error { return s.fs.ReadOwner(h.Identity) })
-		charged := slices.DeleteFunc(groups, func(g *Group) bool { return !read[g.Holders[0].Identity] })
+		// ReadOwner and ReadDetails write fields of their own: each part
+		// can be read while the other is.
+		s.readHolders(readOwner)
+		charged := slices.DeleteFunc(groups, func(g *Group) bool { return !readOwner(s.fs, g.Holders[0].process) })
 		view := newChargeView(s.fs, charged)
 		for _, g := range charged {
 			g.charge, g.charged = view.charge(g.Holders[0]), true
@@ -222,24 +275,30 @@ func (s *Snapshot) ReadOwners() {
 // reading a Holder's Comm, MntNS or Cgroup.
 func (s *Snapshot) ReadDetails() {
 	s.details.Do(func() {
-		s.readHolders(func(h Holder) error { return s.fs.ReadDetails(h.Identity) })
+		s.readHolders(readDetails)
 	})
 }
 
-// readHolders calls read once per process holding a group, and returns
-// which processes it read without error.
-func (s *Snapshot) readHolders(read func(Holder) error) map[*procfs.Identity]bool {
-	ok := make(map[*procfs.Identity]bool)
+// readOwner and readDetails read a part of p's identity, once however many
+// snapshots ask, and report whether it could be read.
+func readOwner(fs procfs.FS, p *process) bool {
+	return p.owner.read(func() error { return fs.ReadOwner(&p.Identity) })
+}
+
+func readDetails(fs procfs.FS, p *process) bool {
+	return p.details.read(func() error { return fs.ReadDetails(&p.Identity) })
+}
+
+// readHolders reads a part of the identity of every process holding a
+// group.
+func (s *Snapshot) readHolders(read func(procfs.FS, *process) bool) {
 	for _, groups := range [][]*Group{s.Fanotify, s.Inotify} {
 		for _, g := range groups {
 			for _, h := range g.Holders {
-				if _, seen := ok[h.Identity]; !seen {
-					ok[h.Identity] = read(h) == nil
-				}
+				read(s.fs, h.process)
 			}
 		}
 	}
-	return ok
 }
 
 // Ancestors maps each charged user namespace to the charges the kernel
@@ -265,22 +324,18 @@ func (s *Snapshot) Untranslated() map[uint64]bool {
 // means the kernel cannot tell (kcmp unavailable or refused).
 type sameFileFunc func(a, b *procfs.NotifyFD) (bool, error)
 
-// dedup turns the walk's fds into groups. Only fds of the same subsystem
-// with the same group flags and marks can be one open file, and same confirms
-// it; when same cannot tell, the fds stay separate groups and exact is
-// false. walk.FDs is sorted by pid and fd, so each group's first fd is its
-// primary holder and groups come out ordered by it.
-func dedup(walk *procfs.NotifyWalk, same sameFileFunc) (groups []*Group, exact bool) {
+// dedup turns a walk's fds into groups held by processes (by pid). Only
+// fds of the same subsystem with the same group flags and marks can be one
+// open file, and same confirms it; when same cannot tell, the fds stay
+// separate groups and exact is false. fds are sorted by pid and fd, so each
+// group's first fd is its primary holder and groups come out ordered by it.
+func dedup(fds []procfs.NotifyFD, processes map[int]*process, same sameFileFunc) (groups []*Group, exact bool) {
 	exact = true
 	var h maphash.Hash
 	candidates := make(map[uint64][]*Group) // by hash of subsystem and content
-	var process *procfs.Identity            // fd's, shared by its fds
-	for i := range walk.FDs {
-		fd := &walk.FDs[i]
-		if process == nil || process.PID != fd.PID {
-			process = &procfs.Identity{PID: fd.PID}
-		}
-		holder := Holder{Identity: process, FD: fd.FD}
+	for i := range fds {
+		fd := &fds[i]
+		holder := Holder{process: processes[fd.PID], FD: fd.FD}
 		h.Reset()
 		h.WriteString(fd.Subsystem)
 		h.Write(fd.Info.Content())

@@ -53,7 +53,7 @@ func countKinds(g *Group) map[procfs.MarkKind]int {
 
 func TestSnapshotCountsSharedGroups(t *testing.T) {
 	h := fanotifytest.HoldKnownObjects(t, testUID)
-	snap, err := newTestScanner().Snapshot(context.Background())
+	snap, err := newTestScanner().Snapshot(context.Background(), procfs.AllSubsystems)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +102,7 @@ func TestSnapshotCountsSharedGroups(t *testing.T) {
 
 func TestSnapshotMarkPaths(t *testing.T) {
 	h := fanotifytest.HoldKnownObjects(t, testUID)
-	snap, err := newTestScanner().Snapshot(context.Background())
+	snap, err := newTestScanner().Snapshot(context.Background(), procfs.AllSubsystems)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +143,7 @@ func TestSnapshotChargingChain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	snap, err := newTestScanner().Snapshot(context.Background())
+	snap, err := newTestScanner().Snapshot(context.Background(), procfs.AllSubsystems)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +171,7 @@ func TestSnapshotDedupIgnoresCloseOnExec(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unix.Close(dup)
-	snap, err := newTestScanner().Snapshot(context.Background())
+	snap, err := newTestScanner().Snapshot(context.Background(), procfs.AllSubsystems)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,11 +185,11 @@ func TestSnapshotDedupIgnoresCloseOnExec(t *testing.T) {
 // group of its own, and the snapshot says so.
 func TestDedupWithoutKcmpCountsPerFD(t *testing.T) {
 	h := fanotifytest.HoldKnownObjects(t, testUID)
-	walk, err := procfs.NewFS(procfs.DefaultRoot).WalkNotifyFDs(context.Background(), 2)
+	walk, err := procfs.NewFS(procfs.DefaultRoot).WalkNotifyFDs(context.Background(), 2, procfs.AllSubsystems)
 	if err != nil {
 		t.Fatal(err)
 	}
-	groups, exact := dedup(walk, func(a, b *procfs.NotifyFD) (bool, error) { return false, unix.ENOSYS })
+	groups, exact := dedup(walk.FDs, processesOf(walk), func(a, b *procfs.NotifyFD) (bool, error) { return false, unix.ENOSYS })
 	if exact {
 		t.Error("dedup without kcmp claims to be exact")
 	}
@@ -218,7 +218,7 @@ func TestDedupComparesContent(t *testing.T) {
 		walk.FDs = append(walk.FDs, procfs.NotifyFD{PID: 1, FD: i, Subsystem: procfs.SubsystemFanotify, Info: info})
 	}
 	asked := 0
-	groups, exact := dedup(walk, func(a, b *procfs.NotifyFD) (bool, error) {
+	groups, exact := dedup(walk.FDs, processesOf(walk), func(a, b *procfs.NotifyFD) (bool, error) {
 		if a.FD != 0 || b.FD != 1 {
 			t.Errorf("fds %d and %d compared, their marks differ", a.FD, b.FD)
 		}
@@ -232,11 +232,11 @@ func TestDedupComparesContent(t *testing.T) {
 
 func TestSnapshotSharedWithinMaxAge(t *testing.T) {
 	s := newTestScanner()
-	first, err := s.Snapshot(context.Background())
+	first, err := s.Snapshot(context.Background(), procfs.AllSubsystems)
 	if err != nil {
 		t.Fatal(err)
 	}
-	second, err := s.Snapshot(context.Background())
+	second, err := s.Snapshot(context.Background(), procfs.AllSubsystems)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,12 +246,47 @@ func TestSnapshotSharedWithinMaxAge(t *testing.T) {
 	s.mu.Lock()
 	s.last.Taken = s.last.Taken.Add(-snapshotMaxAge)
 	s.mu.Unlock()
-	third, err := s.Snapshot(context.Background())
+	third, err := s.Snapshot(context.Background(), procfs.AllSubsystems)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if third == first {
 		t.Error("a snapshot older than snapshotMaxAge was reused")
+	}
+}
+
+// A snapshot of one subsystem holds none of the other's groups; asking for
+// the other within the second completes it from the same walk, whose
+// processes it shares: each identity is read once.
+func TestSnapshotCompletedFromItsWalk(t *testing.T) {
+	h := fanotifytest.HoldKnownObjects(t, testUID)
+	s := newTestScanner()
+	fan, err := s.Snapshot(context.Background(), procfs.Fanotify)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !fan.Covers(procfs.Fanotify) || fan.Covers(procfs.Inotify) || len(fan.Inotify) != 0 {
+		t.Fatalf("a fanotify snapshot covers inotify %v, holds %d instances", fan.Covers(procfs.Inotify), len(fan.Inotify))
+	}
+	group := groupHeldBy(t, fan.Fanotify, h.PID1, 3)
+	group.Primary()
+
+	both, err := s.Snapshot(context.Background(), procfs.Inotify)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if both == fan || !both.Covers(procfs.AllSubsystems) || !both.Taken.Equal(fan.Taken) {
+		t.Fatalf("completed snapshot: new %v, covers both %v, taken %v (first %v)", both != fan, both.Covers(procfs.AllSubsystems), both.Taken, fan.Taken)
+	}
+	if in := groupHeldBy(t, both.Inotify, h.PID1, 5); in.Info.MarkCount != 2 {
+		t.Errorf("inotify instance of pid %d: %d watches, want 2", h.PID1, in.Info.MarkCount)
+	}
+	again := groupHeldBy(t, both.Fanotify, h.PID1, 3)
+	if again.ID != group.ID || again.Holders[0].process != group.Holders[0].process {
+		t.Error("the completed snapshot does not share the first one's processes")
+	}
+	if !again.Holders[0].details.read(func() error { t.Error("details read again"); return nil }) {
+		t.Error("details read by the first snapshot are not kept")
 	}
 }
 
@@ -261,13 +296,13 @@ func TestSnapshotConcurrentCallersShareOneWalk(t *testing.T) {
 	s := newTestScanner()
 	cancelled, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := s.Snapshot(cancelled); err == nil {
+	if _, err := s.Snapshot(cancelled, procfs.AllSubsystems); err == nil {
 		t.Fatal("a caller whose context ended got a snapshot")
 	}
 	snaps := make(chan *Snapshot, 4)
 	for range cap(snaps) {
 		go func() {
-			snap, err := s.Snapshot(context.Background())
+			snap, err := s.Snapshot(context.Background(), procfs.AllSubsystems)
 			if err != nil {
 				t.Error(err)
 			}
@@ -290,7 +325,7 @@ func TestSnapshotUnprivilegedIsNotVisible(t *testing.T) {
 		fanotifytest.RunChild(t, &nobody, "env")
 		return
 	}
-	snap, err := newTestScanner().Snapshot(context.Background())
+	snap, err := newTestScanner().Snapshot(context.Background(), procfs.AllSubsystems)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -302,7 +337,7 @@ func TestSnapshotUnprivilegedIsNotVisible(t *testing.T) {
 func TestSnapshotOverBudgetIsIncomplete(t *testing.T) {
 	logged := &countingHandler{}
 	s := NewScanner(procfs.NewFS(procfs.DefaultRoot), time.Nanosecond, slog.New(logged))
-	snap, err := s.Snapshot(context.Background())
+	snap, err := s.Snapshot(context.Background(), procfs.AllSubsystems)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -327,7 +362,7 @@ func (h *countingHandler) Handle(_ context.Context, r slog.Record) error {
 
 func TestSnapshotReadsIdentitiesOnDemand(t *testing.T) {
 	h := fanotifytest.HoldKnownObjects(t, testUID)
-	snap, err := newTestScanner().Snapshot(context.Background())
+	snap, err := newTestScanner().Snapshot(context.Background(), procfs.AllSubsystems)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -371,7 +406,7 @@ func TestSnapshotReadsIdentitiesOnDemand(t *testing.T) {
 
 func TestSnapshotChargesNothingForExitedHolder(t *testing.T) {
 	h := fanotifytest.HoldKnownObjects(t, testUID)
-	walk, err := procfs.NewFS(procfs.DefaultRoot).WalkNotifyFDs(context.Background(), 2)
+	walk, err := procfs.NewFS(procfs.DefaultRoot).WalkNotifyFDs(context.Background(), 2, procfs.AllSubsystems)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -385,7 +420,7 @@ func TestSnapshotChargesNothingForExitedHolder(t *testing.T) {
 	}
 	gone.PID = 1 << 30
 	walk.FDs = append(walk.FDs, gone)
-	snap := newSnapshot(procfs.NewFS(procfs.DefaultRoot), walk, time.Now(), nil)
+	snap := newSnapshot(procfs.NewFS(procfs.DefaultRoot), walk, time.Now(), nil, processesOf(walk))
 	g := groupHeldBy(t, snap.Inotify, gone.PID, gone.FD)
 	if g.Primary().Comm != "" || g.Charge() != (Charge{}) {
 		t.Errorf("exited holder: %+v charged %+v", g.Primary(), g.Charge())
@@ -405,15 +440,15 @@ func TestSnapshotChargesNothingForExitedHolder(t *testing.T) {
 func pathOfFile(t *testing.T, prev *Snapshot, pid int, ino uint64) (*Snapshot, string) {
 	t.Helper()
 	fs := procfs.NewFS(procfs.DefaultRoot)
-	walk, err := fs.WalkNotifyFDs(context.Background(), 2)
+	walk, err := fs.WalkNotifyFDs(context.Background(), 2, procfs.AllSubsystems)
 	if err != nil {
 		t.Fatal(err)
 	}
-	snap := newSnapshot(fs, walk, time.Now(), prev)
+	snap := newSnapshot(fs, walk, time.Now(), prev, processesOf(walk))
 	g := groupHeldBy(t, snap.Fanotify, pid, 3)
 	for _, m := range slices.Collect(g.Info.All()) {
 		if m.Kind == procfs.MarkInode && m.Inode == ino {
-			return snap, snap.MarkPath(Holder{Identity: &procfs.Identity{PID: pid}, FD: 3}, m)
+			return snap, snap.MarkPath(Holder{process: &process{Identity: procfs.Identity{PID: pid}}, FD: 3}, m)
 		}
 	}
 	return snap, "(no mark)"

@@ -114,7 +114,7 @@ func RateLimits(ctx context.Context, env *Env, f LimitFilter) (LimitRating, erro
 		return r, err
 	}
 	if slices.ContainsFunc(sysctls.Initial, func(v procfs.LimitValue) bool { return v.Scope != procfs.ScopeQueue }) {
-		if r.Snapshot, err = env.Usage.Snapshot(ctx); err != nil {
+		if r.Snapshot, err = env.Usage.Snapshot(ctx, procfs.AllSubsystems); err != nil {
 			return r, err
 		}
 		addUsage(env, r.Snapshot, &in)

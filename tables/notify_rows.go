@@ -32,7 +32,7 @@ type notifyQuery struct {
 // whole host, so that group ids (the lowest-pid holder) and primary_holder
 // do not depend on the pids a query asks for: constraints only skip rows.
 func newNotifyQuery(ctx context.Context, env *Env, q QueryContext, subsystem, idCol string) (*notifyQuery, error) {
-	snap, err := env.Usage.Snapshot(ctx)
+	snap, err := env.Usage.Snapshot(ctx, procfs.SubsystemsOf(subsystem))
 	if err != nil {
 		return nil, err
 	}
@@ -144,7 +144,7 @@ type markTally struct {
 // Walking every group's fdinfo is costly, so it runs only when the query
 // reads a count column.
 func markCounts(ctx context.Context, env *Env) (*markTally, error) {
-	snap, err := env.Usage.Snapshot(ctx)
+	snap, err := env.Usage.Snapshot(ctx, procfs.AllSubsystems)
 	if err != nil {
 		return nil, err
 	}

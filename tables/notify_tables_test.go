@@ -19,6 +19,7 @@ import (
 	"github.com/osquery-fanotify/osquery-fanotify/extension/config"
 	"github.com/osquery-fanotify/osquery-fanotify/fanotify"
 	"github.com/osquery-fanotify/osquery-fanotify/fanotify/fanotifytest"
+	"github.com/osquery-fanotify/osquery-fanotify/fanotify/procfs"
 )
 
 // notifyTestUID is the euid of the processes holding the known objects.
@@ -387,7 +388,7 @@ func TestFanotifyTablesUnparsableFdinfo(t *testing.T) {
 	if len(marks) != 1 || marks[0]["mark_type"] != "unknown" || marks[0]["process"] != "fake" {
 		t.Errorf("marks %v, want one row of type unknown", marks)
 	}
-	snap, err := env.Usage.Snapshot(context.Background())
+	snap, err := env.Usage.Snapshot(context.Background(), procfs.AllSubsystems)
 	if err != nil || snap.Complete {
 		t.Errorf("a snapshot with an unparsable fdinfo is complete (err %v)", err)
 	}
@@ -408,7 +409,7 @@ func TestFanotifyMarksReadIdentitiesOnlyWhenUsed(t *testing.T) {
 		return fanotify.Holder{}
 	}
 	// Queries within a second share the snapshot taken here.
-	snap, err := env.Usage.Snapshot(context.Background())
+	snap, err := env.Usage.Snapshot(context.Background(), procfs.AllSubsystems)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -416,7 +417,7 @@ func TestFanotifyMarksReadIdentitiesOnlyWhenUsed(t *testing.T) {
 		t.Fatal("no marks")
 	}
 	if h := holderOf(snap); h.Comm != "" {
-		t.Errorf("a query without holder identity columns read the holder's: %+v", *h.Identity)
+		t.Errorf("a query without holder identity columns read the holder's: %+v", h.Identity)
 	}
 	// The uid is read without the command name, namespaces and cgroup.
 	group := equals("group_id", id(min(k.PID1, k.PID2), 3))
@@ -424,13 +425,43 @@ func TestFanotifyMarksReadIdentitiesOnlyWhenUsed(t *testing.T) {
 		t.Errorf("uid column: %v", rows)
 	}
 	if h := holderOf(snap); h.EUID != notifyTestUID || h.Comm != "" || h.Cgroup != "" || h.MntNS != 0 {
-		t.Errorf("a query showing the uid alone read %+v, want the uid and user namespace only", *h.Identity)
+		t.Errorf("a query showing the uid alone read %+v, want the uid and user namespace only", h.Identity)
 	}
 	rows := query(t, r, "fanotify_marks", group, []string{"pid", "process", "uid"})
-	if again, _ := env.Usage.Snapshot(context.Background()); again != snap {
+	if again, _ := env.Usage.Snapshot(context.Background(), procfs.AllSubsystems); again != snap {
 		t.Skip("the snapshot expired between the queries: machine too slow to tell")
 	}
 	if len(rows) == 0 || rows[0]["process"] != "sleep" || rows[0]["uid"] != strconv.Itoa(notifyTestUID) {
 		t.Errorf("identity columns: %v", rows)
+	}
+}
+
+// A query on a fanotify table makes the kernel format no inotify fdinfo,
+// and one on an inotify table no fanotify fdinfo: the snapshot each leaves
+// read only its subsystem.
+func TestNotifyTablesReadOnlyTheirSubsystem(t *testing.T) {
+	fanotifytest.HoldKnownObjects(t, notifyTestUID)
+	for _, tc := range []struct {
+		table       string
+		read, other procfs.Subsystems
+	}{
+		{"fanotify_marks", procfs.Fanotify, procfs.Inotify},
+		{"fanotify_groups", procfs.Fanotify, procfs.Inotify},
+		{"inotify_watches", procfs.Inotify, procfs.Fanotify},
+		{"inotify_instances", procfs.Inotify, procfs.Fanotify},
+	} {
+		env := NewEnv(config.Default(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+		r := NewRunner(All(env), time.Minute, 1, env.Log)
+		if rows := query(t, r, tc.table, nil, nil); len(rows) == 0 {
+			t.Fatalf("%s: no rows", tc.table)
+		}
+		snap, err := env.Usage.Snapshot(context.Background(), tc.read)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if snap.Covers(tc.other) {
+			t.Errorf("%s read the fdinfo of the other subsystem too", tc.table)
+		}
+		env.Close()
 	}
 }

@@ -47,12 +47,39 @@ func textSubsystem(info Fdinfo, parseErr error) string {
 	return ""
 }
 
+// Subsystems is a set of subsystems, for walks that read the fdinfo of
+// some only: a fanotify query need not make the kernel format every inotify
+// watch on the host (under each instance's lock, stalling its owner).
+type Subsystems uint8
+
+// The sets of subsystems.
+const (
+	Fanotify Subsystems = 1 << iota
+	Inotify
+	AllSubsystems = Fanotify | Inotify
+)
+
+// SubsystemsOf is the set holding the subsystem named sub.
+func SubsystemsOf(sub string) Subsystems {
+	switch sub {
+	case SubsystemFanotify:
+		return Fanotify
+	case SubsystemInotify:
+		return Inotify
+	}
+	return 0
+}
+
+// Has reports whether the set holds the subsystem named sub.
+func (s Subsystems) Has(sub string) bool { return s&SubsystemsOf(sub) != 0 }
+
 // NotifyFD is one fanotify or inotify file descriptor held by a process.
 type NotifyFD struct {
 	PID, FD   int
 	Subsystem string
-	// Info is the fdinfo parsed; zero when Err is set. Its text is not
-	// kept: a snapshot would hold it for every watch on the host.
+	// Info is the fdinfo parsed; zero when Err is set or when the walk did
+	// not read it. Its text is not kept: a snapshot would hold it for every
+	// watch on the host.
 	Info Fdinfo
 	// Err is the parse error of a text that could not be read.
 	Err error
@@ -60,18 +87,25 @@ type NotifyFD struct {
 
 // NotifyWalk is what one walk over /proc found.
 type NotifyWalk struct {
-	// FDs are sorted by pid, then fd. The holders' identities are not
-	// read: queries that do not show them (COUNT(*)) need only the pids.
+	// FDs are the fds whose fdinfo was read, sorted by pid, then fd. The
+	// holders' identities are not read: queries that do not show them
+	// (COUNT(*)) need only the pids.
 	FDs []NotifyFD
+	// Unread are the fds found of the subsystems whose fdinfo the walk was
+	// not asked to read (see ReadUnread), sorted like FDs.
+	Unread []NotifyFD
+	// Read is the set of subsystems whose fdinfo was read.
+	Read Subsystems
 	// TimedOut is set when the context ended the walk before it visited
-	// every process: FDs then undercount.
+	// every process or read every fdinfo: FDs then undercount.
 	TimedOut bool
 	// Unreadable counts processes whose fds could not be listed (no
 	// permission): their groups and instances are missing from FDs.
 	Unreadable int
 }
 
-// Complete reports whether the walk saw every fd and parsed every fdinfo.
+// Complete reports whether the walk saw every fd and parsed every fdinfo it
+// read.
 func (w *NotifyWalk) Complete() bool {
 	if w.TimedOut || w.Unreadable > 0 {
 		return false
@@ -84,54 +118,121 @@ func (w *NotifyWalk) Complete() bool {
 	return true
 }
 
-// WalkNotifyFDs finds every fanotify and inotify fd on the host, reading
-// each fdinfo once, with workers goroutines over the processes. Processes
-// and fds that vanish meanwhile are skipped. When ctx ends the walk stops
-// early and the result is marked TimedOut rather than failing.
-func (fs FS) WalkNotifyFDs(ctx context.Context, workers int) (*NotifyWalk, error) {
+// WalkNotifyFDs finds every fanotify and inotify fd on the host, and reads
+// the fdinfo of those of the subsystems in read, with workers goroutines
+// over the processes. Processes and fds that vanish meanwhile are skipped.
+// When ctx ends the walk stops early and the result is marked TimedOut
+// rather than failing.
+func (fs FS) WalkNotifyFDs(ctx context.Context, workers int, read Subsystems) (*NotifyWalk, error) {
 	pids, err := fs.Pids()
 	if err != nil {
 		return nil, err
 	}
-	walk := &NotifyWalk{}
+	walk := &NotifyWalk{Read: read}
 	childUserNS := fs.inChildUserNS()
 	var mu sync.Mutex
-	next := make(chan int)
+	walk.TimedOut = !parallel(ctx, workers, pids, func(pid int) {
+		fds, unread, err := fs.processNotifyFDs(pid, childUserNS, read)
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case errors.Is(err, ErrProcessGone):
+		case err != nil:
+			walk.Unreadable++
+		default:
+			walk.FDs = append(walk.FDs, fds...)
+			walk.Unread = append(walk.Unread, unread...)
+		}
+	})
+	sortFDs(walk.FDs)
+	sortFDs(walk.Unread)
+	return walk, nil
+}
+
+// ReadUnread returns w with the fdinfo of its unread fds of the subsystems
+// in read read too, leaving w as it was. Fds closed or reused since the walk
+// are dropped; a process that became unreadable drops its fds silently, as
+// if it had exited. When ctx ends first, the result is marked TimedOut.
+func (fs FS) ReadUnread(ctx context.Context, w *NotifyWalk, workers int, read Subsystems) *NotifyWalk {
+	out := *w
+	out.Read |= read
+	var todo []NotifyFD
+	out.Unread = nil
+	for _, f := range w.Unread {
+		if read.Has(f.Subsystem) {
+			todo = append(todo, f)
+		} else {
+			out.Unread = append(out.Unread, f)
+		}
+	}
+	type result struct {
+		fd       NotifyFD
+		ok       bool
+		readable bool
+	}
+	results := make([]result, len(todo))
+	timedOut := !parallel(ctx, workers, indexes(len(todo)), func(i int) {
+		f, r := todo[i], &results[i]
+		var err error
+		r.fd, r.ok, err = fs.readNotifyFD(f.PID, strconv.Itoa(f.FD), f.Subsystem)
+		r.readable = err == nil
+	})
+	out.FDs = slices.Clone(w.FDs)
+	unreadable := make(map[int]bool)
+	for i, r := range results {
+		switch {
+		case r.ok:
+			out.FDs = append(out.FDs, r.fd)
+		case !r.readable:
+			unreadable[todo[i].PID] = true
+		}
+	}
+	sortFDs(out.FDs)
+	out.TimedOut = w.TimedOut || timedOut
+	out.Unreadable += len(unreadable)
+	return &out
+}
+
+// indexes is 0, 1, ..., n-1.
+func indexes(n int) []int {
+	idx := make([]int, n)
+	for i := range idx {
+		idx[i] = i
+	}
+	return idx
+}
+
+// parallel calls do for each item on workers goroutines, and reports
+// whether it got to every item before ctx ended.
+func parallel[T any](ctx context.Context, workers int, items []T, do func(T)) (finished bool) {
+	next := make(chan T)
 	var wg sync.WaitGroup
 	for range max(1, workers) {
 		wg.Go(func() {
-			for pid := range next {
-				fds, err := fs.processNotifyFDs(pid, childUserNS)
-				mu.Lock()
-				switch {
-				case errors.Is(err, ErrProcessGone):
-				case err != nil:
-					walk.Unreadable++
-				default:
-					walk.FDs = append(walk.FDs, fds...)
-				}
-				mu.Unlock()
+			for item := range next {
+				do(item)
 			}
 		})
 	}
-feed:
-	for _, pid := range pids {
+	defer wg.Wait()
+	defer close(next)
+	for _, item := range items {
 		select {
-		case next <- pid:
+		case next <- item:
 		case <-ctx.Done():
-			walk.TimedOut = true
-			break feed
+			return false
 		}
 	}
-	close(next)
-	wg.Wait()
-	slices.SortFunc(walk.FDs, func(a, b NotifyFD) int {
+	return true
+}
+
+func sortFDs(fds []NotifyFD) {
+	slices.SortFunc(fds, func(a, b NotifyFD) int {
 		if a.PID != b.PID {
 			return a.PID - b.PID
 		}
 		return a.FD - b.FD
 	})
-	return walk, nil
 }
 
 // initialUserNS is the inode of the initial user namespace (PROC_USER_INIT_INO).
@@ -144,21 +245,21 @@ func (fs FS) inChildUserNS() bool {
 	return err == nil && ino != initialUserNS
 }
 
-// processNotifyFDs returns pid's fanotify and inotify fds. childUserNS
+// processNotifyFDs returns pid's fanotify and inotify fds: those of the
+// subsystems in read with their fdinfo read, the others unread. childUserNS
 // tells that this process runs in a user namespace other than the initial
 // one.
-func (fs FS) processNotifyFDs(pid int, childUserNS bool) ([]NotifyFD, error) {
+func (fs FS) processNotifyFDs(pid int, childUserNS bool, read Subsystems) (fds, unread []NotifyFD, err error) {
 	dirPath := fs.Path(strconv.Itoa(pid), "fd")
 	dirFD, err := unix.Open(dirPath, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, pidError(pid, &os.PathError{Op: "open", Path: dirPath, Err: err})
+		return nil, nil, pidError(pid, &os.PathError{Op: "open", Path: dirPath, Err: err})
 	}
 	defer unix.Close(dirFD)
 	names, err := dirNames(dirFD)
 	if err != nil {
-		return nil, pidError(pid, &os.PathError{Op: "getdents", Path: dirPath, Err: err})
+		return nil, nil, pidError(pid, &os.PathError{Op: "getdents", Path: dirPath, Err: err})
 	}
-	var fds []NotifyFD
 	// Longer targets (file paths) come back truncated: none of them can
 	// equal the short names notifySubsystem knows.
 	link := make([]byte, 64)
@@ -170,7 +271,7 @@ func (fs FS) processNotifyFDs(pid int, childUserNS bool) ([]NotifyFD, error) {
 			// outside it: unreadable, not free of notify fds. (In the
 			// initial namespace only a security module refuses root so,
 			// and the walk has always skipped what it shields.)
-			return nil, pidError(pid, err)
+			return nil, nil, pidError(pid, err)
 		}
 		if err != nil {
 			continue // closed since the listing
@@ -179,36 +280,67 @@ func (fs FS) processNotifyFDs(pid int, childUserNS bool) ([]NotifyFD, error) {
 		if sub == "" {
 			continue
 		}
-		fd, err := strconv.Atoi(name)
-		if err != nil {
+		if !read.Has(sub) {
+			if fd, err := strconv.Atoi(name); err == nil {
+				unread = append(unread, NotifyFD{PID: pid, FD: fd, Subsystem: sub})
+			}
 			continue
 		}
-		parser := newFdinfoParser()
-		err = readLines(fs.Path(strconv.Itoa(pid), "fdinfo", name), parser.feed)
-		info, parseErr := parser.finish()
-		if errors.Is(err, os.ErrNotExist) {
-			continue // closed since the readlink
-		}
+		f, ok, err := fs.readNotifyFD(pid, name, sub)
 		if err != nil {
-			return nil, pidError(pid, err)
+			return nil, nil, pidError(pid, err)
 		}
-		if parseErr != nil {
-			err = fmt.Errorf("pid %d fd %d: %w", pid, fd, parseErr)
+		if ok {
+			fds = append(fds, f)
 		}
-		switch textSubsystem(info, err) {
-		case sub:
-		case "":
-			// An inotify instance without watches, or a text that did not
-			// parse, looks like any fd's: ask the link again.
-			if n2, err := unix.Readlinkat(dirFD, name, link); err != nil || notifySubsystem(link[:n2]) != sub {
-				continue // the fd number was reused meanwhile
-			}
-		default:
-			continue // reused meanwhile, by the other subsystem
-		}
-		fds = append(fds, NotifyFD{PID: pid, FD: fd, Subsystem: sub, Info: info, Err: err})
 	}
-	return fds, nil
+	return fds, unread, nil
+}
+
+// readNotifyFD reads the fdinfo of pid's fd name, which a readlink showed
+// to be of subsystem sub. ok is false when the fd was closed or reused
+// since. err is a failure to read the text; a failure to parse it is the
+// result's Err.
+func (fs FS) readNotifyFD(pid int, name, sub string) (f NotifyFD, ok bool, err error) {
+	fd, err := strconv.Atoi(name)
+	if err != nil {
+		return NotifyFD{}, false, nil
+	}
+	parser := newFdinfoParser()
+	err = readLines(fs.Path(strconv.Itoa(pid), "fdinfo", name), parser.feed)
+	info, parseErr := parser.finish()
+	if errors.Is(err, os.ErrNotExist) {
+		return NotifyFD{}, false, nil // closed since the readlink
+	}
+	if err != nil {
+		return NotifyFD{}, false, err
+	}
+	if parseErr != nil {
+		parseErr = fmt.Errorf("pid %d fd %d: %w", pid, fd, parseErr)
+	}
+	switch textSubsystem(info, parseErr) {
+	case sub:
+	case "":
+		// An inotify instance without watches, or a text that did not
+		// parse, looks like any fd's: ask the link again.
+		if fs.linkSubsystem(pid, name) != sub {
+			return NotifyFD{}, false, nil // the fd number was reused meanwhile
+		}
+	default:
+		return NotifyFD{}, false, nil // reused meanwhile, by the other subsystem
+	}
+	return NotifyFD{PID: pid, FD: fd, Subsystem: sub, Info: info, Err: parseErr}, true, nil
+}
+
+// linkSubsystem reads the link of pid's fd name again: the subsystem it
+// shows now, "" for none.
+func (fs FS) linkSubsystem(pid int, name string) string {
+	link := make([]byte, 64)
+	n, err := unix.Readlink(fs.Path(strconv.Itoa(pid), "fd", name), link)
+	if err != nil {
+		return ""
+	}
+	return notifySubsystem(link[:n])
 }
 
 // dirNames lists the entries of the open directory fd but . and .., with

@@ -44,7 +44,7 @@ func TestWalkNotifyFDs(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	walk, err := NewFS(DefaultRoot).WalkNotifyFDs(context.Background(), 2)
+	walk, err := NewFS(DefaultRoot).WalkNotifyFDs(context.Background(), 2, AllSubsystems)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,10 +69,55 @@ func TestWalkNotifyFDs(t *testing.T) {
 	}
 }
 
+// A walk asked for one subsystem finds the other's fds without reading
+// their fdinfo; ReadUnread reads them later, and drops the fds closed since.
+func TestWalkNotifyFDsReadsOnlyWhatIsAsked(t *testing.T) {
+	in := fanotifytest.Inotify(t, t.TempDir())
+	gone := fanotifytest.Inotify(t, t.TempDir())
+	fan := fanotifytest.Fanotify(t, unix.FAN_REPORT_FID)
+	fanotifytest.Mark(t, fan, 0, unix.FAN_MODIFY, t.TempDir())
+	defer fanotifytest.Close(in, fan)
+	fs := NewFS(DefaultRoot)
+	walk, err := fs.WalkNotifyFDs(context.Background(), 2, Fanotify)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := os.Getpid()
+	if f := findFD(walk, pid, fan); f == nil || f.Info.MarkCount != 1 || walk.Read != Fanotify {
+		t.Fatalf("fanotify fd %d read: got %+v (read %v)", fan, f, walk.Read)
+	}
+	if f := findFD(walk, pid, in); f != nil {
+		t.Fatalf("a fanotify-only walk read inotify fd %d: %+v", in, f)
+	}
+	if !slices.ContainsFunc(walk.Unread, func(f NotifyFD) bool { return f.PID == pid && f.FD == in && f.Subsystem == SubsystemInotify }) {
+		t.Fatalf("inotify fd %d not among the unread: %+v", in, walk.Unread)
+	}
+	unix.Close(gone)
+
+	full := fs.ReadUnread(context.Background(), walk, 2, Inotify)
+	if f := findFD(full, pid, in); f == nil || f.Info.MarkCount != 1 || f.Err != nil {
+		t.Fatalf("inotify fd %d after ReadUnread: %+v", in, f)
+	}
+	if f := findFD(full, pid, gone); f != nil {
+		t.Errorf("fd %d, closed after the walk, was kept: %+v", gone, f)
+	}
+	if full.Read != AllSubsystems || len(full.Unread) != 0 || full.TimedOut || !full.Complete() {
+		t.Errorf("after ReadUnread: read %v, %d unread, timed out %v", full.Read, len(full.Unread), full.TimedOut)
+	}
+	if findFD(walk, pid, in) != nil || len(walk.Unread) == 0 {
+		t.Error("ReadUnread changed the walk it read from")
+	}
+	for i := 1; i < len(full.FDs); i++ {
+		if a, b := full.FDs[i-1], full.FDs[i]; a.PID > b.PID || a.PID == b.PID && a.FD >= b.FD {
+			t.Fatalf("fds not sorted: %d:%d before %d:%d", a.PID, a.FD, b.PID, b.FD)
+		}
+	}
+}
+
 func TestWalkNotifyFDsOverBudget(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	walk, err := NewFS(DefaultRoot).WalkNotifyFDs(ctx, 2)
+	walk, err := NewFS(DefaultRoot).WalkNotifyFDs(ctx, 2, AllSubsystems)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +161,7 @@ func TestWalkNotifyFDsEmptyInstance(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unix.Close(in)
-	walk, err := NewFS(DefaultRoot).WalkNotifyFDs(context.Background(), 2)
+	walk, err := NewFS(DefaultRoot).WalkNotifyFDs(context.Background(), 2, AllSubsystems)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +180,7 @@ func TestWalkNotifyFDsLargeInstance(t *testing.T) {
 	if err != nil || len(text) <= 64<<10 {
 		t.Fatalf("fdinfo of %d bytes (%v): want more than the read buffer", len(text), err)
 	}
-	walk, err := NewFS(DefaultRoot).WalkNotifyFDs(context.Background(), 2)
+	walk, err := NewFS(DefaultRoot).WalkNotifyFDs(context.Background(), 2, AllSubsystems)
 	if err != nil {
 		t.Fatal(err)
 	}
