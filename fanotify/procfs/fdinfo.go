@@ -260,20 +260,35 @@ type lineFields struct {
 	groupFlags, eventFlags uint32
 }
 
-// parse reads a line's fields after its "inotify " or "fanotify " prefix.
+// parse reads a line's fields, space-separated key:value pairs, after its
+// "inotify " or "fanotify " prefix. Keys and values are short: scanned byte
+// by byte, they cost less than a call to IndexByte each.
 func (f *lineFields) parse(rest []byte) error {
 	*f = lineFields{}
-	for len(rest) > 0 {
-		var key, val []byte
-		var err error
-		if key, val, rest, err = nextField(rest); err != nil {
-			return err
+	for {
+		for len(rest) > 0 && rest[0] == ' ' {
+			rest = rest[1:]
 		}
-		if err = f.set(key, val); err != nil {
-			return fmt.Errorf("%s: %w", key, err)
+		if len(rest) == 0 {
+			return nil
 		}
+		k := 0
+		for k < len(rest) && rest[k] != ':' && rest[k] != ' ' {
+			k++
+		}
+		if k == 0 || k == len(rest) || rest[k] != ':' {
+			field, _, _ := bytes.Cut(rest, []byte{' '})
+			return fmt.Errorf("field %q is not key:value", field)
+		}
+		end := k + 1
+		for end < len(rest) && rest[end] != ' ' {
+			end++
+		}
+		if err := f.set(rest[:k], rest[k+1:end]); err != nil {
+			return fmt.Errorf("%s: %w", rest[:k], err)
+		}
+		rest = rest[end:]
 	}
-	return nil
 }
 
 func (f *lineFields) set(key, val []byte) error {
@@ -436,28 +451,6 @@ func markKind(seen int, inotify bool) MarkKind {
 	return 0
 }
 
-// nextField splits the first space-separated key:value pair off a line.
-// The key is scanned byte by byte (it is short), the value, which may be a
-// long file handle, with IndexByte.
-func nextField(line []byte) (key, val, rest []byte, err error) {
-	for len(line) > 0 && line[0] == ' ' {
-		line = line[1:]
-	}
-	k := 0
-	for k < len(line) && line[k] != ':' && line[k] != ' ' {
-		k++
-	}
-	if k == 0 || k == len(line) || line[k] != ':' {
-		field, _, _ := bytes.Cut(line, []byte{' '})
-		return nil, nil, nil, fmt.Errorf("field %q is not key:value", field)
-	}
-	key, val = line[:k], line[k+1:]
-	if end := bytes.IndexByte(val, ' '); end >= 0 {
-		val, rest = val[:end], val[end+1:]
-	}
-	return key, val, rest, nil
-}
-
 // trimRightSpace drops the line end and any blanks before it, byte by
 // byte: bytes.TrimRight would build a set of the four bytes for every line.
 func trimRightSpace(line []byte) []byte {
@@ -497,15 +490,8 @@ func parseHex(s []byte, bits int) (uint64, error) {
 	}
 	var v uint64
 	for _, c := range s {
-		var d byte
-		switch {
-		case '0' <= c && c <= '9':
-			d = c - '0'
-		case 'a' <= c && c <= 'f':
-			d = c - 'a' + 10
-		case 'A' <= c && c <= 'F':
-			d = c - 'A' + 10
-		default:
+		d := hexDigits[c]
+		if d == notHex {
 			return 0, fmt.Errorf("%q is not hex", s)
 		}
 		if v>>(bits-4) != 0 {
@@ -515,3 +501,22 @@ func parseHex(s []byte, bits int) (uint64, error) {
 	}
 	return v, nil
 }
+
+// hexDigits maps each byte to its hex value, notHex when it is none.
+var hexDigits = func() (t [256]byte) {
+	for c := range t {
+		switch {
+		case '0' <= c && c <= '9':
+			t[c] = byte(c - '0')
+		case 'a' <= c && c <= 'f':
+			t[c] = byte(c - 'a' + 10)
+		case 'A' <= c && c <= 'F':
+			t[c] = byte(c - 'A' + 10)
+		default:
+			t[c] = notHex
+		}
+	}
+	return t
+}()
+
+const notHex = 0xff
