@@ -280,62 +280,75 @@ func (f *lineFields) parse(rest []byte) error {
 			field, _, _ := bytes.Cut(rest, []byte{' '})
 			return fmt.Errorf("field %q is not key:value", field)
 		}
-		end := k + 1
-		for end < len(rest) && rest[end] != ' ' {
-			end++
-		}
-		if err := f.set(rest[:k], rest[k+1:end]); err != nil {
+		n, err := f.set(rest[:k], rest[k+1:])
+		if err != nil {
 			return fmt.Errorf("%s: %w", rest[:k], err)
 		}
-		rest = rest[end:]
+		rest = rest[k+1+n:]
 	}
 }
 
-func (f *lineFields) set(key, val []byte) error {
-	var err error
+// set reads the value of key at the start of rest, up to the next blank,
+// and returns its length. Numbers are parsed in the pass that finds their
+// end.
+func (f *lineFields) set(key, rest []byte) (n int, err error) {
 	var v uint64
 	m := &f.m
 	switch string(key) {
 	case "flags":
-		v, err = parseHex(val, 32)
+		v, n, err = hexValue(rest, 32)
 		f.groupFlags, f.seen = uint32(v), f.seen|seenFlags
 	case "event-flags":
-		v, err = parseHex(val, 32)
+		v, n, err = hexValue(rest, 32)
 		f.eventFlags, f.seen = uint32(v), f.seen|seenEventFlags
 	case "ino":
-		m.Inode, err = parseHex(val, 64)
+		m.Inode, n, err = hexValue(rest, 64)
 		f.seen |= seenIno
 	case "sdev":
-		v, err = parseHex(val, 32)
+		v, n, err = hexValue(rest, 32)
 		m.Dev, f.seen = devFromKernel(v), f.seen|seenSdev
 	case "mnt_id":
-		m.MountID, err = parseHex(val, 32)
+		m.MountID, n, err = hexValue(rest, 32)
 		f.seen |= seenMntID
 	case "mnt_ns":
-		m.MntNS, err = parseDecimal(val)
+		n = valueLen(rest)
+		m.MntNS, err = parseDecimal(rest[:n])
 		f.seen |= seenMntNS
 	case "wd":
-		v, err = parseHex(val, 31)
+		v, n, err = hexValue(rest, 31)
 		m.WD, f.seen = int32(v), f.seen|seenWD
 	case "mflags":
-		v, err = parseHex(val, 32)
+		v, n, err = hexValue(rest, 32)
 		m.Flags = uint32(v)
 	case "mask":
-		v, err = parseHex(val, 32)
+		v, n, err = hexValue(rest, 32)
 		m.Mask, f.seen = uint32(v), f.seen|seenMask
 	case "ignored_mask":
-		v, err = parseHex(val, 32)
+		v, n, err = hexValue(rest, 32)
 		m.IgnoredMask = uint32(v)
 	case "fhandle-bytes":
-		f.handleBytes, err = parseHex(val, 16)
+		f.handleBytes, n, err = hexValue(rest, 16)
 		f.seen |= seenHandleBytes
 	case "fhandle-type":
-		v, err = parseHex(val, 32)
+		v, n, err = hexValue(rest, 32)
 		m.Handle.Type = int32(v)
 	case "f_handle":
-		f.handleHex = val
+		n = valueLen(rest)
+		f.handleHex = rest[:n]
+	default:
+		n = valueLen(rest)
 	}
-	return err
+	return n, err
+}
+
+// valueLen is the length of the value at the start of s: up to the next
+// blank or the end.
+func valueLen(s []byte) int {
+	n := 0
+	for n < len(s) && s[n] != ' ' {
+		n++
+	}
+	return n
 }
 
 // checkMark checks a mark line and sets its kind.
@@ -483,23 +496,23 @@ func parseDecimal(s []byte) (uint64, error) {
 	return v, nil
 }
 
-// parseHex reads a hex number of at most bits bits without allocating.
-func parseHex(s []byte, bits int) (uint64, error) {
-	if len(s) == 0 {
-		return 0, errors.New("empty number")
-	}
-	var v uint64
-	for _, c := range s {
-		d := hexDigits[c]
+// hexValue reads the hex number of at most bits bits at the start of s, up
+// to the next blank or the end, without allocating; n is its length.
+func hexValue(s []byte, bits int) (v uint64, n int, err error) {
+	for ; n < len(s) && s[n] != ' '; n++ {
+		d := hexDigits[s[n]]
 		if d == notHex {
-			return 0, fmt.Errorf("%q is not hex", s)
+			return 0, 0, fmt.Errorf("%q is not hex", s[:valueLen(s)])
 		}
 		if v>>(bits-4) != 0 {
-			return 0, fmt.Errorf("%q does not fit in %d bits", s, bits)
+			return 0, 0, fmt.Errorf("%q does not fit in %d bits", s[:valueLen(s)], bits)
 		}
 		v = v<<4 | uint64(d)
 	}
-	return v, nil
+	if n == 0 {
+		return 0, 0, errors.New("empty number")
+	}
+	return v, n, nil
 }
 
 // hexDigits maps each byte to its hex value, notHex when it is none.
