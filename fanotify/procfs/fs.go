@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -43,21 +42,6 @@ func readFile(path string) (data []byte, err error) {
 	return data, err
 }
 
-// readNow is read(2) made without telling the Go scheduler, which it need
-// not know of: a read of /proc never waits for a device, only for the
-// kernel to format the text, but that can take longer than the 20 µs after
-// which the scheduler hands a thread's P to another thread, and back when
-// the read returns. Through unix.Read, two context switches came with every
-// fdinfo read of a walk (1,400 per walk of 1,000 holders, 8% of its CPU).
-// p must not be empty.
-func readNow(fd int, p []byte) (int, error) {
-	n, _, errno := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-	if errno != 0 {
-		return 0, errno
-	}
-	return int(n), nil
-}
-
 // readLines reads a file with plain system calls, open, reads until EOF
 // and close, and hands its text to use in pieces that end at a line end (the
 // last one may not). os.ReadFile would add an fstat (a /proc file reports
@@ -84,7 +68,7 @@ func readLines(path string, use func([]byte)) error {
 		if n == len(buf) {
 			buf = append(buf, make([]byte, len(buf))...)
 		}
-		m, err := readNow(fd, buf[n:])
+		m, err := unix.Read(fd, buf[n:])
 		if err == unix.EINTR {
 			continue
 		}
