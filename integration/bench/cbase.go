@@ -67,12 +67,13 @@ func compilerVersion(cc string) string {
 }
 
 // cWalk runs the C raw walk reps times in one process and returns the
-// median of its own per-walk figures.
-func (c cBaselines) cWalk(reps int) (*cost, error) {
+// median of its own per-walk figures. Given a target, the walk reads the
+// fdinfo of the fds linked to it only.
+func (c cBaselines) cWalk(reps int, target ...string) (*cost, error) {
 	if c.walk == "" {
 		return nil, nil
 	}
-	cmd := exec.Command(c.walk, fmt.Sprint(reps))
+	cmd := exec.Command(c.walk, append([]string{fmt.Sprint(reps)}, target...)...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err

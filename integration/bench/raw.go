@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -17,9 +18,18 @@ import (
 // The raw baselines: the least code that makes the same kernel reads as the
 // tables, with nothing parsed, grouped or formatted.
 
+// The link targets of fanotify and inotify fds.
+const (
+	fanotifyLink = "anon_inode:[fanotify]"
+	inotifyLink  = "anon_inode:inotify"
+)
+
 // rawWalk lists every fd of every process, readlinks each, and reads the
 // fdinfo of each inotify and fanotify fd. It returns the fdinfo bytes read.
-func rawWalk(buf []byte) (int, error) {
+func rawWalk(buf []byte) (int, error) { return rawWalkOf(buf, fanotifyLink, inotifyLink) }
+
+// rawWalkOf is rawWalk reading the fdinfo of the fds linked to targets only.
+func rawWalkOf(buf []byte, targets ...string) (int, error) {
 	pids, err := listDir("/proc")
 	if err != nil {
 		return 0, err
@@ -40,7 +50,7 @@ func rawWalk(buf []byte) (int, error) {
 			if err != nil {
 				continue
 			}
-			if s := string(link[:n]); s != "anon_inode:inotify" && s != "anon_inode:[fanotify]" {
+			if !slices.Contains(targets, string(link[:n])) {
 				continue
 			}
 			n, _ = readAll("/proc/"+pid+"/fdinfo/"+fd, &buf)
