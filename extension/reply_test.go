@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"errors"
+	"io"
 	"maps"
 	"slices"
+	"strconv"
 	"testing"
 
 	"github.com/apache/thrift/lib/go/thrift"
@@ -65,5 +67,40 @@ func TestReplyWritesWhatTheGeneratedCodeReads(t *testing.T) {
 	_, got := roundTrip(t, &reply{table: tbl, rows: rows, q: tables.NewQueryContext(nil, []string{"a", "b"})})
 	if want := (map[string]string{"a": "x", "b": "1"}); !maps.Equal(got.Response[0], want) {
 		t.Errorf("first row %v, want %v", got.Response[0], want)
+	}
+}
+
+// Rows are encoded in the binary protocol's format, which is what the
+// server speaks; any other protocol gets an error, not a garbled reply.
+func TestReplyNeedsTheBinaryProtocol(t *testing.T) {
+	tbl := &tables.Table{Name: "t", Columns: []table.ColumnDefinition{table.TextColumn("a")}}
+	r := &reply{table: tbl, rows: []tables.Row{tables.RowOf("x")}, q: tables.NewQueryContext(nil, nil)}
+	out := thrift.NewTCompactProtocolConf(thrift.NewTMemoryBuffer(), nil)
+	if err := r.write(context.Background(), out, 1); err == nil {
+		t.Fatal("rows written through the compact protocol")
+	}
+}
+
+// BenchmarkReplyWrite encodes the reply of a 50,000-row generate of 15
+// columns, as a per-mark table's SELECT * sends it to osqueryd.
+func BenchmarkReplyWrite(b *testing.B) {
+	var cols []table.ColumnDefinition
+	for i := range 15 {
+		cols = append(cols, table.TextColumn("column_"+strconv.Itoa(i)))
+	}
+	rows := make([]tables.Row, 50000)
+	for i := range rows {
+		values := make([]string, len(cols))
+		for j := range values {
+			values[j] = strconv.Itoa(i * j)
+		}
+		rows[i] = tables.RowOf(values...)
+	}
+	r := &reply{table: &tables.Table{Name: "t", Columns: cols}, rows: rows, q: tables.NewQueryContext(nil, nil)}
+	out := thrift.NewTBinaryProtocolConf(thrift.NewTBufferedTransport(thrift.NewStreamTransportW(io.Discard), 64<<10), nil)
+	for b.Loop() {
+		if err := r.write(context.Background(), out, 1); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
