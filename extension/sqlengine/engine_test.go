@@ -292,7 +292,7 @@ func TestValueConversionMatchesOsqueryd(t *testing.T) {
 		{"k": "plain", "i": "7", "b": "9000000000", "d": "1.25", "s": "x"},
 		{"k": "empty", "i": "", "b": "", "d": "", "s": ""},
 		{"k": "garbage", "i": "12abc", "b": "abc", "d": "1.5x", "s": "5"},
-		{"k": "prefixes", "i": "0x1f", "b": " -010", "d": " 2e3", "s": "0x1f"},
+		{"k": "prefixes", "i": "0x1f", "b": "\t\n -010", "d": "\v\f\r2e3", "s": "0x1f"},
 		{"k": "wide", "i": "4294967297", "b": "99999999999999999999", "d": "1e400", "s": "1e400"},
 	})
 	e, _ := newEngine(t, values)

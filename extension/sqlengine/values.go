@@ -46,7 +46,7 @@ func columnValue(typ table.ColumnType, s string) any {
 // are honoured, parsing stops at the first character that is not a digit
 // (trailing garbage is ignored), and no digits or overflow is an error.
 func parseCInt(s string) (int64, bool) {
-	s = strings.TrimLeft(s, " \t\n\v\f\r")
+	s = trimCSpace(s)
 	neg := false
 	if s != "" && (s[0] == '+' || s[0] == '-') {
 		neg = s[0] == '-'
@@ -99,11 +99,21 @@ func digitValue(c byte) uint64 {
 	return 99
 }
 
+// trimCSpace drops the leading white space that isspace() knows, byte by
+// byte: strings.TrimLeft would build a set of the six bytes for every value
+// of every row.
+func trimCSpace(s string) string {
+	for s != "" && (s[0] == ' ' || '\t' <= s[0] && s[0] <= '\r') {
+		s = s[1:]
+	}
+	return s
+}
+
 // parseCDouble mimics osquery's strtod check: leading white space is
 // allowed, the rest of the string must be one number, and an empty string is
 // an error. strtod saturates out-of-range values to ±Inf or 0.
 func parseCDouble(s string) (float64, bool) {
-	s = strings.TrimLeft(s, " \t\n\v\f\r")
+	s = trimCSpace(s)
 	if s == "" || strings.ContainsRune(s, '_') {
 		return 0, false // Go accepts digit separators, strtod does not
 	}
