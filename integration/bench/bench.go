@@ -237,10 +237,13 @@ func generate(q tables.QueryContext, minRows int, names ...string) func() error 
 	}
 }
 
-// item is one thing to measure: the project's code or a raw baseline.
+// item is one thing to measure: the project's code or a raw baseline,
+// run in this process (run), or in another that reports its own cost
+// (self).
 type item struct {
 	name string
 	run  func() error
+	self func() (cost, error)
 }
 
 // measure runs the items in turn, reps rounds of one run each, and returns
@@ -253,9 +256,13 @@ func (b *bench) measure(reps int, items ...item) ([]cost, error) {
 		for i, it := range items {
 			var c cost
 			var err error
-			pprof.Do(context.Background(), pprof.Labels("measure", it.name), func(context.Context) {
-				c, err = measureOnce(it.run)
-			})
+			if it.self != nil {
+				c, err = it.self()
+			} else {
+				pprof.Do(context.Background(), pprof.Labels("measure", it.name), func(context.Context) {
+					c, err = measureOnce(it.run)
+				})
+			}
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", it.name, err)
 			}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"embed"
 	"errors"
 	"fmt"
@@ -66,38 +65,37 @@ func compilerVersion(cc string) string {
 	return first
 }
 
-// cWalk runs the C raw walk reps times in one process and returns the
-// median of its own per-walk figures. Given a target, the walk reads the
-// fdinfo of the fds linked to it only.
-func (c cBaselines) cWalk(reps int, target ...string) (*cost, error) {
+// cWalk is an item running the C raw walk once, as a process of its own,
+// whose cost is the walk's own figure; false when there is no C compiler.
+// Given a target, the walk reads the fdinfo of the fds linked to it only.
+func (c cBaselines) cWalk(target ...string) (item, bool) {
 	if c.walk == "" {
-		return nil, nil
+		return item{}, false
 	}
-	cmd := exec.Command(c.walk, append([]string{fmt.Sprint(reps)}, target...)...)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	var runs []cost
-	sc := bufio.NewScanner(out)
-	for sc.Scan() {
+	return item{name: "c_walk", self: func() (cost, error) {
+		out, err := exec.Command(c.walk, append([]string{"1"}, target...)...).Output()
+		if err != nil {
+			return cost{}, fmt.Errorf("the C walk: %w", err)
+		}
 		var cpu, wall, bytes int64
-		if _, err := fmt.Sscan(sc.Text(), &cpu, &wall, &bytes); err != nil {
-			cmd.Wait()
-			return nil, fmt.Errorf("the C walk said %q: %w", sc.Text(), err)
+		if _, err := fmt.Sscan(string(out), &cpu, &wall, &bytes); err != nil {
+			return cost{}, fmt.Errorf("the C walk said %q: %w", out, err)
 		}
 		if bytes <= 0 {
-			cmd.Wait()
-			return nil, errors.New("the C walk read nothing")
+			return cost{}, errors.New("the C walk read nothing")
 		}
-		runs = append(runs, cost{CPU: time.Duration(cpu), Wall: time.Duration(wall)})
+		return cost{CPU: time.Duration(cpu), Wall: time.Duration(wall)}, nil
+	}}, true
+}
+
+// withC adds the C walk to items when there is one, and returns the items
+// and a function that picks the C walk's cost out of their measures (nil
+// without it).
+func (c cBaselines) withC(items []item, target ...string) ([]item, func([]cost) *cost) {
+	it, ok := c.cWalk(target...)
+	if !ok {
+		return items, func([]cost) *cost { return nil }
 	}
-	if err := cmd.Wait(); err != nil {
-		return nil, fmt.Errorf("the C walk: %w", err)
-	}
-	m := median(runs)
-	return &m, nil
+	i := len(items)
+	return append(items, it), func(m []cost) *cost { return &m[i] }
 }

@@ -54,10 +54,10 @@ func (b *bench) mountPhase() error {
 		}
 		reps := b.repsFor(n, b.o.mounts)
 		c, err := b.measure(reps,
-			item{"raw_mountinfo", rawRun(rawMountinfo)},
-			item{"raw_mountinfo_walk", rawRun(rawMountinfoAndWalk)},
-			item{"mount_points", generate(mountPointsStar, n, "mount_points")},
-			item{"mount_points_mounts_only", generate(mountColumnsOnly, n, "mount_points")})
+			item{name: "raw_mountinfo", run: rawRun(rawMountinfo)},
+			item{name: "raw_mountinfo_walk", run: rawRun(rawMountinfoAndWalk)},
+			item{name: "mount_points", run: generate(mountPointsStar, n, "mount_points")},
+			item{name: "mount_points_mounts_only", run: generate(mountColumnsOnly, n, "mount_points")})
 		if err != nil {
 			return err
 		}
@@ -95,12 +95,18 @@ func (b *bench) hostPhase() error {
 		}
 		reps := b.repsFor(n, b.o.procs)
 		minRows := n * min(b.o.watches, b.o.marks)
-		m, err := b.measure(reps,
-			item{"raw_walk", rawRun(rawWalk)},
-			item{"select_all", generate(notifyStar, minRows, "fanotify_marks", "inotify_watches")},
-			item{"with_path", generate(everyColumn, minRows, "fanotify_marks", "inotify_watches")},
-			item{"count", generate(selectCount, minRows, "fanotify_marks", "inotify_watches")},
-			item{"limits", generate(limitsStar, 1, "fanotify_limits")})
+		items := []item{
+			{name: "raw_walk", run: rawRun(rawWalk)},
+			{name: "select_all", run: generate(notifyStar, minRows, "fanotify_marks", "inotify_watches")},
+			{name: "with_path", run: generate(everyColumn, minRows, "fanotify_marks", "inotify_watches")},
+			{name: "count", run: generate(selectCount, minRows, "fanotify_marks", "inotify_watches")},
+			{name: "limits", run: generate(limitsStar, 1, "fanotify_limits")},
+		}
+		cOf := func([]cost) *cost { return nil }
+		if n == b.o.procs {
+			items, cOf = b.cbin.withC(items)
+		}
+		m, err := b.measure(reps, items...)
 		if err != nil {
 			return err
 		}
@@ -115,10 +121,7 @@ func (b *bench) hostPhase() error {
 		if n != b.o.procs {
 			continue
 		}
-		c, err := b.cbin.cWalk(reps)
-		if err != nil {
-			return err
-		}
+		c := cOf(m)
 		what := fmt.Sprintf("%d processes × (%d inotify watches + %d fanotify marks)", n, b.o.watches, b.o.marks)
 		r := ratio(all, raw)
 		b.addGoal(goal{Name: "fanotify_marks + inotify_watches SELECT *", Project: all, Baseline: raw, C: c,
@@ -148,18 +151,16 @@ func (b *bench) hostPhase() error {
 // same (and, in the note, against the walk reading both).
 func (b *bench) oneSubsystem(reps int, what string, minRows int) error {
 	for _, s := range []struct{ table, link string }{{"fanotify_marks", fanotifyLink}, {"inotify_watches", inotifyLink}} {
-		m, err := b.measure(reps,
-			item{"raw_walk_" + s.table, rawRun(func(buf []byte) (int, error) { return rawWalkOf(buf, s.link) })},
-			item{"count_" + s.table, generate(selectCount, minRows, s.table)},
-			item{"raw_walk", rawRun(rawWalk)})
+		items, cOf := b.cbin.withC([]item{
+			{name: "raw_walk_" + s.table, run: rawRun(func(buf []byte) (int, error) { return rawWalkOf(buf, s.link) })},
+			{name: "count_" + s.table, run: generate(selectCount, minRows, s.table)},
+			{name: "raw_walk", run: rawRun(rawWalk)},
+		}, s.link)
+		m, err := b.measure(reps, items...)
 		if err != nil {
 			return err
 		}
-		raw, count, both := m[0], m[1], m[2]
-		c, err := b.cbin.cWalk(reps, s.link)
-		if err != nil {
-			return err
-		}
+		raw, count, both, c := m[0], m[1], m[2], cOf(m)
 		r := ratio(count, raw)
 		b.addGoal(goal{Name: s.table + " alone, COUNT(*)", Project: count, Baseline: raw, C: c,
 			Target: "≤ 1.1×", Ratio: r, Met: r <= 1.1,
@@ -199,7 +200,7 @@ func (b *bench) protocol(minRows int) error {
 				return err
 			}
 			runs, clients = append(runs, c), append(clients, client)
-			in, err := b.measure(1, item{"inprocess_" + t.table, inProcess})
+			in, err := b.measure(1, item{name: "inprocess_" + t.table, run: inProcess})
 			if err != nil {
 				return err
 			}
@@ -274,9 +275,9 @@ func (b *bench) watchPhase() error {
 		}
 		reps := min(3, b.o.reps)
 		c, err := b.measure(reps,
-			item{"raw_walk", rawRun(rawWalk)},
-			item{"watches_select_all", generate(watchesStar, w, "inotify_watches")},
-			item{"watches_count", generate(selectCount, w, "inotify_watches")})
+			item{name: "raw_walk", run: rawRun(rawWalk)},
+			item{name: "watches_select_all", run: generate(watchesStar, w, "inotify_watches")},
+			item{name: "watches_count", run: generate(selectCount, w, "inotify_watches")})
 		if err != nil {
 			return err
 		}

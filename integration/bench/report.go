@@ -53,8 +53,9 @@ func (b *bench) report() string {
 	p("  CLOCK_PROCESS_CPUTIME_ID, and for the fanotify.ext process the sum of /proc/PID/task/*/schedstat run times")
 	p("  (nanoseconds; /proc/PID/stat's utime+stime count 10 ms ticks). Ratios are of CPU time unless a goal says wall.")
 	p("- Every figure is the **median** of %d runs (%d for the smaller sizes of the Scale section and for the collector bursts,", b.o.reps, min(3, b.o.reps))
-	p("  %d for the generates through the protocol). The runs of the things compared alternate (raw, project, raw, ...),", b.o.protoReps)
-	p("  so that each gets the same share of whatever else the machine is doing.")
+	p("  %d for the generates through the protocol). The runs of the things compared alternate (raw Go, project, ..., C",
+		b.o.protoReps)
+	p("  walk as a process of its own, raw Go, ...), so that each gets the same share of whatever else the machine is doing.")
 	p("- **No snapshot cache is measured**: each in-process run builds a fresh Env, so its generate makes its own walk of")
 	p("  /proc (tables generated in one run share that walk, as queries within the same second do). Calls through the")
 	p("  protocol wait %s between calls, longer than the 1 s the extension reuses a walk.", snapshotAge)
