@@ -150,9 +150,10 @@ func (fs FS) WalkNotifyFDs(ctx context.Context, workers int, read Subsystems) (*
 }
 
 // ReadUnread returns w with the fdinfo of its unread fds of the subsystems
-// in read read too, leaving w as it was. Fds closed or reused since the walk
-// are dropped; a process that became unreadable drops its fds silently, as
-// if it had exited. When ctx ends first, the result is marked TimedOut.
+// in read read too, leaving w as it was. Fds closed or reused since the
+// walk, and those of processes that exited, are dropped; a process whose
+// fdinfo can no longer be read counts as Unreadable. When ctx ends first,
+// the result is marked TimedOut.
 func (fs FS) ReadUnread(ctx context.Context, w *NotifyWalk, workers int, read Subsystems) *NotifyWalk {
 	out := *w
 	out.Read |= read
@@ -175,7 +176,7 @@ func (fs FS) ReadUnread(ctx context.Context, w *NotifyWalk, workers int, read Su
 		f, r := todo[i], &results[i]
 		var err error
 		r.fd, r.ok, err = fs.readNotifyFD(f.PID, strconv.Itoa(f.FD), f.Subsystem)
-		r.readable = err == nil
+		r.readable = err == nil || errors.Is(err, ErrProcessGone)
 	})
 	out.FDs = slices.Clone(w.FDs)
 	unreadable := make(map[int]bool)
@@ -288,7 +289,7 @@ func (fs FS) processNotifyFDs(pid int, childUserNS bool, read Subsystems) (fds, 
 		}
 		f, ok, err := fs.readNotifyFD(pid, name, sub)
 		if err != nil {
-			return nil, nil, pidError(pid, err)
+			return nil, nil, err
 		}
 		if ok {
 			fds = append(fds, f)
@@ -299,8 +300,8 @@ func (fs FS) processNotifyFDs(pid int, childUserNS bool, read Subsystems) (fds, 
 
 // readNotifyFD reads the fdinfo of pid's fd name, which a readlink showed
 // to be of subsystem sub. ok is false when the fd was closed or reused
-// since. err is a failure to read the text; a failure to parse it is the
-// result's Err.
+// since. err is a failure to read the text (wrapping ErrProcessGone when
+// the process exited); a failure to parse it is the result's Err.
 func (fs FS) readNotifyFD(pid int, name, sub string) (f NotifyFD, ok bool, err error) {
 	fd, err := strconv.Atoi(name)
 	if err != nil {
@@ -313,7 +314,7 @@ func (fs FS) readNotifyFD(pid int, name, sub string) (f NotifyFD, ok bool, err e
 		return NotifyFD{}, false, nil // closed since the readlink
 	}
 	if err != nil {
-		return NotifyFD{}, false, err
+		return NotifyFD{}, false, pidError(pid, err)
 	}
 	if parseErr != nil {
 		parseErr = fmt.Errorf("pid %d fd %d: %w", pid, fd, parseErr)

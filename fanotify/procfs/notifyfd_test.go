@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -111,6 +112,32 @@ func TestWalkNotifyFDsReadsOnlyWhatIsAsked(t *testing.T) {
 		if a, b := full.FDs[i-1], full.FDs[i]; a.PID > b.PID || a.PID == b.PID && a.FD >= b.FD {
 			t.Fatalf("fds not sorted: %d:%d before %d:%d", a.PID, a.FD, b.PID, b.FD)
 		}
+	}
+}
+
+// The fds of a process that exits between the walk and ReadUnread are
+// dropped; the process does not count as unreadable.
+func TestReadUnreadAfterExit(t *testing.T) {
+	in := fanotifytest.Inotify(t, t.TempDir())
+	cmd := exec.Command("sleep", "1000")
+	pid := fanotifytest.HoldCommand(t, cmd, nil, in)
+	fanotifytest.Close(in)
+	fs := NewFS(DefaultRoot)
+	walk, err := fs.WalkNotifyFDs(context.Background(), 2, Fanotify)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(walk.Unread, func(f NotifyFD) bool { return f.PID == pid }) {
+		t.Fatalf("holder %d's inotify fd not among the unread", pid)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	full := fs.ReadUnread(context.Background(), walk, 2, Inotify)
+	if slices.ContainsFunc(full.FDs, func(f NotifyFD) bool { return f.PID == pid }) {
+		t.Error("the fds of an exited process were kept")
+	}
+	if full.Unreadable != walk.Unreadable {
+		t.Errorf("an exited process counted as unreadable: %d, walk %d", full.Unreadable, walk.Unreadable)
 	}
 }
 
