@@ -22,12 +22,19 @@ const registerTimeout = 20 * time.Second
 func launch(t *testing.T, verbose bool, extra ...string) (*standin.Manager, *standin.Process, *standin.Extension) {
 	t.Helper()
 	m := standin.New(t)
+	p, ext := launchUnder(t, m, verbose, extra...)
+	return m, p, ext
+}
+
+// launchUnder is launch under a manager of the caller's.
+func launchUnder(t *testing.T, m *standin.Manager, verbose bool, extra ...string) (*standin.Process, *standin.Extension) {
+	t.Helper()
 	p := m.Launch(t, standin.BuildBinary(t), verbose, extra...)
 	ext, err := m.WaitRegistered("fanotify", registerTimeout)
 	if err != nil {
 		t.Fatalf("%v\nstderr:\n%s", err, p.Stderr())
 	}
-	return m, p, ext
+	return p, ext
 }
 
 // productTables are the tables the binary is built with.
