@@ -290,6 +290,42 @@ func TestSnapshotCompletedFromItsWalk(t *testing.T) {
 	}
 }
 
+// Callers asking for different subsystems at once each get a snapshot
+// covering theirs, and read identities while others complete it (run with
+// -race).
+func TestSnapshotSubsystemsAskedTogether(t *testing.T) {
+	h := fanotifytest.HoldKnownObjects(t, testUID)
+	s := newTestScanner()
+	needs := []procfs.Subsystems{procfs.Fanotify, procfs.Inotify, procfs.AllSubsystems}
+	snaps := make([]*Snapshot, 9)
+	var wg sync.WaitGroup
+	for i := range snaps {
+		wg.Go(func() {
+			snap, err := s.Snapshot(context.Background(), needs[i%3])
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			snap.ReadIdentities()
+			snaps[i] = snap
+		})
+	}
+	wg.Wait()
+	for i, snap := range snaps {
+		need := needs[i%3]
+		if snap == nil || !snap.Covers(need) {
+			t.Fatalf("caller %d asked for %v and got %+v", i, need, snap)
+		}
+		groups, fd := snap.Fanotify, 3
+		if need == procfs.Inotify {
+			groups, fd = snap.Inotify, 5
+		}
+		if p := groupHeldBy(t, groups, h.PID1, fd).Primary(); p.Comm != "sleep" || p.EUID != testUID {
+			t.Errorf("caller %d: primary holder %+v, want sleep as uid %d", i, p.Identity, testUID)
+		}
+	}
+}
+
 // Callers arriving together share the walk in progress; one giving up
 // does not stop it for the others.
 func TestSnapshotConcurrentCallersShareOneWalk(t *testing.T) {
