@@ -111,7 +111,7 @@ func (r *reply) write(ctx context.Context, out thrift.TProtocol, seqID int32) er
 		func() error { return r.status().Write(ctx, out) },
 		func() error { return out.WriteFieldEnd(ctx) },
 		func() error { return out.WriteFieldBegin(ctx, "response", thrift.LIST, 2) },
-		func() error { return r.writeRows(ctx, out) },
+		func() error { return r.writeRows(out) },
 		func() error { return out.WriteFieldEnd(ctx) },
 		func() error { return out.WriteFieldStop(ctx) }, // end of ExtensionResponse
 		func() error { return out.WriteStructEnd(ctx) },
@@ -132,7 +132,7 @@ func (r *reply) write(ctx context.Context, out thrift.TProtocol, seqID int32) er
 // columns the query reads, in the binary protocol's encoding straight into
 // the transport: through the protocol, two interface calls and a closure
 // per string cost as much as the generate of a per-mark table itself.
-func (r *reply) writeRows(ctx context.Context, out thrift.TProtocol) error {
+func (r *reply) writeRows(out thrift.TProtocol) error {
 	if _, ok := out.(*thrift.TBinaryProtocol); !ok {
 		return fmt.Errorf("call replies are encoded for the binary protocol, not %T", out)
 	}
