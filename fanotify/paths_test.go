@@ -25,7 +25,7 @@ func TestMarkPathsResolvesEveryMarkAndClosesMountFDs(t *testing.T) {
 	in := fanotifytest.Inotify(t, files...)
 	pid := fanotifytest.Hold(t, nil, in)
 	fanotifytest.Close(in)
-	snap, err := newTestScanner().Snapshot(context.Background(), procfs.AllSubsystems)
+	snap, err := newTestScanner().Snapshot(context.Background(), procfs.AllMarks)
 	if err != nil {
 		t.Fatal(err)
 	}

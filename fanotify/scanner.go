@@ -43,13 +43,12 @@ func NewScanner(fs procfs.FS, budget time.Duration, log *slog.Logger) *Scanner {
 	return &Scanner{fs: fs, budget: budget, log: log}
 }
 
-// Snapshot returns a snapshot at most snapshotMaxAge old that read the
-// fdinfo of the subsystems in need, joining the walk in progress or starting
-// one. A fresh snapshot that read other subsystems only is completed from
-// its own walk: no second pass over every fd. ctx bounds only the wait: the
-// walk itself is bounded by the budget and keeps going for the other
-// callers.
-func (s *Scanner) Snapshot(ctx context.Context, need procfs.Subsystems) (*Snapshot, error) {
+// Snapshot returns a snapshot at most snapshotMaxAge old that read what
+// need asks of each subsystem's fdinfo, joining the walk in progress or
+// starting one. A fresh snapshot that read less is completed from its own
+// walk: no second pass over every fd. ctx bounds only the wait: the walk
+// itself is bounded by the budget and keeps going for the other callers.
+func (s *Scanner) Snapshot(ctx context.Context, need procfs.Reads) (*Snapshot, error) {
 	for {
 		s.mu.Lock()
 		fresh := s.last != nil && time.Since(s.last.Taken) < snapshotMaxAge
@@ -74,16 +73,16 @@ func (s *Scanner) Snapshot(ctx context.Context, need procfs.Subsystems) (*Snapsh
 			if sc.err != nil || sc.snap.Covers(need) {
 				return sc.snap, sc.err
 			}
-			// That walk read other subsystems: complete it.
+			// That walk read less than need: complete it.
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
 	}
 }
 
-// walk takes a snapshot reading the subsystems in need: from a walk of
-// /proc, or from the fds that snapshot from found when it is not nil.
-func (s *Scanner) walk(sc *scan, need procfs.Subsystems, from *Snapshot) {
+// walk takes a snapshot reading what need asks: from a walk of /proc, or
+// from the fds that snapshot from found when it is not nil.
+func (s *Scanner) walk(sc *scan, need procfs.Reads, from *Snapshot) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.budget)
 	if from != nil {
 		sc.snap = from.completed(ctx, need)

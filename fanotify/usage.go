@@ -1,9 +1,7 @@
 package fanotify
 
 import (
-	"bytes"
 	"context"
-	"hash/maphash"
 	"slices"
 	"strconv"
 	"sync"
@@ -226,16 +224,17 @@ func newSnapshot(fs procfs.FS, walk *procfs.NotifyWalk, taken time.Time, prev *S
 	return s
 }
 
-// Covers reports whether the snapshot read the fdinfo of every subsystem
-// in need: the groups of the others are missing from it.
-func (s *Snapshot) Covers(need procfs.Subsystems) bool {
+// Covers reports whether the snapshot read what need asks of each
+// subsystem: the groups of a subsystem it did not read are missing from
+// it, and the marks of one it counted.
+func (s *Snapshot) Covers(need procfs.Reads) bool {
 	return s.walk.Read&need == need
 }
 
-// completed is the snapshot with the fdinfo of the subsystems in need read
-// too, from the fds its walk found; it shares s's processes and paths.
-func (s *Snapshot) completed(ctx context.Context, need procfs.Subsystems) *Snapshot {
-	walk := s.fs.ReadUnread(ctx, s.walk, scanWorkers, need)
+// completed is the snapshot with what need asks read too, from the fds its
+// walk found; it shares s's processes and paths.
+func (s *Snapshot) completed(ctx context.Context, need procfs.Reads) *Snapshot {
+	walk := s.fs.ReadMore(ctx, s.walk, scanWorkers, need)
 	return newSnapshot(s.fs, walk, s.Taken, s, s.processes)
 }
 
@@ -331,15 +330,15 @@ type sameFileFunc func(a, b *procfs.NotifyFD) (bool, error)
 // group's first fd is its primary holder and groups come out ordered by it.
 func dedup(fds []procfs.NotifyFD, processes map[int]*process, same sameFileFunc) (groups []*Group, exact bool) {
 	exact = true
-	var h maphash.Hash
-	candidates := make(map[uint64][]*Group) // by hash of subsystem and content
+	type content struct {
+		subsystem string
+		sum       uint64
+	}
+	candidates := make(map[content][]*Group)
 	for i := range fds {
 		fd := &fds[i]
 		holder := Holder{process: processes[fd.PID], FD: fd.FD}
-		h.Reset()
-		h.WriteString(fd.Subsystem)
-		h.Write(fd.Info.Content())
-		key := h.Sum64()
+		key := content{fd.Subsystem, fd.Info.Sum}
 		if g := findGroup(candidates[key], fd, same, &exact); g != nil {
 			g.Holders = append(g.Holders, holder)
 			continue
@@ -358,12 +357,10 @@ func dedup(fds []procfs.NotifyFD, processes map[int]*process, same sameFileFunc)
 	return groups, exact
 }
 
-// findGroup returns the group among candidates that fd is an fd of.
+// findGroup returns the group among candidates, groups of fd's subsystem
+// and Sum, that fd is an fd of.
 func findGroup(candidates []*Group, fd *procfs.NotifyFD, same sameFileFunc, exact *bool) *Group {
 	for _, g := range candidates {
-		if g.Subsystem != fd.Subsystem || !bytes.Equal(g.first.Info.Content(), fd.Info.Content()) {
-			continue
-		}
 		ok, err := same(g.first, fd)
 		if err != nil {
 			*exact = false

@@ -53,7 +53,7 @@ func countKinds(g *Group) map[procfs.MarkKind]int {
 
 func TestSnapshotCountsSharedGroups(t *testing.T) {
 	h := fanotifytest.HoldKnownObjects(t, testUID)
-	snap, err := newTestScanner().Snapshot(context.Background(), procfs.AllSubsystems)
+	snap, err := newTestScanner().Snapshot(context.Background(), procfs.AllMarks)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +102,7 @@ func TestSnapshotCountsSharedGroups(t *testing.T) {
 
 func TestSnapshotMarkPaths(t *testing.T) {
 	h := fanotifytest.HoldKnownObjects(t, testUID)
-	snap, err := newTestScanner().Snapshot(context.Background(), procfs.AllSubsystems)
+	snap, err := newTestScanner().Snapshot(context.Background(), procfs.AllMarks)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +143,7 @@ func TestSnapshotChargingChain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	snap, err := newTestScanner().Snapshot(context.Background(), procfs.AllSubsystems)
+	snap, err := newTestScanner().Snapshot(context.Background(), procfs.AllMarks)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +171,7 @@ func TestSnapshotDedupIgnoresCloseOnExec(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unix.Close(dup)
-	snap, err := newTestScanner().Snapshot(context.Background(), procfs.AllSubsystems)
+	snap, err := newTestScanner().Snapshot(context.Background(), procfs.AllMarks)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +185,7 @@ func TestSnapshotDedupIgnoresCloseOnExec(t *testing.T) {
 // group of its own, and the snapshot says so.
 func TestDedupWithoutKcmpCountsPerFD(t *testing.T) {
 	h := fanotifytest.HoldKnownObjects(t, testUID)
-	walk, err := procfs.NewFS(procfs.DefaultRoot).WalkNotifyFDs(context.Background(), 2, procfs.AllSubsystems)
+	walk, err := procfs.NewFS(procfs.DefaultRoot).WalkNotifyFDs(context.Background(), 2, procfs.AllMarks)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,6 +197,44 @@ func TestDedupWithoutKcmpCountsPerFD(t *testing.T) {
 		if g := groupHeldBy(t, groups, h.PID1, fd); len(g.Holders) != 1 || g.ID != strconv.Itoa(h.PID1)+":"+strconv.Itoa(fd) {
 			t.Errorf("pid %d fd %d: group %s with %d holders, want its own", h.PID1, fd, g.ID, len(g.Holders))
 		}
+	}
+}
+
+// A snapshot that counts marks finds the groups, holders, counts and
+// charges one that parses them does: the limits read the counts alone.
+func TestSnapshotCountingMatchesParsing(t *testing.T) {
+	h := fanotifytest.HoldKnownObjects(t, testUID)
+	parsed, err := newTestScanner().Snapshot(context.Background(), procfs.AllMarks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counted, err := newTestScanner().Snapshot(context.Background(), procfs.FanotifyCounts|procfs.InotifyCounts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if counted.Covers(procfs.Fanotify) || counted.Covers(procfs.Inotify) {
+		t.Fatal("the counting snapshot parsed marks")
+	}
+	for _, held := range []struct {
+		pid, fd int
+		inotify bool
+	}{{h.PID1, 3, false}, {h.PID2, 5, false}, {h.PID2, 6, false}, {h.PID1, 5, true}, {h.PID2, 4, true}} {
+		from := func(s *Snapshot) *Group {
+			if held.inotify {
+				return groupHeldBy(t, s.Inotify, held.pid, held.fd)
+			}
+			return groupHeldBy(t, s.Fanotify, held.pid, held.fd)
+		}
+		p, c := from(parsed), from(counted)
+		if c.ID != p.ID || len(c.Holders) != len(p.Holders) || c.Info.MarkCount != p.Info.MarkCount ||
+			c.ChargedMarks() != p.ChargedMarks() || len(slices.Collect(c.Info.All())) != 0 {
+			t.Errorf("pid %d fd %d: counted %s, %d holders, %d marks (%d charged); parsed %s, %d, %d (%d)", held.pid, held.fd,
+				c.ID, len(c.Holders), c.Info.MarkCount, c.ChargedMarks(), p.ID, len(p.Holders), p.Info.MarkCount, p.ChargedMarks())
+		}
+	}
+	charge := Charge{UserNS: InitialUserNS, UID: testUID}
+	if c, p := counted.Direct()[charge], parsed.Direct()[charge]; c != p {
+		t.Errorf("usage charged to uid %d: counted %+v, parsed %+v", testUID, c, p)
 	}
 }
 
@@ -232,11 +270,11 @@ func TestDedupComparesContent(t *testing.T) {
 
 func TestSnapshotSharedWithinMaxAge(t *testing.T) {
 	s := newTestScanner()
-	first, err := s.Snapshot(context.Background(), procfs.AllSubsystems)
+	first, err := s.Snapshot(context.Background(), procfs.AllMarks)
 	if err != nil {
 		t.Fatal(err)
 	}
-	second, err := s.Snapshot(context.Background(), procfs.AllSubsystems)
+	second, err := s.Snapshot(context.Background(), procfs.AllMarks)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,7 +284,7 @@ func TestSnapshotSharedWithinMaxAge(t *testing.T) {
 	s.mu.Lock()
 	s.last.Taken = s.last.Taken.Add(-snapshotMaxAge)
 	s.mu.Unlock()
-	third, err := s.Snapshot(context.Background(), procfs.AllSubsystems)
+	third, err := s.Snapshot(context.Background(), procfs.AllMarks)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -275,8 +313,8 @@ func TestSnapshotCompletedFromItsWalk(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if both == fan || !both.Covers(procfs.AllSubsystems) || !both.Taken.Equal(fan.Taken) {
-		t.Fatalf("completed snapshot: new %v, covers both %v, taken %v (first %v)", both != fan, both.Covers(procfs.AllSubsystems), both.Taken, fan.Taken)
+	if both == fan || !both.Covers(procfs.AllMarks) || !both.Taken.Equal(fan.Taken) {
+		t.Fatalf("completed snapshot: new %v, covers both %v, taken %v (first %v)", both != fan, both.Covers(procfs.AllMarks), both.Taken, fan.Taken)
 	}
 	if in := groupHeldBy(t, both.Inotify, h.PID1, 5); in.Info.MarkCount != 2 {
 		t.Errorf("inotify instance of pid %d: %d watches, want 2", h.PID1, in.Info.MarkCount)
@@ -296,7 +334,7 @@ func TestSnapshotCompletedFromItsWalk(t *testing.T) {
 func TestSnapshotSubsystemsAskedTogether(t *testing.T) {
 	h := fanotifytest.HoldKnownObjects(t, testUID)
 	s := newTestScanner()
-	needs := []procfs.Subsystems{procfs.Fanotify, procfs.Inotify, procfs.AllSubsystems}
+	needs := []procfs.Reads{procfs.Fanotify, procfs.Inotify, procfs.AllMarks}
 	snaps := make([]*Snapshot, 9)
 	var wg sync.WaitGroup
 	for i := range snaps {
@@ -332,13 +370,13 @@ func TestSnapshotConcurrentCallersShareOneWalk(t *testing.T) {
 	s := newTestScanner()
 	cancelled, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := s.Snapshot(cancelled, procfs.AllSubsystems); err == nil {
+	if _, err := s.Snapshot(cancelled, procfs.AllMarks); err == nil {
 		t.Fatal("a caller whose context ended got a snapshot")
 	}
 	snaps := make(chan *Snapshot, 4)
 	for range cap(snaps) {
 		go func() {
-			snap, err := s.Snapshot(context.Background(), procfs.AllSubsystems)
+			snap, err := s.Snapshot(context.Background(), procfs.AllMarks)
 			if err != nil {
 				t.Error(err)
 			}
@@ -361,7 +399,7 @@ func TestSnapshotUnprivilegedIsNotVisible(t *testing.T) {
 		fanotifytest.RunChild(t, &nobody, "env")
 		return
 	}
-	snap, err := newTestScanner().Snapshot(context.Background(), procfs.AllSubsystems)
+	snap, err := newTestScanner().Snapshot(context.Background(), procfs.AllMarks)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -373,7 +411,7 @@ func TestSnapshotUnprivilegedIsNotVisible(t *testing.T) {
 func TestSnapshotOverBudgetIsIncomplete(t *testing.T) {
 	logged := &countingHandler{}
 	s := NewScanner(procfs.NewFS(procfs.DefaultRoot), time.Nanosecond, slog.New(logged))
-	snap, err := s.Snapshot(context.Background(), procfs.AllSubsystems)
+	snap, err := s.Snapshot(context.Background(), procfs.AllMarks)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -398,7 +436,7 @@ func (h *countingHandler) Handle(_ context.Context, r slog.Record) error {
 
 func TestSnapshotReadsIdentitiesOnDemand(t *testing.T) {
 	h := fanotifytest.HoldKnownObjects(t, testUID)
-	snap, err := newTestScanner().Snapshot(context.Background(), procfs.AllSubsystems)
+	snap, err := newTestScanner().Snapshot(context.Background(), procfs.AllMarks)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -442,7 +480,7 @@ func TestSnapshotReadsIdentitiesOnDemand(t *testing.T) {
 
 func TestSnapshotChargesNothingForExitedHolder(t *testing.T) {
 	h := fanotifytest.HoldKnownObjects(t, testUID)
-	walk, err := procfs.NewFS(procfs.DefaultRoot).WalkNotifyFDs(context.Background(), 2, procfs.AllSubsystems)
+	walk, err := procfs.NewFS(procfs.DefaultRoot).WalkNotifyFDs(context.Background(), 2, procfs.AllMarks)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -476,7 +514,7 @@ func TestSnapshotChargesNothingForExitedHolder(t *testing.T) {
 func pathOfFile(t *testing.T, prev *Snapshot, pid int, ino uint64) (*Snapshot, string) {
 	t.Helper()
 	fs := procfs.NewFS(procfs.DefaultRoot)
-	walk, err := fs.WalkNotifyFDs(context.Background(), 2, procfs.AllSubsystems)
+	walk, err := fs.WalkNotifyFDs(context.Background(), 2, procfs.AllMarks)
 	if err != nil {
 		t.Fatal(err)
 	}

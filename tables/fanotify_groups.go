@@ -32,7 +32,7 @@ func fanotifyGroups(env *Env) *Table {
 		Description: "fanotify groups, one row each however many fds hold them, with their flags, marks and charge.",
 		Columns:     cols,
 	}, func(ctx context.Context, q QueryContext) ([]Values, error) {
-		nq, err := newNotifyQuery(ctx, env, q, procfs.SubsystemFanotify, "group_id")
+		nq, err := newNotifyQuery(ctx, env, q, procfs.SubsystemFanotify, "group_id", true) // marks by kind
 		if err != nil {
 			return nil, err
 		}

@@ -114,7 +114,8 @@ func RateLimits(ctx context.Context, env *Env, f LimitFilter) (LimitRating, erro
 		return r, err
 	}
 	if slices.ContainsFunc(sysctls.Initial, func(v procfs.LimitValue) bool { return v.Scope != procfs.ScopeQueue }) {
-		if r.Snapshot, err = env.Usage.Snapshot(ctx, procfs.AllSubsystems); err != nil {
+		// Charges need counts; the mounts left unmarked, fanotify's mount marks.
+		if r.Snapshot, err = env.Usage.Snapshot(ctx, procfs.Fanotify|procfs.InotifyCounts); err != nil {
 			return r, err
 		}
 		addUsage(env, r.Snapshot, &in)

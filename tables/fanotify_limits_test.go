@@ -461,7 +461,7 @@ func TestFanotifyLimitsProjectionCountsUnmarkedMounts(t *testing.T) {
 	env := NewEnv(config.Default(), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	unmarked := func() int64 {
 		t.Helper()
-		snap, err := NewEnv(config.Default(), env.Log).Usage.Snapshot(context.Background(), procfs.AllSubsystems)
+		snap, err := NewEnv(config.Default(), env.Log).Usage.Snapshot(context.Background(), procfs.AllMarks)
 		if err != nil {
 			t.Fatal(err)
 		}

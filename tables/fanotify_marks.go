@@ -105,7 +105,7 @@ type markTable struct {
 // watches would push osqueryd's worker over its watchdog's memory limit.
 func (mt markTable) generate(env *Env) GenerateFunc {
 	return func(ctx context.Context, q QueryContext) ([]Row, error) {
-		nq, err := newNotifyQuery(ctx, env, q, mt.subsystem, mt.idCol)
+		nq, err := newNotifyQuery(ctx, env, q, mt.subsystem, mt.idCol, readsMarks(q, mt.cols))
 		if err != nil {
 			return nil, err
 		}
@@ -116,6 +116,12 @@ func (mt markTable) generate(env *Env) GenerateFunc {
 		}
 		return nq.markRows(mt.cols, mt.noMarks, n), nil
 	}
+}
+
+// readsMarks tells that q reads a column of the marks themselves, which
+// counting them cannot give.
+func readsMarks(q QueryContext, cols []markColumn) bool {
+	return q.Uses("path") || slices.ContainsFunc(cols, func(c markColumn) bool { return q.Uses(c.def.Name) })
 }
 
 // markLayout is where each part of a per-mark row sits (markTableColumns):
@@ -173,7 +179,8 @@ type markRowBuilder struct {
 // newMarkRowBuilder reads the parts of the holders' identities the query
 // shows (once per snapshot).
 func (nq *notifyQuery) newMarkRowBuilder(cols []markColumn, noMarks func(*fanotify.Group) string) *markRowBuilder {
-	b := &markRowBuilder{nq: nq, at: newMarkLayout(cols), cols: cols, noMarks: noMarks, withPath: nq.q.Uses("path")}
+	b := &markRowBuilder{nq: nq, at: newMarkLayout(cols), cols: cols, noMarks: noMarks,
+		withPath: nq.q.Uses("path"), decode: readsMarks(nq.q, cols)}
 	for k, c := range cols {
 		if nq.q.Uses(c.def.Name) {
 			b.used = append(b.used, k)
@@ -188,7 +195,6 @@ func (nq *notifyQuery) newMarkRowBuilder(cols []markColumn, noMarks func(*fanoti
 		}
 	}
 	b.readsShared = b.readsShared || nq.q.Uses(nq.idCol) || nq.q.Uses("primary_holder")
-	b.decode = len(b.used) > 0 || b.withPath
 	b.blank = make([]string, b.at.shared)
 	return b
 }

@@ -28,11 +28,12 @@ type notifyQuery struct {
 	groups []*fanotify.Group
 }
 
-// newNotifyQuery takes the shared snapshot. The snapshot always covers the
-// whole host, so that group ids (the lowest-pid holder) and primary_holder
-// do not depend on the pids a query asks for: constraints only skip rows.
-func newNotifyQuery(ctx context.Context, env *Env, q QueryContext, subsystem, idCol string) (*notifyQuery, error) {
-	snap, err := env.Usage.Snapshot(ctx, procfs.SubsystemsOf(subsystem))
+// newNotifyQuery takes the shared snapshot, with the marks of subsystem
+// parsed or only counted. The snapshot always covers the whole host, so
+// that group ids (the lowest-pid holder) and primary_holder do not depend on
+// the pids a query asks for: constraints only skip rows.
+func newNotifyQuery(ctx context.Context, env *Env, q QueryContext, subsystem, idCol string, marks bool) (*notifyQuery, error) {
+	snap, err := env.Usage.Snapshot(ctx, procfs.ReadsOf(subsystem, marks))
 	if err != nil {
 		return nil, err
 	}
@@ -144,7 +145,7 @@ type markTally struct {
 // Walking every group's fdinfo is costly, so it runs only when the query
 // reads a count column.
 func markCounts(ctx context.Context, env *Env) (*markTally, error) {
-	snap, err := env.Usage.Snapshot(ctx, procfs.AllSubsystems)
+	snap, err := env.Usage.Snapshot(ctx, procfs.AllMarks)
 	if err != nil {
 		return nil, err
 	}

@@ -388,7 +388,7 @@ func TestFanotifyTablesUnparsableFdinfo(t *testing.T) {
 	if len(marks) != 1 || marks[0]["mark_type"] != "unknown" || marks[0]["process"] != "fake" {
 		t.Errorf("marks %v, want one row of type unknown", marks)
 	}
-	snap, err := env.Usage.Snapshot(context.Background(), procfs.AllSubsystems)
+	snap, err := env.Usage.Snapshot(context.Background(), procfs.AllMarks)
 	if err != nil || snap.Complete {
 		t.Errorf("a snapshot with an unparsable fdinfo is complete (err %v)", err)
 	}
@@ -409,7 +409,7 @@ func TestFanotifyMarksReadIdentitiesOnlyWhenUsed(t *testing.T) {
 		return fanotify.Holder{}
 	}
 	// Queries within a second share the snapshot taken here.
-	snap, err := env.Usage.Snapshot(context.Background(), procfs.AllSubsystems)
+	snap, err := env.Usage.Snapshot(context.Background(), procfs.AllMarks)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -428,7 +428,7 @@ func TestFanotifyMarksReadIdentitiesOnlyWhenUsed(t *testing.T) {
 		t.Errorf("a query showing the uid alone read %+v, want the uid and user namespace only", h.Identity)
 	}
 	rows := query(t, r, "fanotify_marks", group, []string{"pid", "process", "uid"})
-	if again, _ := env.Usage.Snapshot(context.Background(), procfs.AllSubsystems); again != snap {
+	if again, _ := env.Usage.Snapshot(context.Background(), procfs.AllMarks); again != snap {
 		t.Skip("the snapshot expired between the queries: machine too slow to tell")
 	}
 	if len(rows) == 0 || rows[0]["process"] != "sleep" || rows[0]["uid"] != strconv.Itoa(notifyTestUID) {
@@ -437,30 +437,42 @@ func TestFanotifyMarksReadIdentitiesOnlyWhenUsed(t *testing.T) {
 }
 
 // A query on a fanotify table makes the kernel format no inotify fdinfo,
-// and one on an inotify table no fanotify fdinfo: the snapshot each leaves
-// read only its subsystem.
-func TestNotifyTablesReadOnlyTheirSubsystem(t *testing.T) {
+// and one on an inotify table no fanotify fdinfo; a query that reads no
+// column of the marks (COUNT(*)) only counts them: the snapshot each leaves
+// read what it needed and no more.
+func TestNotifyTablesReadWhatTheyNeed(t *testing.T) {
 	fanotifytest.HoldKnownObjects(t, notifyTestUID)
+	count := []string{}
 	for _, tc := range []struct {
-		table       string
-		read, other procfs.Subsystems
+		table string
+		cols  []string
+		read  procfs.Reads
+		not   []procfs.Reads
 	}{
-		{"fanotify_marks", procfs.Fanotify, procfs.Inotify},
-		{"fanotify_groups", procfs.Fanotify, procfs.Inotify},
-		{"inotify_watches", procfs.Inotify, procfs.Fanotify},
-		{"inotify_instances", procfs.Inotify, procfs.Fanotify},
+		{"fanotify_marks", nil, procfs.Fanotify, []procfs.Reads{procfs.InotifyCounts}},
+		{"fanotify_marks", count, procfs.FanotifyCounts, []procfs.Reads{procfs.Fanotify, procfs.InotifyCounts}},
+		{"fanotify_marks", []string{"pid", "mask"}, procfs.Fanotify, []procfs.Reads{procfs.InotifyCounts}},
+		{"fanotify_groups", nil, procfs.Fanotify, []procfs.Reads{procfs.InotifyCounts}},
+		{"inotify_watches", nil, procfs.Inotify, []procfs.Reads{procfs.FanotifyCounts}},
+		{"inotify_watches", []string{"pid", "fd"}, procfs.InotifyCounts, []procfs.Reads{procfs.Inotify, procfs.FanotifyCounts}},
+		{"inotify_instances", nil, procfs.InotifyCounts, []procfs.Reads{procfs.Inotify, procfs.FanotifyCounts}},
+		{"fanotify_limits", nil, procfs.Fanotify | procfs.InotifyCounts, []procfs.Reads{procfs.Inotify}},
 	} {
 		env := NewEnv(config.Default(), slog.New(slog.NewTextHandler(io.Discard, nil)))
 		r := NewRunner(All(env), time.Minute, 1, env.Log)
-		if rows := query(t, r, tc.table, nil, nil); len(rows) == 0 {
-			t.Fatalf("%s: no rows", tc.table)
+		if rows := query(t, r, tc.table, nil, tc.cols); len(rows) == 0 {
+			t.Fatalf("%s %v: no rows", tc.table, tc.cols)
 		}
+		// What the query read is returned as is; anything more would be
+		// read now.
 		snap, err := env.Usage.Snapshot(context.Background(), tc.read)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if snap.Covers(tc.other) {
-			t.Errorf("%s read the fdinfo of the other subsystem too", tc.table)
+		for _, not := range tc.not {
+			if snap.Covers(not) {
+				t.Errorf("%s %v read %v too", tc.table, tc.cols, not)
+			}
 		}
 		env.Close()
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"iter"
 	"math"
 	"strconv"
@@ -84,7 +85,8 @@ type Mark struct {
 // Fdinfo is a parsed /proc/PID/fdinfo/FD of a fanotify or inotify fd. It
 // keeps its marks packed (see appendPacked) rather than as text or decoded
 // Marks: a host may hold millions of watches, a snapshot holds them all, and
-// most queries need only how many there are.
+// most queries need only how many there are, which a read that counts them
+// (see Reads) keeps alone.
 type Fdinfo struct {
 	// HasGroup is set when the text holds a fanotify group line.
 	HasGroup bool
@@ -92,9 +94,18 @@ type Fdinfo struct {
 	GroupFlags, EventFlags uint32
 	// MarkCount is the number of marks (fanotify) or watches (inotify).
 	MarkCount int
-	// packed holds the MarkCount marks in text order, then the group's
-	// flags when HasGroup (see Content).
+	// Sum identifies what the text says of the group: its group and mark
+	// lines, not the header (pos:, flags:, ...), which differs between fds
+	// of one open file (flags: shows each fd's close-on-exec flag). Fds of
+	// one group have equal Sums whether their marks were parsed or counted;
+	// fds of different groups may too.
+	Sum uint64
+	// packed holds the MarkCount marks in text order; empty when they were
+	// only counted.
 	packed []byte
+	// subsystem is the one the lines show, "" when they show none (see
+	// textSubsystem).
+	subsystem string
 }
 
 // packBuffers lend ParseFdinfo room to pack marks in, so that what it keeps
@@ -107,25 +118,35 @@ var packBuffers = sync.Pool{New: func() any { return new([]byte) }}
 // that cannot be read is an error naming it; the result then holds nothing.
 // The result keeps no reference to data.
 func ParseFdinfo(data []byte) (Fdinfo, error) {
-	p := newFdinfoParser()
+	p := newFdinfoParser(true)
 	p.feed(data)
 	return p.finish()
 }
 
 // fdinfoParser is ParseFdinfo over a text handed in pieces that end at line
 // ends (see readLines), so that the text of an instance with a million
-// watches is never held whole.
+// watches is never held whole. A parser that does not keep marks counts the
+// lines the kernel prints for marks without reading their fields: a tenth
+// of a walk's CPU went to parsing marks that COUNT(*) and the limits never
+// look at.
 type fdinfoParser struct {
 	info   Fdinfo
+	marks  bool       // keep the marks, parsed
 	line   lineFields // the line being read
+	sum    maphash.Hash
 	bufp   *[]byte
 	packed []byte // the marks so far, in a pooled buffer
 	err    error
 }
 
-func newFdinfoParser() *fdinfoParser {
+// sumSeed makes the Sums of every read comparable.
+var sumSeed = maphash.MakeSeed()
+
+func newFdinfoParser(marks bool) *fdinfoParser {
 	bufp := packBuffers.Get().(*[]byte)
-	return &fdinfoParser{bufp: bufp, packed: (*bufp)[:0]}
+	p := &fdinfoParser{marks: marks, bufp: bufp, packed: (*bufp)[:0]}
+	p.sum.SetSeed(sumSeed)
+	return p
 }
 
 // feed parses whole lines; after an error it ignores the rest.
@@ -134,14 +155,26 @@ func (p *fdinfoParser) feed(lines []byte) {
 		if p.err != nil {
 			return
 		}
-		isMark, err := p.info.parseLine(trimRightSpace(line), &p.line)
-		if err != nil {
-			p.err = fmt.Errorf("fdinfo line %q: %w", line, err)
-			return
+		line = trimRightSpace(line)
+		rest, sub := cutSubsystem(line)
+		if sub == "" {
+			continue // the generic header (pos:, flags:, mnt_id:, ino:)
+		}
+		p.sum.Write(line)
+		isMark := !p.marks && startsMark(rest, sub)
+		if !isMark {
+			var err error
+			if isMark, err = p.info.parseLine(rest, sub, &p.line); err != nil {
+				p.err = fmt.Errorf("fdinfo line %q: %w", line, err)
+				return
+			}
+			if isMark && p.marks {
+				p.packed = p.line.appendPacked(p.packed)
+			}
 		}
 		if isMark {
-			p.packed = p.line.appendPacked(p.packed)
 			p.info.MarkCount++
+			p.info.subsystem = sub
 		}
 	}
 }
@@ -158,29 +191,23 @@ func (p *fdinfoParser) finish() (Fdinfo, error) {
 		return Fdinfo{}, p.err
 	}
 	info := p.info
-	p.packed = info.appendGroup(p.packed)
-	info.packed = bytes.Clone(p.packed)
-	return info, nil
-}
-
-// appendGroup appends the group's flags, when there is a group line, after
-// the packed marks. A zero byte leads them: it cannot start a mark, so equal
-// Content means equal marks and flags.
-func (info *Fdinfo) appendGroup(b []byte) []byte {
-	if !info.HasGroup {
-		return b
+	info.Sum = p.sum.Sum64()
+	if len(p.packed) > 0 {
+		info.packed = bytes.Clone(p.packed)
 	}
-	b = append(b, 0)
-	b = binary.AppendUvarint(b, uint64(info.GroupFlags))
-	return binary.AppendUvarint(b, uint64(info.EventFlags))
+	return info, nil
 }
 
 // All yields the marks (fanotify) or watches (inotify) in text order,
 // decoding each as it goes: a loop over a million watches allocates nothing.
-// Their handles reference info.
+// Their handles reference info. It yields nothing when the marks were only
+// counted.
 func (info Fdinfo) All() iter.Seq[Mark] {
 	return func(yield func(Mark) bool) {
 		p := info.packed
+		if len(p) == 0 {
+			return // counted only
+		}
 		for range info.MarkCount {
 			var m Mark
 			p = m.unpack(p)
@@ -191,47 +218,56 @@ func (info Fdinfo) All() iter.Seq[Mark] {
 	}
 }
 
-// Content identifies what the fdinfo describes of the group: its flags and
-// marks, without the header (pos:, flags:, ...), which differs between fds
-// of one open file (flags: shows each fd's close-on-exec flag). Fds of one
-// group have equal Content; fds of different groups may too. It references
-// info and must not be modified.
-func (info Fdinfo) Content() []byte { return info.packed }
-
-// firstMarkKind is the kind of the first mark, 0 when there is none.
-func (info Fdinfo) firstMarkKind() MarkKind {
-	if info.MarkCount == 0 {
-		return 0
-	}
-	return MarkKind(info.packed[0])
-}
-
 var (
 	prefixFanotify = []byte("fanotify ")
 	prefixInotify  = []byte("inotify ")
 )
 
-// parseLine reads one line into f: a group line sets info's group fields,
-// a mark line is left in f. isMark tells a mark line.
-func (info *Fdinfo) parseLine(line []byte, f *lineFields) (isMark bool, err error) {
-	rest, inotify := bytes.CutPrefix(line, prefixInotify)
-	if !inotify {
-		var ok bool
-		if rest, ok = bytes.CutPrefix(line, prefixFanotify); !ok {
-			return false, nil // the generic header (pos:, flags:, mnt_id:, ino:) or a future line
-		}
+// cutSubsystem returns the line after its "inotify " or "fanotify " prefix
+// and the subsystem it names; sub is "" for other lines.
+func cutSubsystem(line []byte) (rest []byte, sub string) {
+	if rest, ok := bytes.CutPrefix(line, prefixInotify); ok {
+		return rest, SubsystemInotify
 	}
+	if rest, ok := bytes.CutPrefix(line, prefixFanotify); ok {
+		return rest, SubsystemFanotify
+	}
+	return nil, ""
+}
+
+// startsMark tells a mark line by the key the kernel prints first on it
+// (show_mark_fdinfo and its callers in fs/notify/fdinfo.c): the watch
+// descriptor of an inotify watch, the object of a fanotify mark. Lines it
+// does not recognise are parsed.
+func startsMark(rest []byte, sub string) bool {
+	key, _, _ := bytes.Cut(rest, []byte{':'})
+	if sub == SubsystemInotify {
+		return string(key) == "wd"
+	}
+	switch string(key) {
+	case "ino", "sdev", "mnt_id", "mnt_ns":
+		return true
+	}
+	return false
+}
+
+// parseLine reads the fields of one line of subsystem sub, after its
+// prefix, into f: a group line sets info's group fields, a mark line is
+// left in f. isMark tells a mark line.
+func (info *Fdinfo) parseLine(rest []byte, sub string, f *lineFields) (isMark bool, err error) {
 	if err = f.parse(rest); err != nil {
 		return false, err
 	}
 	if f.seen == 0 {
 		return false, nil // a line kind of a newer kernel
 	}
+	inotify := sub == SubsystemInotify
 	if !inotify && f.seen&(seenFlags|seenEventFlags) != 0 {
 		if f.seen&seenFlags == 0 {
 			return false, errors.New("group line without flags")
 		}
 		info.HasGroup, info.GroupFlags, info.EventFlags = true, f.groupFlags, f.eventFlags
+		info.subsystem = SubsystemFanotify
 		return false, nil
 	}
 	return true, f.checkMark(inotify)

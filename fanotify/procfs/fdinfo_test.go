@@ -33,7 +33,7 @@ func TestParseFdinfoFixtures(t *testing.T) {
 	rootDev := Dev{Major: 254, Minor: 0}
 	tests := []struct {
 		file  string
-		want  Fdinfo // without its packed marks
+		want  Fdinfo // without its packed marks, sum and subsystem
 		marks []Mark
 	}{
 		{"fanotify-6.18.txt", Fdinfo{HasGroup: true, GroupFlags: 0x220, EventFlags: 0x8000}, []Mark{
@@ -74,7 +74,8 @@ func TestParseFdinfoFixtures(t *testing.T) {
 			if marks := slices.Collect(got.All()); !slices.EqualFunc(marks, tt.marks, func(a, b Mark) bool { return reflect.DeepEqual(a, b) }) {
 				t.Errorf("marks\ngot  %+v\nwant %+v", marks, tt.marks)
 			}
-			tt.want.MarkCount, tt.want.packed = len(tt.marks), got.packed
+			tt.want.MarkCount, tt.want.packed, tt.want.Sum = len(tt.marks), got.packed, got.Sum // Sum: see TestSum
+			tt.want.subsystem, _, _ = strings.Cut(tt.file, "-")
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("got  %+v\nwant %+v", got, tt.want)
 			}
@@ -134,20 +135,20 @@ func TestHandleNotHex(t *testing.T) {
 	}
 }
 
-// TestContent checks that Content ignores the header, which differs between
-// fds of one open file, and tells apart group flags and marks.
-func TestContent(t *testing.T) {
-	content := func(text string) string {
+// TestSum checks that Sum ignores the header, which differs between fds of
+// one open file, and tells apart group flags and marks.
+func TestSum(t *testing.T) {
+	sum := func(text string) uint64 {
 		info, err := ParseFdinfo([]byte(text))
 		if err != nil {
 			t.Fatal(err)
 		}
-		return string(info.Content())
+		return info.Sum
 	}
 	const group, mark = "fanotify flags:10 event-flags:8002\n", "fanotify ino:2e1 sdev:fe00000 mflags:0 mask:2 ignored_mask:0\n"
-	base := content("pos:\t0\nflags:\t02000002\n" + group + mark)
-	if got := content("pos:\t5\nflags:\t02\nmnt_id:\t17\n" + group + mark); got != base {
-		t.Errorf("the header changed the content: %x, want %x", got, base)
+	base := sum("pos:\t0\nflags:\t02000002\n" + group + mark)
+	if got := sum("pos:\t5\nflags:\t02\nmnt_id:\t17\n" + group + mark); got != base {
+		t.Errorf("the header changed the sum: %x, want %x", got, base)
 	}
 	for _, text := range []string{
 		group,
@@ -157,9 +158,55 @@ func TestContent(t *testing.T) {
 		group + "fanotify ino:2e1 sdev:fe00000 mflags:0 mask:2 ignored_mask:1\n",
 		group + mark + mark,
 	} {
-		if content(text) == base {
-			t.Errorf("%q has the content of %q", text, group+mark)
+		if sum(text) == base {
+			t.Errorf("%q has the sum of %q", text, group+mark)
 		}
+	}
+}
+
+// parseCounting parses data as a walk that counts marks does.
+func parseCounting(data []byte) (Fdinfo, error) {
+	p := newFdinfoParser(false)
+	p.feed(data)
+	return p.finish()
+}
+
+// TestCountingFixtures checks that counting marks finds what parsing them
+// does, and keeps none of them.
+func TestCountingFixtures(t *testing.T) {
+	entries, err := os.ReadDir(filepath.Join("testdata", "fdinfo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), "malformed-") {
+			continue
+		}
+		data := readFdinfoFixture(t, e.Name())
+		parsed, err := ParseFdinfo(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		counted, err := parseCounting(data)
+		if err != nil {
+			t.Fatalf("%s: %v", e.Name(), err)
+		}
+		if n := len(slices.Collect(counted.All())); n != 0 {
+			t.Errorf("%s: counting kept %d marks", e.Name(), n)
+		}
+		parsed.packed = nil
+		if !reflect.DeepEqual(counted, parsed) {
+			t.Errorf("%s: counted %+v, parsed %+v", e.Name(), counted, parsed)
+		}
+	}
+}
+
+// TestCountingChecksGroupLine checks that a count still reads the group's
+// flags, and fails as a parse does on a group line it cannot read.
+func TestCountingChecksGroupLine(t *testing.T) {
+	data := readFdinfoFixture(t, "malformed-group-no-flags.txt")
+	if _, err := parseCounting(data); err == nil || !strings.Contains(err.Error(), "group line without flags") {
+		t.Fatalf("error %v, want the group line's", err)
 	}
 }
 
@@ -196,8 +243,7 @@ func TestDevString(t *testing.T) {
 
 // FuzzParseFdinfo checks that no input makes the parser panic and that what
 // parses keeps the invariants the tables rely on: as many marks decode as
-// were counted, and they pack again to the same bytes, followed only by the
-// group's flags.
+// were counted, they pack again to the same bytes, and a count keeps none.
 func FuzzParseFdinfo(f *testing.F) {
 	entries, _ := os.ReadDir(filepath.Join("testdata", "fdinfo"))
 	for _, e := range entries {
@@ -220,8 +266,11 @@ func FuzzParseFdinfo(f *testing.F) {
 		if again := slices.Collect(info.All()); !reflect.DeepEqual(again, marks) {
 			t.Fatalf("marks decode differently the second time:\n%+v\n%+v", marks, again)
 		}
-		if packed := info.appendGroup(packMarks(marks)); !bytes.Equal(packed, info.Content()) {
-			t.Fatalf("marks %+v pack to %x, content is %x", marks, packed, info.Content())
+		if packed := packMarks(marks); !bytes.Equal(packed, info.packed) {
+			t.Fatalf("marks %+v pack to %x, kept %x", marks, packed, info.packed)
+		}
+		if counted, err := parseCounting(data); err == nil && len(counted.packed) != 0 {
+			t.Fatalf("counting kept %x", counted.packed)
 		}
 	})
 }
@@ -275,7 +324,7 @@ func TestParseFdinfoInPieces(t *testing.T) {
 	for _, e := range entries {
 		text := readFdinfoFixture(t, e.Name())
 		want, wantErr := ParseFdinfo(text)
-		p := newFdinfoParser()
+		p := newFdinfoParser(true)
 		for line := range bytes.Lines(text) {
 			p.feed(line)
 		}

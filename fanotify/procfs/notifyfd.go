@@ -36,50 +36,59 @@ func notifySubsystem(link []byte) string {
 // to belong to an fd of that subsystem even if the fd number was reused in
 // between, which spares the walk a second readlink per fd.
 func textSubsystem(info Fdinfo, parseErr error) string {
-	switch {
-	case parseErr != nil:
+	if parseErr != nil {
 		return ""
-	case info.HasGroup:
-		return SubsystemFanotify
-	case info.firstMarkKind() == InotifyWatch:
-		return SubsystemInotify
 	}
-	return ""
+	return info.subsystem
 }
 
-// Subsystems is a set of subsystems, for walks that read the fdinfo of
-// some only: a fanotify query need not make the kernel format every inotify
-// watch on the host (under each instance's lock, stalling its owner).
-type Subsystems uint8
+// Reads is what a walk reads of the fdinfo of each subsystem's fds: every
+// mark, only how many there are, or nothing. A fanotify query need not make
+// the kernel format every inotify watch on the host (under each instance's
+// lock, stalling its owner), and counting marks costs a tenth of parsing
+// them.
+type Reads uint8
 
-// The sets of subsystems.
+// The reads of each subsystem; a read of the marks counts them too.
 const (
-	Fanotify Subsystems = 1 << iota
-	Inotify
-	AllSubsystems = Fanotify | Inotify
+	FanotifyCounts Reads = 1 << iota // marks counted, the group's flags parsed
+	InotifyCounts                    // watches counted
+	fanotifyMarks
+	inotifyMarks
+	Fanotify = FanotifyCounts | fanotifyMarks // every mark parsed
+	Inotify  = InotifyCounts | inotifyMarks   // every watch parsed
+	AllMarks = Fanotify | Inotify
 )
 
-// SubsystemsOf is the set holding the subsystem named sub.
-func SubsystemsOf(sub string) Subsystems {
+// ReadsOf is the read of subsystem sub: its marks, or only their counts.
+func ReadsOf(sub string, marks bool) Reads {
+	var r Reads
 	switch sub {
 	case SubsystemFanotify:
-		return Fanotify
+		r = Fanotify
 	case SubsystemInotify:
-		return Inotify
+		r = Inotify
 	}
-	return 0
+	if !marks {
+		r &= FanotifyCounts | InotifyCounts
+	}
+	return r
 }
 
-// Has reports whether the set holds the subsystem named sub.
-func (s Subsystems) Has(sub string) bool { return s&SubsystemsOf(sub) != 0 }
+// of tells whether r reads the fdinfo of subsystem sub, and its marks.
+func (r Reads) of(sub string) (read, marks bool) {
+	all := ReadsOf(sub, true)
+	return r&all != 0, r&all == all
+}
 
 // NotifyFD is one fanotify or inotify file descriptor held by a process.
 type NotifyFD struct {
 	PID, FD   int
 	Subsystem string
-	// Info is the fdinfo parsed; zero when Err is set or when the walk did
-	// not read it. Its text is not kept: a snapshot would hold it for every
-	// watch on the host.
+	// Info is the fdinfo parsed, its marks only counted unless the walk
+	// read them; zero when Err is set or when the walk did not read it. Its
+	// text is not kept: a snapshot would hold it for every watch on the
+	// host.
 	Info Fdinfo
 	// Err is the parse error of a text that could not be read.
 	Err error
@@ -92,10 +101,10 @@ type NotifyWalk struct {
 	// (COUNT(*)) need only the pids.
 	FDs []NotifyFD
 	// Unread are the fds found of the subsystems whose fdinfo the walk was
-	// not asked to read (see ReadUnread), sorted like FDs.
+	// not asked to read (see ReadMore), sorted like FDs.
 	Unread []NotifyFD
-	// Read is the set of subsystems whose fdinfo was read.
-	Read Subsystems
+	// Read is what the walk read of each subsystem.
+	Read Reads
 	// TimedOut is set when the context ended the walk before it visited
 	// every process or read every fdinfo: FDs then undercount.
 	TimedOut bool
@@ -119,11 +128,11 @@ func (w *NotifyWalk) Complete() bool {
 }
 
 // WalkNotifyFDs finds every fanotify and inotify fd on the host, and reads
-// the fdinfo of those of the subsystems in read, with workers goroutines
-// over the processes. Processes and fds that vanish meanwhile are skipped.
-// When ctx ends the walk stops early and the result is marked TimedOut
-// rather than failing.
-func (fs FS) WalkNotifyFDs(ctx context.Context, workers int, read Subsystems) (*NotifyWalk, error) {
+// the fdinfo of those of the subsystems in read as far as it says, with
+// workers goroutines over the processes. Processes and fds that vanish
+// meanwhile are skipped. When ctx ends the walk stops early and the result
+// is marked TimedOut rather than failing.
+func (fs FS) WalkNotifyFDs(ctx context.Context, workers int, read Reads) (*NotifyWalk, error) {
 	pids, err := fs.Pids()
 	if err != nil {
 		return nil, err
@@ -149,18 +158,26 @@ func (fs FS) WalkNotifyFDs(ctx context.Context, workers int, read Subsystems) (*
 	return walk, nil
 }
 
-// ReadUnread returns w with the fdinfo of its unread fds of the subsystems
-// in read read too, leaving w as it was. Fds closed or reused since the
-// walk, and those of processes that exited, are dropped; a process whose
-// fdinfo can no longer be read counts as Unreadable. When ctx ends first,
-// the result is marked TimedOut.
-func (fs FS) ReadUnread(ctx context.Context, w *NotifyWalk, workers int, read Subsystems) *NotifyWalk {
+// ReadMore returns w with what read asks of its fds read too, leaving w as
+// it was: the fdinfo of unread fds, and again that of fds whose marks w
+// only counted. Fds closed or reused since the walk, and those of processes
+// that exited, are dropped; a process whose fdinfo can no longer be read
+// counts as Unreadable. When ctx ends first, the result is marked TimedOut.
+func (fs FS) ReadMore(ctx context.Context, w *NotifyWalk, workers int, read Reads) *NotifyWalk {
 	out := *w
 	out.Read |= read
+	out.FDs, out.Unread = nil, nil
 	var todo []NotifyFD
-	out.Unread = nil
+	for _, f := range w.FDs {
+		_, had := w.Read.of(f.Subsystem)
+		if _, want := read.of(f.Subsystem); want && !had {
+			todo = append(todo, f)
+		} else {
+			out.FDs = append(out.FDs, f)
+		}
+	}
 	for _, f := range w.Unread {
-		if read.Has(f.Subsystem) {
+		if want, _ := read.of(f.Subsystem); want {
 			todo = append(todo, f)
 		} else {
 			out.Unread = append(out.Unread, f)
@@ -174,11 +191,11 @@ func (fs FS) ReadUnread(ctx context.Context, w *NotifyWalk, workers int, read Su
 	results := make([]result, len(todo))
 	timedOut := !parallel(ctx, workers, indexes(len(todo)), func(i int) {
 		f, r := todo[i], &results[i]
+		_, marks := out.Read.of(f.Subsystem)
 		var err error
-		r.fd, r.ok, err = fs.readNotifyFD(f.PID, strconv.Itoa(f.FD), f.Subsystem)
+		r.fd, r.ok, err = fs.readNotifyFD(f.PID, strconv.Itoa(f.FD), f.Subsystem, marks)
 		r.readable = err == nil || errors.Is(err, ErrProcessGone)
 	})
-	out.FDs = slices.Clone(w.FDs)
 	unreadable := make(map[int]bool)
 	for i, r := range results {
 		switch {
@@ -250,7 +267,7 @@ func (fs FS) inChildUserNS() bool {
 // subsystems in read with their fdinfo read, the others unread. childUserNS
 // tells that this process runs in a user namespace other than the initial
 // one.
-func (fs FS) processNotifyFDs(pid int, childUserNS bool, read Subsystems) (fds, unread []NotifyFD, err error) {
+func (fs FS) processNotifyFDs(pid int, childUserNS bool, read Reads) (fds, unread []NotifyFD, err error) {
 	dirPath := fs.Path(strconv.Itoa(pid), "fd")
 	dirFD, err := unix.Open(dirPath, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -281,13 +298,14 @@ func (fs FS) processNotifyFDs(pid int, childUserNS bool, read Subsystems) (fds, 
 		if sub == "" {
 			continue
 		}
-		if !read.Has(sub) {
+		readSub, marks := read.of(sub)
+		if !readSub {
 			if fd, err := strconv.Atoi(name); err == nil {
 				unread = append(unread, NotifyFD{PID: pid, FD: fd, Subsystem: sub})
 			}
 			continue
 		}
-		f, ok, err := fs.readNotifyFD(pid, name, sub)
+		f, ok, err := fs.readNotifyFD(pid, name, sub, marks)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -299,15 +317,16 @@ func (fs FS) processNotifyFDs(pid int, childUserNS bool, read Subsystems) (fds, 
 }
 
 // readNotifyFD reads the fdinfo of pid's fd name, which a readlink showed
-// to be of subsystem sub. ok is false when the fd was closed or reused
-// since. err is a failure to read the text (wrapping ErrProcessGone when
-// the process exited); a failure to parse it is the result's Err.
-func (fs FS) readNotifyFD(pid int, name, sub string) (f NotifyFD, ok bool, err error) {
+// to be of subsystem sub, keeping its marks or counting them. ok is false
+// when the fd was closed or reused since. err is a failure to read the text
+// (wrapping ErrProcessGone when the process exited); a failure to parse it
+// is the result's Err.
+func (fs FS) readNotifyFD(pid int, name, sub string, marks bool) (f NotifyFD, ok bool, err error) {
 	fd, err := strconv.Atoi(name)
 	if err != nil {
 		return NotifyFD{}, false, nil
 	}
-	parser := newFdinfoParser()
+	parser := newFdinfoParser(marks)
 	err = readLines(fs.Path(strconv.Itoa(pid), "fdinfo", name), parser.feed)
 	info, parseErr := parser.finish()
 	if errors.Is(err, os.ErrNotExist) {

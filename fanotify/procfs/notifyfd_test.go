@@ -45,7 +45,7 @@ func TestWalkNotifyFDs(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	walk, err := NewFS(DefaultRoot).WalkNotifyFDs(context.Background(), 2, AllSubsystems)
+	walk, err := NewFS(DefaultRoot).WalkNotifyFDs(context.Background(), 2, AllMarks)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +71,7 @@ func TestWalkNotifyFDs(t *testing.T) {
 }
 
 // A walk asked for one subsystem finds the other's fds without reading
-// their fdinfo; ReadUnread reads them later, and drops the fds closed since.
+// their fdinfo; ReadMore reads them later, and drops the fds closed since.
 func TestWalkNotifyFDsReadsOnlyWhatIsAsked(t *testing.T) {
 	in := fanotifytest.Inotify(t, t.TempDir())
 	gone := fanotifytest.Inotify(t, t.TempDir())
@@ -95,18 +95,18 @@ func TestWalkNotifyFDsReadsOnlyWhatIsAsked(t *testing.T) {
 	}
 	unix.Close(gone)
 
-	full := fs.ReadUnread(context.Background(), walk, 2, Inotify)
+	full := fs.ReadMore(context.Background(), walk, 2, Inotify)
 	if f := findFD(full, pid, in); f == nil || f.Info.MarkCount != 1 || f.Err != nil {
-		t.Fatalf("inotify fd %d after ReadUnread: %+v", in, f)
+		t.Fatalf("inotify fd %d after ReadMore: %+v", in, f)
 	}
 	if f := findFD(full, pid, gone); f != nil {
 		t.Errorf("fd %d, closed after the walk, was kept: %+v", gone, f)
 	}
-	if full.Read != AllSubsystems || len(full.Unread) != 0 || full.TimedOut || !full.Complete() {
-		t.Errorf("after ReadUnread: read %v, %d unread, timed out %v", full.Read, len(full.Unread), full.TimedOut)
+	if full.Read != AllMarks || len(full.Unread) != 0 || full.TimedOut || !full.Complete() {
+		t.Errorf("after ReadMore: read %v, %d unread, timed out %v", full.Read, len(full.Unread), full.TimedOut)
 	}
 	if findFD(walk, pid, in) != nil || len(walk.Unread) == 0 {
-		t.Error("ReadUnread changed the walk it read from")
+		t.Error("ReadMore changed the walk it read from")
 	}
 	for i := 1; i < len(full.FDs); i++ {
 		if a, b := full.FDs[i-1], full.FDs[i]; a.PID > b.PID || a.PID == b.PID && a.FD >= b.FD {
@@ -115,9 +115,40 @@ func TestWalkNotifyFDsReadsOnlyWhatIsAsked(t *testing.T) {
 	}
 }
 
-// The fds of a process that exits between the walk and ReadUnread are
+// A walk that counts marks finds as many as one that parses them, with the
+// same Sum, and keeps none; ReadMore then parses them.
+func TestWalkNotifyFDsCountsMarks(t *testing.T) {
+	dir := t.TempDir()
+	in := fanotifytest.Inotify(t, dir, t.TempDir(), t.TempDir())
+	fan := fanotifytest.Fanotify(t, unix.FAN_REPORT_FID)
+	fanotifytest.Mark(t, fan, 0, unix.FAN_MODIFY, dir)
+	defer fanotifytest.Close(in, fan)
+	fs := NewFS(DefaultRoot)
+	counted, err := fs.WalkNotifyFDs(context.Background(), 2, InotifyCounts|Fanotify)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := os.Getpid()
+	c := findFD(counted, pid, in)
+	if c == nil || c.Info.MarkCount != 3 || c.Err != nil || len(slices.Collect(c.Info.All())) != 0 {
+		t.Fatalf("counted inotify fd %d: %+v, want 3 watches counted and none kept", in, c)
+	}
+	if f := findFD(counted, pid, fan); f == nil || len(slices.Collect(f.Info.All())) != 1 {
+		t.Fatalf("fanotify fd %d: %+v, want its mark parsed", fan, f)
+	}
+	parsed := fs.ReadMore(context.Background(), counted, 2, Inotify)
+	p := findFD(parsed, pid, in)
+	if p == nil || len(slices.Collect(p.Info.All())) != 3 || p.Info.Sum != c.Info.Sum || parsed.Read != AllMarks {
+		t.Fatalf("inotify fd %d after ReadMore: %+v (read %v), want its 3 watches parsed, sum %x", in, p, parsed.Read, c.Info.Sum)
+	}
+	if f := findFD(parsed, pid, fan); f == nil || len(slices.Collect(f.Info.All())) != 1 {
+		t.Errorf("fanotify fd %d after ReadMore: %+v, want it kept", fan, f)
+	}
+}
+
+// The fds of a process that exits between the walk and ReadMore are
 // dropped; the process does not count as unreadable.
-func TestReadUnreadAfterExit(t *testing.T) {
+func TestReadMoreAfterExit(t *testing.T) {
 	in := fanotifytest.Inotify(t, t.TempDir())
 	cmd := exec.Command("sleep", "1000")
 	pid := fanotifytest.HoldCommand(t, cmd, nil, in)
@@ -132,7 +163,7 @@ func TestReadUnreadAfterExit(t *testing.T) {
 	}
 	cmd.Process.Kill()
 	cmd.Wait()
-	full := fs.ReadUnread(context.Background(), walk, 2, Inotify)
+	full := fs.ReadMore(context.Background(), walk, 2, Inotify)
 	if slices.ContainsFunc(full.FDs, func(f NotifyFD) bool { return f.PID == pid }) {
 		t.Error("the fds of an exited process were kept")
 	}
@@ -144,7 +175,7 @@ func TestReadUnreadAfterExit(t *testing.T) {
 func TestWalkNotifyFDsOverBudget(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	walk, err := NewFS(DefaultRoot).WalkNotifyFDs(ctx, 2, AllSubsystems)
+	walk, err := NewFS(DefaultRoot).WalkNotifyFDs(ctx, 2, AllMarks)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +219,7 @@ func TestWalkNotifyFDsEmptyInstance(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unix.Close(in)
-	walk, err := NewFS(DefaultRoot).WalkNotifyFDs(context.Background(), 2, AllSubsystems)
+	walk, err := NewFS(DefaultRoot).WalkNotifyFDs(context.Background(), 2, AllMarks)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +238,7 @@ func TestWalkNotifyFDsLargeInstance(t *testing.T) {
 	if err != nil || len(text) <= 64<<10 {
 		t.Fatalf("fdinfo of %d bytes (%v): want more than the read buffer", len(text), err)
 	}
-	walk, err := NewFS(DefaultRoot).WalkNotifyFDs(context.Background(), 2, AllSubsystems)
+	walk, err := NewFS(DefaultRoot).WalkNotifyFDs(context.Background(), 2, AllMarks)
 	if err != nil {
 		t.Fatal(err)
 	}
