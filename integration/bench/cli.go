@@ -25,19 +25,17 @@ func (b *bench) commandLine(reps int) error {
 		return nil
 	}
 	noConfig := filepath.Join(b.cbin.dir, "absent.json") // defaults
-	commands := []struct {
-		name string
-		argv []string
-		// rated tells a command whose exit code rates what it found (the
-		// report's monitoring-plugin codes) rather than success.
-		rated bool
-	}{
+	query := func(sql string) []string { return []string{b.o.ext, "query", "--config", noConfig, sql} }
+	commands := []command{
 		{"C walk (one walk, as a process)", []string{b.cbin.walk, "1"}, false},
-		{"`fanotify.ext query \"SELECT COUNT(*) FROM inotify_watches\"`", []string{b.o.ext, "query", "--config", noConfig, "SELECT COUNT(*) FROM inotify_watches"}, false},
-		{"`fanotify.ext query \"SELECT * FROM inotify_watches\"` (pretty table)", []string{b.o.ext, "query", "--config", noConfig, "SELECT * FROM inotify_watches"}, false},
-		{"`fanotify.ext query \"SELECT * FROM fanotify_marks\"` (pretty table)", []string{b.o.ext, "query", "--config", noConfig, "SELECT * FROM fanotify_marks"}, false},
+		{"`fanotify.ext query \"SELECT COUNT(*) FROM inotify_watches\"`", query("SELECT COUNT(*) FROM inotify_watches"), false},
+		{"`fanotify.ext query \"SELECT pid, fd, COUNT(*) FROM inotify_watches GROUP BY pid, fd\"` (watches per instance)",
+			query("SELECT pid, fd, COUNT(*) FROM inotify_watches GROUP BY pid, fd"), false},
+		{"`fanotify.ext query \"SELECT * FROM inotify_watches\"` (pretty table)", query("SELECT * FROM inotify_watches"), false},
+		{"`fanotify.ext query \"SELECT * FROM fanotify_marks\"` (pretty table)", query("SELECT * FROM fanotify_marks"), false},
 		{"`fanotify.ext report`", []string{b.o.ext, "report", "--config", noConfig}, true},
 	}
+	commands = append(commands, b.peerCommands()...)
 	runs := make([][]cost, len(commands))
 	for range reps {
 		for i, c := range commands {
@@ -54,6 +52,34 @@ func (b *bench) commandLine(reps int) error {
 		b.commands = append(b.commands, commandFigure{Name: c.name, Run: m, CRatio: ratio(m, walk)})
 	}
 	return nil
+}
+
+// command is one command line to measure.
+type command struct {
+	name string
+	argv []string
+	// rated tells a command whose exit code rates what it found (the
+	// report's monitoring-plugin codes, grep's 1 for a file without a
+	// match) rather than success.
+	rated bool
+}
+
+// peerCommands are what admins run today to find who holds inotify and
+// fanotify fds, where installed: the shell pipeline that counts each
+// instance's watches (the inotify-consumers scripts do so), and lsof, which
+// lists every open file and shows the fds but not their marks.
+func (b *bench) peerCommands() []command {
+	peers := []command{{
+		"peer: `find /proc/*/fd -lname anon_inode:inotify -printf '%hinfo/%f\\n' | xargs grep -c '^inotify'` (watches per instance)",
+		[]string{"sh", "-c", `find /proc/*/fd -lname anon_inode:inotify -printf '%hinfo/%f\n' 2>/dev/null | xargs grep -c '^inotify' >/dev/null`},
+		true}}
+	if _, err := exec.LookPath("lsof"); err == nil {
+		peers = append(peers, command{"peer: `lsof -n -P -w` (every open file; the inotify and fanotify fds, not their marks)",
+			[]string{"lsof", "-n", "-P", "-w"}, true})
+	} else {
+		b.note("lsof is not installed (apt-get install lsof): the command line table has no lsof row")
+	}
+	return peers
 }
 
 // runCommand runs argv with its output discarded. A non-zero exit is an

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -427,6 +428,97 @@ func (b *bench) collectorRun() (readerResult, collectorFacts, error) {
 	return readerResult{Files: len(seen), CPU: cpu1 - cpu0}, facts, nil
 }
 
+// fatraceRun runs fatrace, the peer tool that prints every file event, over
+// a burst in a fresh tmpfs: with -c it marks the mount of its working
+// directory, the tmpfs; -f W keeps close_write, as the readers do. Its CPU
+// time counts from the burst until it stops growing (it reads and prints
+// until then), as the collector's does.
+func (b *bench) fatraceRun(path string) (readerResult, error) {
+	dir, err := mountTmpfs("fanobench-burst")
+	if err != nil {
+		return readerResult{}, err
+	}
+	defer unmountTmpfs(dir)
+	out, err := os.CreateTemp("", "fanobench-fatrace")
+	if err != nil {
+		return readerResult{}, err
+	}
+	defer os.Remove(out.Name())
+	defer out.Close()
+	cmd := exec.Command(path, "-c", "-f", "W")
+	cmd.Dir, cmd.Stdout, cmd.Stderr = dir, out, os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return readerResult{}, err
+	}
+	defer func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	}()
+	if err := waitForFanotifyMark(cmd.Process.Pid); err != nil {
+		return readerResult{}, fmt.Errorf("fatrace did not start: %w", err)
+	}
+	cpu0, err := processCPU(cmd.Process.Pid)
+	if err != nil {
+		return readerResult{}, err
+	}
+	if err := burst(dir, b.o.files); err != nil {
+		return readerResult{}, err
+	}
+	cpu1, err := cpuUntilStable(cmd.Process.Pid)
+	if err != nil {
+		return readerResult{}, err
+	}
+	cmd.Process.Signal(os.Interrupt)
+	cmd.Wait()
+	return readerResult{Files: filesSeen(out.Name(), dir), CPU: cpu1 - cpu0}, nil
+}
+
+// waitForFanotifyMark waits until pid holds a fanotify group with a mark.
+func waitForFanotifyMark(pid int) error {
+	for range 100 {
+		infos, _ := filepath.Glob(fmt.Sprintf("/proc/%d/fdinfo/*", pid))
+		for _, name := range infos {
+			if text, err := os.ReadFile(name); err == nil && regexp.MustCompile(`(?m)^fanotify (ino|sdev|mnt_id):`).Match(text) {
+				return nil
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("pid %d placed no fanotify mark in 5 s", pid)
+}
+
+// cpuUntilStable polls pid's CPU time until it stops growing.
+func cpuUntilStable(pid int) (time.Duration, error) {
+	last, stable := time.Duration(-1), 0
+	for stable < 3 {
+		time.Sleep(200 * time.Millisecond)
+		cpu, err := processCPU(pid)
+		if err != nil {
+			return 0, err
+		}
+		if cpu == last {
+			stable++
+		} else {
+			stable = 0
+		}
+		last = cpu
+	}
+	return last, nil
+}
+
+// filesSeen counts the burst's files (f0, f1, ...) named in an output.
+func filesSeen(output, dir string) int {
+	text, _ := os.ReadFile(output)
+	seen := make(map[string]bool)
+	for line := range strings.Lines(string(text)) {
+		if _, name, ok := strings.Cut(strings.TrimSpace(line), dir+"/f"); ok {
+			seen[name] = true
+		}
+	}
+	return len(seen)
+}
+
 // collectorFacts are what one collector run showed besides its CPU time.
 type collectorFacts struct {
 	idleRSS, busyRSS    int64
@@ -445,6 +537,11 @@ func (b *bench) collectorPhase() error {
 	}
 	if b.cbin.fdreader != "" {
 		readers = append(readers, &readerSeries{name: "C fd-mode reader", run: func() (readerResult, error) { return b.readerRun(b.cbin.fdreader) }})
+	}
+	if path, err := exec.LookPath("fatrace"); err == nil {
+		readers = append(readers, &readerSeries{name: "fatrace", peer: true, run: func() (readerResult, error) { return b.fatraceRun(path) }})
+	} else {
+		b.note("fatrace is not installed (apt-get install fatrace): the collector is not compared with it")
 	}
 	collector := &readerSeries{name: "collector", run: func() (readerResult, error) {
 		r, f, err := b.collectorRun()
@@ -470,15 +567,15 @@ func (b *bench) collectorPhase() error {
 	}
 	goRes, col := readers[0], collector
 	var c *cost
-	if len(readers) > 1 {
-		cc := perFile(readers[1])
+	if cRes := readerNamed(readers, "C fd-mode reader"); cRes != nil {
+		cc := perFile(cRes)
 		c = &cc
 	}
 	r := ratio(perFile(col), perFile(goRes))
 	b.addGoal(goal{Name: "collector CPU per created file", Project: perFile(col), Baseline: perFile(goRes), C: c,
 		Target: "≤ 1.0×", Ratio: r, Met: r <= 1.0,
-		Note: fmt.Sprintf("%d files on tmpfs, one write each, median of %d bursts; the collector (FID mode, a filesystem mark) collects close_write like the readers; files seen (fewest over the runs): collector %d, Go reader %d%s",
-			b.o.files, reps, col.min, goRes.min, cReaderSeen(readers))})
+		Note: fmt.Sprintf("%d files on tmpfs, one write each, median of %d bursts; the collector (FID mode, a filesystem mark) collects close_write like the readers; files seen (fewest over the runs): collector %d, %s%s",
+			b.o.files, reps, col.min, readersSeen(readers), peersPerFile(readers, col, perFile))})
 	readerSawAll := goRes.min == b.o.files
 	b.addGoal(goal{Name: "collector sees every file when the reader does", Target: "all", Met: !readerSawAll || col.min == b.o.files,
 		Ratio: float64(col.min) / float64(b.o.files),
@@ -509,15 +606,40 @@ func (b *bench) collectorPhase() error {
 // readerSeries is the runs of one reader over the bursts.
 type readerSeries struct {
 	name string
+	peer bool // a tool of its own rather than a baseline
 	run  func() (readerResult, error)
 	cpu  []time.Duration
 	min  int // fewest files seen over the runs
 }
 
-// cReaderSeen names what the C reader saw, when there is one.
-func cReaderSeen(readers []*readerSeries) string {
-	if len(readers) < 2 {
-		return ""
+// readerNamed is the series of that name, nil when it did not run.
+func readerNamed(readers []*readerSeries, name string) *readerSeries {
+	for _, r := range readers {
+		if r.name == name {
+			return r
+		}
 	}
-	return fmt.Sprintf(", C reader %d", readers[1].min)
+	return nil
+}
+
+// readersSeen names what each reader saw.
+func readersSeen(readers []*readerSeries) string {
+	var seen []string
+	for _, r := range readers {
+		seen = append(seen, fmt.Sprintf("%s %d", r.name, r.min))
+	}
+	return strings.Join(seen, ", ")
+}
+
+// peersPerFile tells what the peer tools cost per file, against the
+// collector.
+func peersPerFile(readers []*readerSeries, col *readerSeries, perFile func(*readerSeries) cost) string {
+	var out string
+	for _, r := range readers {
+		if r.peer {
+			out += fmt.Sprintf("; %s (peer tool, printing each event) %s per file, the collector %.2f× of it",
+				r.name, ms(perFile(r).CPU), ratio(perFile(col), perFile(r)))
+		}
+	}
+	return out
 }

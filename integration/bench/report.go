@@ -110,8 +110,9 @@ func (b *bench) report() string {
 		p("#### The command line, end to end")
 		p("")
 		p("Whole processes, as a user without osqueryd runs them: start, walk, SQL, output to /dev/null (median of %d", b.o.reps)
-		p("alternating runs; CPU from the rusage of each process). For reference, not a goal: the query adds SQLite")
-		p("(every value crosses its virtual-table interface) and the printing of every row to the walk.")
+		p("alternating runs; CPU from the rusage of each process and the children it waited for). For reference, not a")
+		p("goal: the query adds SQLite (every value crosses its virtual-table interface) and the printing of every row")
+		p("to the walk. The peer rows are what admins run today, in the same alternation.")
 		p("")
 		var rows [][]string
 		for _, c := range b.commands {
