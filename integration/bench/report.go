@@ -133,11 +133,16 @@ func (b *bench) report() string {
 }
 
 // markdownTable writes a table with its header row and a blank line after.
+// A | in a cell (a shell pipeline) is escaped, or it would end the cell.
 func markdownTable(p func(string, ...any), header []string, rows [][]string) {
 	p("| %s |", strings.Join(header, " | "))
 	p("|%s", strings.Repeat("---|", len(header)))
 	for _, r := range rows {
-		p("| %s |", strings.Join(r, " | "))
+		cells := make([]string, len(r))
+		for i, c := range r {
+			cells[i] = strings.ReplaceAll(c, "|", `\|`)
+		}
+		p("| %s |", strings.Join(cells, " | "))
 	}
 	p("")
 }
