@@ -108,23 +108,28 @@ func (b *bench) memoryScale(p func(string, ...any)) {
 	p("")
 	p("#### Memory")
 	p("")
-	p("VmRSS of a fanotify.ext process (through the protocol, collector disabled) after a `fanotify_limits` query, which")
-	p("keeps its snapshot of every group and mark for a second:")
+	p("VmRSS of two fanotify.ext processes (through the protocol, collector disabled), each keeping its snapshot for a")
+	p("second: one after `fanotify_limits`, whose snapshot counts the inotify watches, one after `mount_points` with")
+	p("its `inotify_watches` column, whose snapshot keeps every mark (as any query showing the marks does):")
 	p("")
-	p("| watches on the host | VmRSS |")
-	p("|---|---|")
+	p("| watches on the host | after fanotify_limits | after mount_points (every mark kept) |")
+	p("|---|---|---|")
 	for _, r := range b.watchRSS {
-		p("| %d | %s |", r.Watches, mb(r.RSS))
+		p("| %d | %s | %s |", r.Watches, mb(r.Counted), mb(r.Parsed))
 	}
 	p("")
-	p("- %.0f bytes per watch.", b.bytesPerWatch())
+	p("- %.0f bytes per watch after fanotify_limits, %.0f with every mark kept.",
+		b.bytesPerWatch(countedRSS), b.bytesPerWatch(parsedRSS))
 }
 
-// bytesPerWatch is the growth of the extension's VmRSS per watch held on
-// the host, between the smallest and the largest size.
-func (b *bench) bytesPerWatch() float64 {
+func countedRSS(r watchRSS) int64 { return r.Counted }
+func parsedRSS(r watchRSS) int64  { return r.Parsed }
+
+// bytesPerWatch is the growth of one of the VmRSS figures per watch held
+// on the host, between the smallest and the largest size.
+func (b *bench) bytesPerWatch(of func(watchRSS) int64) float64 {
 	first, last := b.watchRSS[0], b.watchRSS[len(b.watchRSS)-1]
-	return float64(last.RSS-first.RSS) / float64(last.Watches-first.Watches)
+	return float64(of(last)-of(first)) / float64(last.Watches-first.Watches)
 }
 
 // extrapolation projects the measured growth to very large hosts and
@@ -156,11 +161,12 @@ func (b *bench) extrapolation(p func(string, ...any)) {
 		p("  that instance's owner for the whole read.")
 	}
 	if len(b.watchRSS) >= 2 {
-		last := b.watchRSS[len(b.watchRSS)-1]
-		p("- **Memory at 1,000,000 watches**: about %s of VmRSS after `fanotify_limits` (%.0f bytes per watch: the",
-			mb(last.RSS+int64(b.bytesPerWatch()*float64(1000000-last.Watches))), b.bytesPerWatch())
-		p("  snapshot keeps every mark packed, about 22 bytes for a watch, plus the garbage of reading them). A")
-		p("  SELECT * of `inotify_watches` adds its rows on top: see the VmRSS after the protocol queries above.")
+		last, perWatch := b.watchRSS[len(b.watchRSS)-1], b.bytesPerWatch(parsedRSS)
+		p("- **Memory at 1,000,000 watches**: about %s of VmRSS after a query that keeps every mark (%.0f bytes per",
+			mb(last.Parsed+int64(perWatch*float64(1000000-last.Watches))), perWatch)
+		p("  watch: the snapshot keeps every mark packed, about 22 bytes for a watch, plus the garbage of reading them);")
+		p("  `fanotify_limits` and COUNT(*) keep none. A SELECT * of `inotify_watches` adds its rows on top: see the")
+		p("  VmRSS after the protocol queries above.")
 	}
 	if okP {
 		p("- **Processes**: `fanotify_limits` grows by %.1f µs per holder process (with its %d watches and %d marks).",
@@ -183,11 +189,12 @@ func (b *bench) extrapolation(p func(string, ...any)) {
 	p("  watchdog (on by default) restarts it over 200 MB. The measurements above raise it.")
 	p("- `mount_points` reads the mark counts (a walk) only when a count column is read.")
 	if len(b.watchRSS) >= 2 {
-		first := b.watchRSS[0]
-		limit := first.Watches + int((200<<20-float64(first.RSS))/b.bytesPerWatch())
-		p("- Memory grows with the host: a snapshot holds every mark packed, so from about %d watches on the host", limit)
-		p("  (%.0f bytes each) the extension would pass the watchdog's 200 MB; no cap bounds the snapshot. A result", b.bytesPerWatch())
-		p("  row holds its own values and shares its holder's, and `max_rows` bounds how many there are.")
+		first, perWatch := b.watchRSS[0], b.bytesPerWatch(parsedRSS)
+		limit := first.Watches + int((200<<20-float64(first.Parsed))/perWatch)
+		p("- Memory grows with the host: a snapshot that keeps the marks holds every one packed, so from about %d", limit)
+		p("  watches on the host (%.0f bytes each) the extension would pass the watchdog's 200 MB; no cap bounds the", perWatch)
+		p("  snapshot. The scheduled summary queries count the marks and keep none. A result row holds its own values")
+		p("  and shares its holder's, and `max_rows` bounds how many there are.")
 	}
 }
 
