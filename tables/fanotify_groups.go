@@ -14,7 +14,7 @@ import (
 func fanotifyGroups(env *Env) *Table {
 	cols := append([]table.ColumnDefinition{
 		text("group_id", "pid:fd of the lowest-pid holder (lowest fd on ties): stable whichever pid a query asks for", index),
-	}, groupHolderColumns()...)
+	}, identityDefinitions(groupHolderColumns)...)
 	cols = append(cols,
 		bigint("group_flags", "fanotify_init flags"),
 		text("group_flags_names", "fanotify_init flags by name, such as FAN_CLASS_NOTIF|FAN_REPORT_FID"),
@@ -40,8 +40,7 @@ func fanotifyGroups(env *Env) *Table {
 	})
 }
 
-func fanotifyGroupRow(g *fanotify.Group) Values {
-	row := groupHolderRow(g)
+func fanotifyGroupRow(g *fanotify.Group, row Values) {
 	row["group_id"] = g.ID
 	flags := g.Info.GroupFlags
 	row["group_flags"] = formatUint(uint64(flags))
@@ -63,5 +62,4 @@ func fanotifyGroupRow(g *fanotify.Group) Values {
 			row[col] = ""
 		}
 	}
-	return row
 }

@@ -35,11 +35,7 @@ type markColumn = column[procfs.Mark]
 // markTableColumns lists the columns of a per-mark table in row order: the
 // holder's, the group id, primary_holder, the mark's own and path.
 func markTableColumns(idCol table.ColumnDefinition, sumNote, pathDesc string, cols []markColumn) []table.ColumnDefinition {
-	var defs []table.ColumnDefinition
-	for _, c := range holderColumns {
-		defs = append(defs, c.def)
-	}
-	defs = append(defs, idCol,
+	defs := append(identityDefinitions(holderColumns), idCol,
 		integer("primary_holder", "1 on the rows of the lowest-pid holder (lowest fd on ties): "+sumNote))
 	defs = append(defs, definitions(cols)...)
 	// Hidden: SELECT * skips it. Decoding a file handle costs about twice
@@ -186,15 +182,7 @@ func (nq *notifyQuery) newMarkRowBuilder(cols []markColumn, noMarks func(*fanoti
 			b.used = append(b.used, k)
 		}
 	}
-	for _, c := range holderColumns {
-		if nq.q.Uses(c.def.Name) {
-			b.readsShared = true
-			if c.read != nil {
-				c.read(nq.snap)
-			}
-		}
-	}
-	b.readsShared = b.readsShared || nq.q.Uses(nq.idCol) || nq.q.Uses("primary_holder")
+	b.readsShared = len(readUsed(nq, holderColumns)) > 0 || nq.q.Uses(nq.idCol) || nq.q.Uses("primary_holder")
 	b.blank = make([]string, b.at.shared)
 	return b
 }

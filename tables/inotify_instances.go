@@ -15,7 +15,7 @@ func inotifyInstances(env *Env) *Table {
 	cols := append([]table.ColumnDefinition{
 		text("instance_id", "pid:fd of the lowest-pid holder (lowest fd on ties): stable whichever pid a query asks for", index),
 		bigint("watches", "Watches of the instance, each charged against max_user_watches"),
-	}, groupHolderColumns()...)
+	}, identityDefinitions(groupHolderColumns)...)
 	return namedRows(&Table{
 		Name:        "inotify_instances",
 		Description: "inotify instances, one row each however many fds hold them, with their watches and charge.",
@@ -25,11 +25,9 @@ func inotifyInstances(env *Env) *Table {
 		if err != nil {
 			return nil, err
 		}
-		return nq.groupRows(func(g *fanotify.Group) Values {
-			row := groupHolderRow(g)
+		return nq.groupRows(func(g *fanotify.Group, row Values) {
 			row["instance_id"] = g.ID
 			row["watches"] = markCount(g, g.Info.MarkCount)
-			return row
 		}), nil
 	})
 }

@@ -56,12 +56,43 @@ func (nq *notifyQuery) wantPID(pid int) bool {
 	return !nq.byPID || slices.Contains(nq.pids, int64(pid))
 }
 
-// holderColumn is a column of the per-mark tables read from the holder.
-type holderColumn struct {
-	column[fanotify.Holder]
+// identityColumn is a column whose value may come from a holder's
+// identity.
+type identityColumn[T any] struct {
+	column[T]
 	// read, when set, reads the part of the holders' identity the value
 	// comes from, which the snapshot reads only for queries that show it.
 	read func(*fanotify.Snapshot)
+}
+
+// holderColumn is a column of the per-mark tables read from the holder.
+type holderColumn = identityColumn[fanotify.Holder]
+
+// groupColumn is a column of the per-group tables read from the group's
+// primary holder (Holders[0]) or charge.
+type groupColumn = identityColumn[*fanotify.Group]
+
+func identityDefinitions[T any](cols []identityColumn[T]) []table.ColumnDefinition {
+	defs := make([]table.ColumnDefinition, len(cols))
+	for i, c := range cols {
+		defs[i] = c.def
+	}
+	return defs
+}
+
+// readUsed returns the columns of cols the query reads, having read the
+// parts of the holders' identities they show (once per snapshot).
+func readUsed[T any](nq *notifyQuery, cols []identityColumn[T]) []identityColumn[T] {
+	var used []identityColumn[T]
+	for _, c := range cols {
+		if nq.q.Uses(c.def.Name) {
+			used = append(used, c)
+			if c.read != nil {
+				c.read(nq.snap)
+			}
+		}
+	}
+	return used
 }
 
 var (
@@ -86,42 +117,43 @@ var holderColumns = []holderColumn{
 		func(h fanotify.Holder) string { return strconv.Itoa(h.FD) }}, nil},
 }
 
-// groupRows is row of every group the query wants; pid constrains the
-// primary holder, as the per-group tables show it.
-func (nq *notifyQuery) groupRows(row func(*fanotify.Group) Values) []Values {
+// groupRows is a row of every group the query wants: the columns of its
+// primary holder the query reads (see groupHolderColumns), then own's.
+// pid constrains the primary holder, as the per-group tables show it.
+func (nq *notifyQuery) groupRows(own func(*fanotify.Group, Values)) []Values {
+	used := readUsed(nq, groupHolderColumns)
 	var rows []Values
 	for _, g := range nq.groups {
-		if nq.wantGroup(g) && nq.wantPID(g.Primary().PID) {
-			rows = append(rows, row(g))
+		if !nq.wantGroup(g) || !nq.wantPID(g.Holders[0].PID) {
+			continue
 		}
+		row := make(Values, len(used)+8)
+		for _, c := range used {
+			row[c.def.Name] = c.value(g)
+		}
+		own(g, row)
+		rows = append(rows, row)
 	}
 	return rows
 }
 
-// The primary-holder and charge columns of the per-group tables.
-func groupHolderColumns() []table.ColumnDefinition {
-	return []table.ColumnDefinition{
-		integer("holders", "Number of fds holding it, over every process (dup, fork, SCM_RIGHTS)"),
-		bigint("pid", "Lowest pid among the holders", index),
-		text("process", "Command name of that process"),
-		bigint("uid", "Effective uid of that process, as the extension's user namespace sees it (the owner of /proc/PID)"),
-		text("cgroup", "Cgroup of that process"),
-		bigint("charged_uid", "uid charged against the per-user limits, as charged_user_ns sees it (root of a rootless container is 0, not its host uid): the holder's effective uid, an estimate (the creator is not visible in /proc)"),
-		bigint("charged_user_ns", "User namespace charged: the holder's; each namespace's owner is charged too in the namespace above (fanotify_limits shows every level)"),
-	}
-}
-
-func groupHolderRow(g *fanotify.Group) Values {
-	p, ch := g.Primary(), g.Charge()
-	return Values{
-		"holders":         strconv.Itoa(len(g.Holders)),
-		"pid":             strconv.Itoa(p.PID),
-		"process":         p.Comm,
-		"uid":             formatUint(uint64(p.EUID)),
-		"cgroup":          p.Cgroup,
-		"charged_uid":     formatUint(uint64(ch.UID)),
-		"charged_user_ns": formatUint(ch.UserNS),
-	}
+// groupHolderColumns are the primary-holder and charge columns of the
+// per-group tables. Charge reads the owners itself.
+var groupHolderColumns = []groupColumn{
+	{column[*fanotify.Group]{integer("holders", "Number of fds holding it, over every process (dup, fork, SCM_RIGHTS)"),
+		func(g *fanotify.Group) string { return strconv.Itoa(len(g.Holders)) }}, nil},
+	{column[*fanotify.Group]{bigint("pid", "Lowest pid among the holders", index),
+		func(g *fanotify.Group) string { return strconv.Itoa(g.Holders[0].PID) }}, nil},
+	{column[*fanotify.Group]{text("process", "Command name of that process"),
+		func(g *fanotify.Group) string { return g.Holders[0].Comm }}, readDetails},
+	{column[*fanotify.Group]{bigint("uid", "Effective uid of that process, as the extension's user namespace sees it (the owner of /proc/PID)"),
+		func(g *fanotify.Group) string { return formatUint(uint64(g.Holders[0].EUID)) }}, readOwners},
+	{column[*fanotify.Group]{text("cgroup", "Cgroup of that process"),
+		func(g *fanotify.Group) string { return g.Holders[0].Cgroup }}, readDetails},
+	{column[*fanotify.Group]{bigint("charged_uid", "uid charged against the per-user limits, as charged_user_ns sees it (root of a rootless container is 0, not its host uid): the holder's effective uid, an estimate (the creator is not visible in /proc)"),
+		func(g *fanotify.Group) string { return formatUint(uint64(g.Charge().UID)) }}, nil},
+	{column[*fanotify.Group]{bigint("charged_user_ns", "User namespace charged: the holder's; each namespace's owner is charged too in the namespace above (fanotify_limits shows every level)"),
+		func(g *fanotify.Group) string { return formatUint(g.Charge().UserNS) }}, nil},
 }
 
 // markCount renders a count of g's marks, NULL when its fdinfo did not parse.

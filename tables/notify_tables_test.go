@@ -436,6 +436,50 @@ func TestFanotifyMarksReadIdentitiesOnlyWhenUsed(t *testing.T) {
 	}
 }
 
+// The per-group tables read the parts of the primary holder's identity
+// their query shows, as the per-mark tables do.
+func TestGroupTablesReadIdentitiesOnlyWhenUsed(t *testing.T) {
+	k := fanotifytest.HoldKnownObjects(t, notifyTestUID)
+	env := NewEnv(config.Default(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	t.Cleanup(env.Close)
+	r := NewRunner(All(env), time.Minute, 4, env.Log)
+	groupID := id(min(k.PID1, k.PID2), 3)
+	primary := func(snap *fanotify.Snapshot) fanotify.Holder {
+		for _, g := range snap.Fanotify {
+			if g.ID == groupID {
+				return g.Holders[0]
+			}
+		}
+		t.Fatal("known group missing")
+		return fanotify.Holder{}
+	}
+	// Queries within a second share the snapshot taken here.
+	snap, err := env.Usage.Snapshot(context.Background(), procfs.Fanotify)
+	if err != nil {
+		t.Fatal(err)
+	}
+	group := equals("group_id", groupID)
+	if rows := query(t, r, "fanotify_groups", group, []string{"group_id", "marks"}); len(rows) != 1 || rows[0]["marks"] != "5" {
+		t.Fatalf("marks of group %s: %v", groupID, rows)
+	}
+	if p := primary(snap); p.EUID != 0 || p.Comm != "" {
+		t.Errorf("a query without identity columns read the primary holder's: %+v", p.Identity)
+	}
+	if rows := query(t, r, "fanotify_groups", group, []string{"group_id", "charged_uid"}); len(rows) != 1 || rows[0]["charged_uid"] != strconv.Itoa(notifyTestUID) {
+		t.Errorf("charged_uid: %v", rows)
+	}
+	if p := primary(snap); p.EUID != notifyTestUID || p.Comm != "" || p.Cgroup != "" {
+		t.Errorf("a query showing the charge alone read %+v, want the owner only", p.Identity)
+	}
+	rows := query(t, r, "fanotify_groups", group, []string{"group_id", "process"})
+	if again, _ := env.Usage.Snapshot(context.Background(), procfs.Fanotify); again != snap {
+		t.Skip("the snapshot expired between the queries: machine too slow to tell")
+	}
+	if len(rows) != 1 || rows[0]["process"] != "sleep" {
+		t.Errorf("process: %v", rows)
+	}
+}
+
 // A query on a fanotify table makes the kernel format no inotify fdinfo,
 // and one on an inotify table no fanotify fdinfo; a query that reads no
 // column of the marks (COUNT(*)) only counts them: the snapshot each leaves

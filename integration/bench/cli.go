@@ -29,8 +29,8 @@ func (b *bench) commandLine(reps int) error {
 	commands := []command{
 		{"C walk (one walk, as a process)", []string{b.cbin.walk, "1"}, false},
 		{"`fanotify.ext query \"SELECT COUNT(*) FROM inotify_watches\"`", query("SELECT COUNT(*) FROM inotify_watches"), false},
-		{"`fanotify.ext query \"SELECT pid, fd, COUNT(*) FROM inotify_watches GROUP BY pid, fd\"` (watches per instance)",
-			query("SELECT pid, fd, COUNT(*) FROM inotify_watches GROUP BY pid, fd"), false},
+		{"`fanotify.ext query \"SELECT instance_id, watches FROM inotify_instances\"` (watches per instance)",
+			query("SELECT instance_id, watches FROM inotify_instances"), false},
 		{"`fanotify.ext query \"SELECT * FROM inotify_watches\"` (pretty table)", query("SELECT * FROM inotify_watches"), false},
 		{"`fanotify.ext query \"SELECT * FROM fanotify_marks\"` (pretty table)", query("SELECT * FROM fanotify_marks"), false},
 		{"`fanotify.ext report`", []string{b.o.ext, "report", "--config", noConfig}, true},
