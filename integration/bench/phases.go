@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"regexp"
 	"runtime"
@@ -452,24 +453,51 @@ func (b *bench) collectorRun() (readerResult, collectorFacts, error) {
 	return readerResult{Files: len(seen), CPU: cpu1 - cpu0}, facts, nil
 }
 
-// fatraceRun runs fatrace, the peer tool that prints every file event, over
-// a burst in a fresh tmpfs: with -c it marks the mount of its working
-// directory, the tmpfs; -f W keeps close_write, as the readers do. Its CPU
-// time counts from the burst until it stops growing (it reads and prints
-// until then), as the collector's does.
-func (b *bench) fatraceRun(path string) (readerResult, error) {
+// peerReader is a tool admins run to see file events, measured beside the
+// collector: its command line (run in the burst's directory, which it
+// watches, printing one line per event with the file's path) and how to
+// tell it is ready.
+type peerReader struct {
+	name  string
+	argv  []string
+	ready *regexp.Regexp // matches the fdinfo of its notify fd once it watches
+}
+
+// peerReaders are the peer tools installed here: fatrace (fanotify; -c marks
+// the mount of its working directory, the tmpfs) and inotifywait (inotify,
+// one watch on the directory); both keep close_write, as the readers do.
+func (b *bench) peerReaders() []peerReader {
+	var peers []peerReader
+	for _, p := range []peerReader{
+		{"fatrace", []string{"fatrace", "-c", "-f", "W"}, regexp.MustCompile(`(?m)^fanotify (ino|sdev|mnt_id):`)},
+		{"inotifywait", []string{"inotifywait", "-m", "-q", "-e", "close_write", "--format", "%w%f", "."}, regexp.MustCompile(`(?m)^inotify wd:`)},
+	} {
+		if path, err := exec.LookPath(p.argv[0]); err == nil {
+			p.argv[0] = path
+			peers = append(peers, p)
+		} else {
+			b.note("%s is not installed: the collector is not compared with it", p.name)
+		}
+	}
+	return peers
+}
+
+// peerRun runs a peer tool over a burst in a fresh tmpfs. Its CPU time
+// counts from the burst until it stops growing (it reads and prints until
+// then), as the collector's does.
+func (b *bench) peerRun(peer peerReader) (readerResult, error) {
 	dir, err := mountTmpfs("fanobench-burst")
 	if err != nil {
 		return readerResult{}, err
 	}
 	defer unmountTmpfs(dir)
-	out, err := os.CreateTemp("", "fanobench-fatrace")
+	out, err := os.CreateTemp("", "fanobench-peer")
 	if err != nil {
 		return readerResult{}, err
 	}
 	defer os.Remove(out.Name())
 	defer out.Close()
-	cmd := exec.Command(path, "-c", "-f", "W")
+	cmd := exec.Command(peer.argv[0], peer.argv[1:]...)
 	cmd.Dir, cmd.Stdout, cmd.Stderr = dir, out, os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -479,8 +507,8 @@ func (b *bench) fatraceRun(path string) (readerResult, error) {
 		cmd.Process.Kill()
 		cmd.Wait()
 	}()
-	if err := waitForFanotifyMark(cmd.Process.Pid); err != nil {
-		return readerResult{}, fmt.Errorf("fatrace did not start: %w", err)
+	if err := waitForFdinfo(cmd.Process.Pid, peer.ready); err != nil {
+		return readerResult{}, fmt.Errorf("%s did not start: %w", peer.name, err)
 	}
 	cpu0, err := processCPU(cmd.Process.Pid)
 	if err != nil {
@@ -495,21 +523,21 @@ func (b *bench) fatraceRun(path string) (readerResult, error) {
 	}
 	cmd.Process.Signal(os.Interrupt)
 	cmd.Wait()
-	return readerResult{Files: filesSeen(out.Name(), dir), CPU: cpu1 - cpu0}, nil
+	return readerResult{Files: filesSeen(out.Name()), CPU: cpu1 - cpu0}, nil
 }
 
-// waitForFanotifyMark waits until pid holds a fanotify group with a mark.
-func waitForFanotifyMark(pid int) error {
+// waitForFdinfo waits until one of pid's fdinfo files matches ready.
+func waitForFdinfo(pid int, ready *regexp.Regexp) error {
 	for range 100 {
 		infos, _ := filepath.Glob(fmt.Sprintf("/proc/%d/fdinfo/*", pid))
 		for _, name := range infos {
-			if text, err := os.ReadFile(name); err == nil && regexp.MustCompile(`(?m)^fanotify (ino|sdev|mnt_id):`).Match(text) {
+			if text, err := os.ReadFile(name); err == nil && ready.Match(text) {
 				return nil
 			}
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return fmt.Errorf("pid %d placed no fanotify mark in 5 s", pid)
+	return fmt.Errorf("pid %d placed no mark or watch in 5 s", pid)
 }
 
 // cpuUntilStable polls pid's CPU time until it stops growing.
@@ -531,13 +559,18 @@ func cpuUntilStable(pid int) (time.Duration, error) {
 	return last, nil
 }
 
-// filesSeen counts the burst's files (f0, f1, ...) named in an output.
-func filesSeen(output, dir string) int {
+// filesSeen counts the burst's files (f0, f1, ...) named at the ends of
+// an output's lines: the tools print paths relative to where they run or
+// absolute.
+func filesSeen(output string) int {
 	text, _ := os.ReadFile(output)
 	seen := make(map[string]bool)
 	for line := range strings.Lines(string(text)) {
-		if _, name, ok := strings.Cut(strings.TrimSpace(line), dir+"/f"); ok {
-			seen[name] = true
+		name := path.Base(strings.TrimSpace(line))
+		if n, ok := strings.CutPrefix(name, "f"); ok {
+			if _, err := strconv.Atoi(n); err == nil {
+				seen[name] = true
+			}
 		}
 	}
 	return len(seen)
@@ -562,10 +595,8 @@ func (b *bench) collectorPhase() error {
 	if b.cbin.fdreader != "" {
 		readers = append(readers, &readerSeries{name: "C fd-mode reader", run: func() (readerResult, error) { return b.readerRun(b.cbin.fdreader) }})
 	}
-	if path, err := exec.LookPath("fatrace"); err == nil {
-		readers = append(readers, &readerSeries{name: "fatrace", peer: true, run: func() (readerResult, error) { return b.fatraceRun(path) }})
-	} else {
-		b.note("fatrace is not installed (apt-get install fatrace): the collector is not compared with it")
+	for _, p := range b.peerReaders() {
+		readers = append(readers, &readerSeries{name: p.name, peer: true, run: func() (readerResult, error) { return b.peerRun(p) }})
 	}
 	collector := &readerSeries{name: "collector", run: func() (readerResult, error) {
 		r, f, err := b.collectorRun()

@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -14,5 +16,18 @@ func TestMarkdownTableEscapesPipes(t *testing.T) {
 	want := "| command | CPU |\n|---|---|\n| `find \\| xargs grep` | 1 ms |\n\n"
 	if out.String() != want {
 		t.Fatalf("got\n%s\nwant\n%s", out.String(), want)
+	}
+}
+
+// The burst's files are counted once each, in fatrace's and inotifywait's
+// lines alike; other files are not.
+func TestFilesSeen(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "out")
+	lines := "sh(12): CWO /tmp/fanobench-burst1/f1\n./f2\n./f1\n./zz-sentinel\nsh(12): W /tmp/fanobench-burst1/fx\n"
+	if err := os.WriteFile(out, []byte(lines), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if n := filesSeen(out); n != 2 {
+		t.Fatalf("%d files seen in %q, want 2", n, lines)
 	}
 }
