@@ -328,6 +328,34 @@ func TestSnapshotCompletedFromItsWalk(t *testing.T) {
 	}
 }
 
+// A snapshot that counted marks is completed with them parsed when a query
+// within the second shows them, the other subsystem left counted.
+func TestSnapshotCountsCompletedWithMarks(t *testing.T) {
+	h := fanotifytest.HoldKnownObjects(t, testUID)
+	s := newTestScanner()
+	counted, err := s.Snapshot(context.Background(), procfs.FanotifyCounts|procfs.InotifyCounts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := groupHeldBy(t, counted.Inotify, h.PID1, 5)
+	if in.Info.MarkCount != 2 || len(slices.Collect(in.Info.All())) != 0 {
+		t.Fatalf("counted instance: %d watches, %d kept; want 2 and none", in.Info.MarkCount, len(slices.Collect(in.Info.All())))
+	}
+	parsed, err := s.Snapshot(context.Background(), procfs.Inotify)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if parsed == counted || !parsed.Taken.Equal(counted.Taken) || !parsed.Covers(procfs.Inotify|procfs.FanotifyCounts) || parsed.Covers(procfs.Fanotify) {
+		t.Fatalf("completed snapshot: new %v, taken %v (first %v), covers inotify marks %v, fanotify marks %v",
+			parsed != counted, parsed.Taken, counted.Taken, parsed.Covers(procfs.Inotify), parsed.Covers(procfs.Fanotify))
+	}
+	again := groupHeldBy(t, parsed.Inotify, h.PID1, 5)
+	if again.ID != in.ID || len(slices.Collect(again.Info.All())) != 2 || again.Info.Sum != in.Info.Sum {
+		t.Errorf("completed instance %s: %d watches parsed, sum %x; want %s, 2, %x",
+			again.ID, len(slices.Collect(again.Info.All())), again.Info.Sum, in.ID, in.Info.Sum)
+	}
+}
+
 // Callers asking for different subsystems at once each get a snapshot
 // covering theirs, and read identities while others complete it (run with
 // -race).
