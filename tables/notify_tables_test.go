@@ -394,20 +394,24 @@ func TestFanotifyTablesUnparsableFdinfo(t *testing.T) {
 	}
 }
 
+// primaryOf is the primary holder of the fanotify group groupID in snap.
+func primaryOf(t *testing.T, snap *fanotify.Snapshot, groupID string) fanotify.Holder {
+	t.Helper()
+	for _, g := range snap.Fanotify {
+		if g.ID == groupID {
+			return g.Holders[0]
+		}
+	}
+	t.Fatalf("group %s missing", groupID)
+	return fanotify.Holder{}
+}
+
 func TestFanotifyMarksReadIdentitiesOnlyWhenUsed(t *testing.T) {
 	k := fanotifytest.HoldKnownObjects(t, notifyTestUID)
 	env := NewEnv(config.Default(), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	t.Cleanup(env.Close)
 	r := NewRunner(All(env), time.Minute, 4, env.Log)
-	holderOf := func(snap *fanotify.Snapshot) fanotify.Holder {
-		for _, g := range snap.Fanotify {
-			if g.ID == id(min(k.PID1, k.PID2), 3) {
-				return g.Holders[0]
-			}
-		}
-		t.Fatal("known group missing")
-		return fanotify.Holder{}
-	}
+	holderOf := func(snap *fanotify.Snapshot) fanotify.Holder { return primaryOf(t, snap, id(min(k.PID1, k.PID2), 3)) }
 	// Queries within a second share the snapshot taken here.
 	snap, err := env.Usage.Snapshot(context.Background(), procfs.AllMarks)
 	if err != nil {
@@ -444,15 +448,7 @@ func TestGroupTablesReadIdentitiesOnlyWhenUsed(t *testing.T) {
 	t.Cleanup(env.Close)
 	r := NewRunner(All(env), time.Minute, 4, env.Log)
 	groupID := id(min(k.PID1, k.PID2), 3)
-	primary := func(snap *fanotify.Snapshot) fanotify.Holder {
-		for _, g := range snap.Fanotify {
-			if g.ID == groupID {
-				return g.Holders[0]
-			}
-		}
-		t.Fatal("known group missing")
-		return fanotify.Holder{}
-	}
+	primary := func(snap *fanotify.Snapshot) fanotify.Holder { return primaryOf(t, snap, groupID) }
 	// Queries within a second share the snapshot taken here.
 	snap, err := env.Usage.Snapshot(context.Background(), procfs.Fanotify)
 	if err != nil {
