@@ -2,6 +2,7 @@ package tables
 
 import (
 	"context"
+	"slices"
 
 	"github.com/osquery/osquery-go/plugin/table"
 
@@ -32,13 +33,17 @@ func fanotifyGroups(env *Env) *Table {
 		Description: "fanotify groups, one row each however many fds hold them, with their flags, marks and charge.",
 		Columns:     cols,
 	}, func(ctx context.Context, q QueryContext) ([]Values, error) {
-		nq, err := newNotifyQuery(ctx, env, q, procfs.SubsystemFanotify, "group_id", true) // marks by kind
+		nq, err := newNotifyQuery(ctx, env, q, procfs.SubsystemFanotify, "group_id", slices.ContainsFunc(markKindColumns, q.Uses))
 		if err != nil {
 			return nil, err
 		}
 		return nq.groupRows(fanotifyGroupRow), nil
 	})
 }
+
+// markKindColumns count the group's marks by kind: the marks are parsed
+// only for queries that read one.
+var markKindColumns = []string{"inode_marks", "mount_marks", "fs_marks", "mntns_marks"}
 
 func fanotifyGroupRow(g *fanotify.Group, row Values) {
 	row["group_id"] = g.ID

@@ -493,6 +493,7 @@ func TestNotifyTablesReadWhatTheyNeed(t *testing.T) {
 		{"fanotify_marks", count, procfs.FanotifyCounts, []procfs.Reads{procfs.Fanotify, procfs.InotifyCounts}},
 		{"fanotify_marks", []string{"pid", "mask"}, procfs.Fanotify, []procfs.Reads{procfs.InotifyCounts}},
 		{"fanotify_groups", nil, procfs.Fanotify, []procfs.Reads{procfs.InotifyCounts}},
+		{"fanotify_groups", []string{"group_id", "marks"}, procfs.FanotifyCounts, []procfs.Reads{procfs.Fanotify, procfs.InotifyCounts}},
 		{"inotify_watches", nil, procfs.Inotify, []procfs.Reads{procfs.FanotifyCounts}},
 		{"inotify_watches", []string{"pid", "fd"}, procfs.InotifyCounts, []procfs.Reads{procfs.Inotify, procfs.FanotifyCounts}},
 		{"inotify_instances", nil, procfs.InotifyCounts, []procfs.Reads{procfs.Inotify, procfs.FanotifyCounts}},
