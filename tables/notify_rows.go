@@ -127,7 +127,7 @@ func (nq *notifyQuery) groupRows(own func(*fanotify.Group, Values)) []Values {
 		if !nq.wantGroup(g) || !nq.wantPID(g.Holders[0].PID) {
 			continue
 		}
-		row := make(Values, len(used)+8)
+		row := make(Values)
 		for _, c := range used {
 			row[c.def.Name] = c.value(g)
 		}
