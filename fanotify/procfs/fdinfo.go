@@ -126,9 +126,9 @@ func ParseFdinfo(data []byte) (Fdinfo, error) {
 // fdinfoParser is ParseFdinfo over a text handed in pieces that end at line
 // ends (see readLines), so that the text of an instance with a million
 // watches is never held whole. A parser that does not keep marks counts the
-// lines the kernel prints for marks without reading their fields: a tenth
-// of a walk's CPU went to parsing marks that COUNT(*) and the limits never
-// look at.
+// lines the kernel prints for marks without reading their fields (nor
+// checking them beyond their first key): a tenth of a walk's CPU went to
+// parsing marks that COUNT(*) and the limits never look at.
 type fdinfoParser struct {
 	info   Fdinfo
 	marks  bool       // keep the marks, parsed
@@ -161,21 +161,21 @@ func (p *fdinfoParser) feed(lines []byte) {
 			continue // the generic header (pos:, flags:, mnt_id:, ino:)
 		}
 		p.sum.Write(line)
-		isMark := !p.marks && startsMark(rest, sub)
-		if !isMark {
-			var err error
-			if isMark, err = p.info.parseLine(rest, sub, &p.line); err != nil {
+		if p.marks || !startsMark(rest, sub) {
+			isMark, err := p.info.parseLine(rest, sub, &p.line)
+			if err != nil {
 				p.err = fmt.Errorf("fdinfo line %q: %w", line, err)
 				return
 			}
-			if isMark && p.marks {
+			if !isMark {
+				continue
+			}
+			if p.marks {
 				p.packed = p.line.appendPacked(p.packed)
 			}
 		}
-		if isMark {
-			p.info.MarkCount++
-			p.info.subsystem = sub
-		}
+		p.info.MarkCount++
+		p.info.subsystem = sub
 	}
 }
 

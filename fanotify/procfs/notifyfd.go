@@ -167,17 +167,22 @@ func (fs FS) ReadMore(ctx context.Context, w *NotifyWalk, workers int, read Read
 	out := *w
 	out.Read |= read
 	out.FDs, out.Unread = nil, nil
+	// more tells an fd of sub whose fdinfo read asks more of than w read.
+	more := func(sub string) bool {
+		hadRead, hadMarks := w.Read.of(sub)
+		wantRead, wantMarks := read.of(sub)
+		return wantRead && !hadRead || wantMarks && !hadMarks
+	}
 	var todo []NotifyFD
 	for _, f := range w.FDs {
-		_, had := w.Read.of(f.Subsystem)
-		if _, want := read.of(f.Subsystem); want && !had {
+		if more(f.Subsystem) {
 			todo = append(todo, f)
 		} else {
 			out.FDs = append(out.FDs, f)
 		}
 	}
 	for _, f := range w.Unread {
-		if want, _ := read.of(f.Subsystem); want {
+		if more(f.Subsystem) {
 			todo = append(todo, f)
 		} else {
 			out.Unread = append(out.Unread, f)
