@@ -29,15 +29,33 @@ func fanotifyMarks(env *Env) *Table {
 	}
 }
 
-// markColumn is a column computed from one mark alone.
-type markColumn = column[procfs.Mark]
+// markColumn is a column computed from one mark alone. key, when set, is
+// what the value depends on besides the mark's kind (a mask, a device):
+// rows of consecutive marks of the same kind and key share one string, so
+// that the names of a mask are built once for the watches of an instance
+// that share it, not once per row.
+type markColumn struct {
+	def   table.ColumnDefinition
+	value func(procfs.Mark) string
+	key   func(procfs.Mark) uint64
+}
+
+// Keys of the mark columns that have one.
+var (
+	maskKey    = func(m procfs.Mark) uint64 { return uint64(m.Mask) }
+	ignoredKey = func(m procfs.Mark) uint64 { return uint64(m.IgnoredMask) }
+	flagsKey   = func(m procfs.Mark) uint64 { return uint64(m.Flags) }
+	devKey     = func(m procfs.Mark) uint64 { return uint64(m.Dev.Major)<<32 | uint64(m.Dev.Minor) }
+)
 
 // markTableColumns lists the columns of a per-mark table in row order: the
 // holder's, the group id, primary_holder, the mark's own and path.
 func markTableColumns(idCol table.ColumnDefinition, sumNote, pathDesc string, cols []markColumn) []table.ColumnDefinition {
 	defs := append(identityDefinitions(holderColumns), idCol,
 		integer("primary_holder", "1 on the rows of the lowest-pid holder (lowest fd on ties): "+sumNote))
-	defs = append(defs, definitions(cols)...)
+	for _, c := range cols {
+		defs = append(defs, c.def)
+	}
 	// Hidden: SELECT * skips it. Decoding a file handle costs about twice
 	// what the kernel spends printing the mark (open_by_handle_at, then a
 	// readlink), so a query names path when it wants it.
@@ -46,25 +64,25 @@ func markTableColumns(idCol table.ColumnDefinition, sumNote, pathDesc string, co
 
 var fanotifyMarkColumns = []markColumn{
 	{text("mark_type", "inode, mount, filesystem or mntns; none for a group without marks (one row), unknown when its fdinfo did not parse"),
-		func(m procfs.Mark) string { return m.Kind.String() }},
+		func(m procfs.Mark) string { return m.Kind.String() }, nil},
 	{bigint("inode", "Inode number (inode marks)"), func(m procfs.Mark) string {
 		return ifKind(m, formatUint(m.Inode), procfs.MarkInode)
-	}},
+	}, nil},
 	{text("device", "major:minor of the filesystem (inode and filesystem marks)"), func(m procfs.Mark) string {
 		return ifKind(m, m.Dev.String(), procfs.MarkInode, procfs.MarkFilesystem)
-	}},
+	}, devKey},
 	{bigint("mount_id", "Mount ID as in mountinfo (mount marks)"), func(m procfs.Mark) string {
 		return ifKind(m, formatUint(m.MountID), procfs.MarkMount)
-	}},
+	}, nil},
 	{bigint("marked_mnt_ns", "Inode of the marked mount namespace (mntns marks)"), func(m procfs.Mark) string {
 		return ifKind(m, formatUint(m.MntNS), procfs.MarkMntNS)
-	}},
-	{bigint("mask", "Events the mark reports"), func(m procfs.Mark) string { return formatUint(uint64(m.Mask)) }},
-	{text("mask_names", "Events by name"), func(m procfs.Mark) string { return fanotify.FanotifyMaskNames(m.Mask) }},
-	{bigint("ignored_mask", "Events the mark ignores"), func(m procfs.Mark) string { return formatUint(uint64(m.IgnoredMask)) }},
-	{text("ignored_mask_names", "Ignored events by name"), func(m procfs.Mark) string { return fanotify.FanotifyMaskNames(m.IgnoredMask) }},
-	{bigint("mark_flags", "Flags kept on the mark (mflags)"), func(m procfs.Mark) string { return formatUint(uint64(m.Flags)) }},
-	{text("mark_flags_names", "Mark flags by name"), func(m procfs.Mark) string { return fanotify.MarkFlagNames(m.Flags) }},
+	}, nil},
+	{bigint("mask", "Events the mark reports"), func(m procfs.Mark) string { return formatUint(uint64(m.Mask)) }, maskKey},
+	{text("mask_names", "Events by name"), func(m procfs.Mark) string { return fanotify.FanotifyMaskNames(m.Mask) }, maskKey},
+	{bigint("ignored_mask", "Events the mark ignores"), func(m procfs.Mark) string { return formatUint(uint64(m.IgnoredMask)) }, ignoredKey},
+	{text("ignored_mask_names", "Ignored events by name"), func(m procfs.Mark) string { return fanotify.FanotifyMaskNames(m.IgnoredMask) }, ignoredKey},
+	{bigint("mark_flags", "Flags kept on the mark (mflags)"), func(m procfs.Mark) string { return formatUint(uint64(m.Flags)) }, flagsKey},
+	{text("mark_flags_names", "Mark flags by name"), func(m procfs.Mark) string { return fanotify.MarkFlagNames(m.Flags) }, flagsKey},
 }
 
 // ifKind is v for marks of the given kinds, NULL for the others.
@@ -170,6 +188,15 @@ type markRowBuilder struct {
 	// blank are the shared values of queries that read none of them: own
 	// values sit after as many as the table has.
 	blank []string
+	// last is, for each column with a key, its value for the last mark.
+	last []lastValue
+}
+
+// lastValue is a column's value for a mark of the given kind and key.
+type lastValue struct {
+	kind  procfs.MarkKind // 0, which no parsed mark has, before the first
+	key   uint64
+	value string
 }
 
 // newMarkRowBuilder reads the parts of the holders' identities the query
@@ -184,7 +211,22 @@ func (nq *notifyQuery) newMarkRowBuilder(cols []markColumn, noMarks func(*fanoti
 	}
 	b.readsShared = len(readUsed(nq, holderColumns)) > 0 || nq.q.Uses(nq.idCol) || nq.q.Uses("primary_holder")
 	b.blank = make([]string, b.at.shared)
+	b.last = make([]lastValue, len(cols))
 	return b
+}
+
+// value is column k's value for m: the previous mark's when the column's
+// key says it is the same.
+func (b *markRowBuilder) value(k int, m procfs.Mark) string {
+	c := &b.cols[k]
+	if c.key == nil {
+		return c.value(m)
+	}
+	last, key := &b.last[k], c.key(m)
+	if last.kind != m.Kind || last.key != key {
+		*last = lastValue{m.Kind, key, c.value(m)}
+	}
+	return last.value
 }
 
 // appendHolderRows appends the rows of g's i-th holder; marks are g's,
@@ -219,7 +261,7 @@ func (b *markRowBuilder) appendHolderRows(rows []Row, g *fanotify.Group, i int, 
 	for j, m := range marks {
 		own := block[j*b.at.own : (j+1)*b.at.own : (j+1)*b.at.own]
 		for _, k := range b.used {
-			own[k] = b.cols[k].value(m)
+			own[k] = b.value(k, m)
 		}
 		if b.withPath {
 			own[b.at.path] = paths[j]
