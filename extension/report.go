@@ -193,9 +193,10 @@ func percent(a fanotify.Assessment) string {
 	return fmt.Sprintf("%.1f%%", a.Utilization())
 }
 
-// holderUsage is what one process holds in one subsystem.
+// holderUsage is what one process holds in one subsystem: the groups it is
+// the primary holder of (the first of them names it).
 type holderUsage struct {
-	holder        fanotify.Holder
+	first         *fanotify.Group
 	groups, marks int64
 }
 
@@ -218,21 +219,24 @@ func (p printer) holders(snap *fanotify.Snapshot) {
 		tw := tabwriter.NewWriter(p.w, 0, 4, 2, ' ', 0)
 		fmt.Fprintf(tw, "PROCESS\tPID\tUID\tCGROUP\t%s\t%s\n", sub.groups, sub.marks)
 		for _, u := range top {
-			fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%d\t%d\n", u.holder.Comm, u.holder.PID, u.holder.EUID, u.holder.Cgroup, u.groups, u.marks)
+			h := u.first.Primary()
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%d\t%d\n", h.Comm, h.PID, h.EUID, h.Cgroup, u.groups, u.marks)
 		}
 		tw.Flush()
 	}
 }
 
+// topByMarks ranks the primary holders by pid alone: only the identities of
+// those listed are read.
 func topByMarks(groups []*fanotify.Group) []holderUsage {
 	byPID := make(map[int]*holderUsage)
 	var all []*holderUsage
 	for _, g := range groups {
-		h := g.Primary()
-		u, ok := byPID[h.PID]
+		pid := g.Holders[0].PID
+		u, ok := byPID[pid]
 		if !ok {
-			u = &holderUsage{holder: h}
-			byPID[h.PID] = u
+			u = &holderUsage{first: g}
+			byPID[pid] = u
 			all = append(all, u)
 		}
 		u.groups++

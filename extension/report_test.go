@@ -2,12 +2,15 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -150,6 +153,55 @@ func TestReportListsTopHolders(t *testing.T) {
 		}
 	}
 	t.Errorf("pid %d is not among the inotify holders:\n%s", os.Getpid(), holders)
+}
+
+// The report reads the command name and cgroup of the holders it lists, not
+// of every holder: 12 processes hold an instance each, 10 are listed.
+func TestReportReadsListedHoldersOnly(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	if !fanotifytest.IsChild(t) {
+		fanotifytest.RunChild(t, nil, alone...)
+		return
+	}
+	for range topHolders + 2 {
+		fd, err := unix.InotifyInit1(unix.IN_CLOEXEC)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := unix.InotifyAddWatch(fd, t.TempDir(), unix.IN_CREATE); err != nil {
+			t.Fatal(err)
+		}
+		fanotifytest.Hold(t, nil, fd)
+		unix.Close(fd)
+	}
+	scanner := fanotify.NewScanner(procfs.NewFS(procfs.DefaultRoot), time.Minute, slog.New(slog.DiscardHandler))
+	snap, err := scanner.Snapshot(context.Background(), procfs.InotifyCounts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	printer{w: &out}.holders(snap)
+	listed := map[string]bool{}
+	for _, line := range strings.Split(out.String(), "\n") {
+		if f := strings.Fields(line); len(f) > 1 && f[0] == "sleep" {
+			listed[f[1]] = true
+		}
+	}
+	read := 0
+	for _, g := range snap.Inotify {
+		if h := g.Holders[0]; h.Comm != "" {
+			read++
+			if !listed[strconv.Itoa(h.PID)] {
+				t.Errorf("pid %d is not listed, but its command name was read", h.PID)
+			}
+		}
+	}
+	if len(snap.Inotify) != topHolders+2 || len(listed) != topHolders || read != topHolders {
+		t.Errorf("%d instances, %d listed, %d holders read; want %d, %d, %d:\n%s",
+			len(snap.Inotify), len(listed), read, topHolders+2, topHolders, topHolders, out.String())
+	}
 }
 
 func TestReportBadArguments(t *testing.T) {

@@ -114,10 +114,14 @@ func processesOf(walk *procfs.NotifyWalk) map[int]*process {
 	return processes
 }
 
-// Primary is the lowest-pid holder (lowest fd on ties), with its identity.
+// Primary is the lowest-pid holder (lowest fd on ties), with its identity:
+// that process's alone, so that listing the ten biggest holders of
+// thousands reads ten.
 func (g *Group) Primary() Holder {
-	g.snap.ReadIdentities()
-	return g.Holders[0]
+	h := g.Holders[0]
+	readOwner(g.snap.fs, h.process)
+	readDetails(g.snap.fs, h.process)
+	return h
 }
 
 // Charge is what the group is charged to: a user namespace and the
@@ -239,8 +243,7 @@ func (s *Snapshot) completed(ctx context.Context, need procfs.Reads) *Snapshot {
 }
 
 // ReadIdentities reads every holder's identity: ReadOwners, then
-// ReadDetails. Call it before reading a Holder's identity fields; Primary
-// calls it itself.
+// ReadDetails. Call it before reading a Holder's identity fields.
 func (s *Snapshot) ReadIdentities() {
 	s.ReadOwners()
 	s.ReadDetails()

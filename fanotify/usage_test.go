@@ -328,6 +328,25 @@ func TestSnapshotCompletedFromItsWalk(t *testing.T) {
 	}
 }
 
+// Primary reads the identity of the primary holder's process, not of the
+// group's other holders.
+func TestPrimaryReadsItsHolderOnly(t *testing.T) {
+	h := fanotifytest.HoldKnownObjects(t, testUID)
+	snap, err := newTestScanner().Snapshot(context.Background(), procfs.FanotifyCounts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := groupHeldBy(t, snap.Fanotify, h.PID1, 3) // group A: held by both processes
+	p := g.Primary()
+	if p.PID != min(h.PID1, h.PID2) || p.Comm != "sleep" || p.EUID != testUID {
+		t.Errorf("primary holder %+v, want pid %d, sleep, euid %d", p.Identity, min(h.PID1, h.PID2), testUID)
+	}
+	other := g.Holders[len(g.Holders)-1]
+	if other.PID == p.PID || other.Comm != "" || other.EUID != 0 {
+		t.Errorf("the other holder's identity was read too: %+v", other.Identity)
+	}
+}
+
 // A snapshot that counted marks is completed with them parsed when a query
 // within the second shows them, the other subsystem left counted.
 func TestSnapshotCountsCompletedWithMarks(t *testing.T) {
