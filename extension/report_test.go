@@ -23,6 +23,19 @@ import (
 // report sees only the test's processes, not whatever else the host runs.
 var alone = []string{"unshare", "--pid", "--fork", "--mount", "--mount-proc"}
 
+// aloneAsRoot runs t's child half alone (see alone), as root or not at all,
+// and reports whether this process is that child, which goes on with t.
+func aloneAsRoot(t *testing.T) bool {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	if !fanotifytest.IsChild(t) {
+		fanotifytest.RunChild(t, nil, alone...)
+		return false
+	}
+	return true
+}
+
 // runReportFor runs the report into a buffer and checks its exit code.
 func runReportFor(t *testing.T, wantCode int, args ...string) string {
 	t.Helper()
@@ -99,11 +112,7 @@ func TestReportUnprivilegedIsUnknown(t *testing.T) {
 
 // An idle host is ok (exit 0), and the report shows each part.
 func TestReportIdleHost(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
-	if !fanotifytest.IsChild(t) {
-		fanotifytest.RunChild(t, nil, alone...)
+	if !aloneAsRoot(t) {
 		return
 	}
 	out := runReportFor(t, exitOK, "--no-color")
@@ -117,11 +126,7 @@ func TestReportIdleHost(t *testing.T) {
 
 // A holder of this test's making is listed with its pid and counts.
 func TestReportListsTopHolders(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
-	if !fanotifytest.IsChild(t) {
-		fanotifytest.RunChild(t, nil, alone...)
+	if !aloneAsRoot(t) {
 		return
 	}
 	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC)
@@ -158,11 +163,7 @@ func TestReportListsTopHolders(t *testing.T) {
 // The report reads the command name and cgroup of the holders it lists, not
 // of every holder: 12 processes hold an instance each, 10 are listed.
 func TestReportReadsListedHoldersOnly(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
-	if !fanotifytest.IsChild(t) {
-		fanotifytest.RunChild(t, nil, alone...)
+	if !aloneAsRoot(t) {
 		return
 	}
 	for range topHolders + 2 {
