@@ -108,6 +108,10 @@ func waitOrInterrupt(d time.Duration) {
 // with its last column's value, as an object keyed by name holds it.
 func printJSON(out io.Writer, res *sqlengine.Result) error {
 	keys := sortedColumns(res.Columns)
+	names := make([][]byte, len(keys)) // each key with its colon, encoded once
+	for k, col := range keys {
+		names[k] = append(appendJSONString(nil, res.Columns[col]), ':')
+	}
 	w := bufio.NewWriterSize(out, 64<<10)
 	w.WriteString("[\n")
 	var line []byte
@@ -117,8 +121,7 @@ func printJSON(out io.Writer, res *sqlengine.Result) error {
 			if k > 0 {
 				line = append(line, ',')
 			}
-			line = appendJSONString(line, res.Columns[col])
-			line = append(line, ':')
+			line = append(line, names[k]...)
 			line = appendJSONString(line, row[col])
 		}
 		line = append(line, '}')
@@ -175,35 +178,36 @@ func printTable(out io.Writer, res *sqlengine.Result) error {
 	widths := make([]int, len(res.Columns))
 	for i, c := range res.Columns {
 		widths[i] = utf8.RuneCountInString(c)
-		for _, row := range res.Rows {
-			widths[i] = max(widths[i], utf8.RuneCountInString(row[i]))
+	}
+	for _, row := range res.Rows {
+		for i, v := range row {
+			widths[i] = max(widths[i], utf8.RuneCountInString(v))
 		}
 	}
-	w := bufio.NewWriterSize(out, 64<<10)
-	var separator []byte
-	separator = append(separator, '+')
+	separator := []byte{'+'}
 	for _, width := range widths {
 		separator = append(separator, strings.Repeat("-", width+2)...)
 		separator = append(separator, '+')
 	}
 	separator = append(separator, '\n')
-	line := func(cells []string) {
-		w.WriteByte('|')
+	padding := bytes.Repeat([]byte{' '}, slices.Max(widths))
+	var line []byte
+	appendLine := func(cells []string) []byte {
+		line = append(line[:0], '|')
 		for i, c := range cells {
-			w.WriteByte(' ')
-			w.WriteString(c)
-			for pad := widths[i] - utf8.RuneCountInString(c); pad > 0; pad-- {
-				w.WriteByte(' ')
-			}
-			w.WriteString(" |")
+			line = append(line, ' ')
+			line = append(line, c...)
+			line = append(line, padding[:widths[i]-utf8.RuneCountInString(c)]...)
+			line = append(line, " |"...)
 		}
-		w.WriteByte('\n')
+		return append(line, '\n')
 	}
+	w := bufio.NewWriterSize(out, 64<<10)
 	w.Write(separator)
-	line(res.Columns)
+	w.Write(appendLine(res.Columns))
 	w.Write(separator)
 	for _, row := range res.Rows {
-		line(row)
+		w.Write(appendLine(row))
 	}
 	w.Write(separator)
 	return w.Flush()
