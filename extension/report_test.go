@@ -177,7 +177,7 @@ func TestReportReadsListedHoldersOnly(t *testing.T) {
 		fanotifytest.Hold(t, nil, fd)
 		unix.Close(fd)
 	}
-	scanner := fanotify.NewScanner(procfs.NewFS(procfs.DefaultRoot), time.Minute, slog.New(slog.DiscardHandler))
+	scanner := fanotify.NewScanner(procfs.NewFS(procfs.DefaultRoot), time.Minute, fanotify.KeptMarks, slog.New(slog.DiscardHandler))
 	snap, err := scanner.Snapshot(context.Background(), procfs.InotifyCounts)
 	if err != nil {
 		t.Fatal(err)

@@ -17,12 +17,19 @@ const snapshotMaxAge = time.Second
 // scanWorkers bounds the goroutines reading /proc during a walk.
 const scanWorkers = 4
 
+// KeptMarks is how many marks a snapshot keeps parsed, about 40 MB of them:
+// osquery's watchdog stops an extension over 200 MB, and the watches of a
+// host are bounded only by sysctls. Past it, a snapshot counts marks, and
+// Group.Marks reads those of the groups a query shows again.
+const KeptMarks = 1 << 20
+
 // Scanner takes Snapshots of fanotify and inotify usage for every table and
 // the report. Concurrent callers share one walk, and a walk serves callers
 // for snapshotMaxAge after it started. It is safe for concurrent use.
 type Scanner struct {
 	fs     procfs.FS
 	budget time.Duration
+	keep   int
 	log    *slog.Logger
 
 	mu      sync.Mutex
@@ -38,9 +45,10 @@ type scan struct {
 }
 
 // NewScanner returns a Scanner reading fs. A walk longer than budget stops
-// early and yields a Snapshot marked incomplete.
-func NewScanner(fs procfs.FS, budget time.Duration, log *slog.Logger) *Scanner {
-	return &Scanner{fs: fs, budget: budget, log: log}
+// early and yields a Snapshot marked incomplete; one keeps about keep marks
+// parsed at most (KeptMarks in production).
+func NewScanner(fs procfs.FS, budget time.Duration, keep int, log *slog.Logger) *Scanner {
+	return &Scanner{fs: fs, budget: budget, keep: keep, log: log}
 }
 
 // Snapshot returns a snapshot at most snapshotMaxAge old that read what
@@ -89,7 +97,7 @@ func (s *Scanner) walk(sc *scan, need procfs.Reads, from *Snapshot) {
 	} else {
 		taken := time.Now()
 		var walk *procfs.NotifyWalk
-		if walk, sc.err = s.fs.WalkNotifyFDs(ctx, scanWorkers, need); sc.err == nil {
+		if walk, sc.err = s.fs.WalkNotifyFDs(ctx, scanWorkers, need, s.keep); sc.err == nil {
 			s.mu.Lock()
 			prev := s.last
 			s.mu.Unlock()

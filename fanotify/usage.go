@@ -2,6 +2,7 @@ package fanotify
 
 import (
 	"context"
+	"iter"
 	"slices"
 	"strconv"
 	"sync"
@@ -134,6 +135,21 @@ func (g *Group) Primary() Holder {
 func (g *Group) Charge() Charge {
 	g.snap.ReadOwners()
 	return g.charge
+}
+
+// Marks yields the group's marks (or watches): those its walk kept, or,
+// when the walk only counted them (past the marks a snapshot keeps, see
+// KeptMarks), those of its primary holder's fdinfo read again now, none if
+// that fd was closed since.
+func (g *Group) Marks() iter.Seq[procfs.Mark] {
+	if g.ParseErr != nil || g.Info.Kept() {
+		return g.Info.All()
+	}
+	again, ok, err := g.snap.fs.ReadNotifyFD(g.first.PID, g.first.FD, g.Subsystem)
+	if err != nil || !ok || again.Err != nil {
+		return func(func(procfs.Mark) bool) {}
+	}
+	return again.Info.All()
 }
 
 // UnlimitedMarks reports a fanotify group created with FAN_UNLIMITED_MARKS.

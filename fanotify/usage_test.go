@@ -26,7 +26,7 @@ import (
 const testUID = 3123456789
 
 func newTestScanner() *Scanner {
-	return NewScanner(procfs.NewFS(procfs.DefaultRoot), 10*time.Second, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	return NewScanner(procfs.NewFS(procfs.DefaultRoot), 10*time.Second, KeptMarks, slog.New(slog.NewTextHandler(io.Discard, nil)))
 }
 
 // groupHeldBy finds the group that pid holds as fd.
@@ -185,7 +185,7 @@ func TestSnapshotDedupIgnoresCloseOnExec(t *testing.T) {
 // group of its own, and the snapshot says so.
 func TestDedupWithoutKcmpCountsPerFD(t *testing.T) {
 	h := fanotifytest.HoldKnownObjects(t, testUID)
-	walk, err := procfs.NewFS(procfs.DefaultRoot).WalkNotifyFDs(context.Background(), 2, procfs.AllMarks)
+	walk, err := procfs.NewFS(procfs.DefaultRoot).WalkNotifyFDs(context.Background(), 2, procfs.AllMarks, procfs.KeepEveryMark)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,6 +236,45 @@ func TestSnapshotCountingMatchesParsing(t *testing.T) {
 	if c, p := counted.Direct()[charge], parsed.Direct()[charge]; c != p {
 		t.Errorf("usage charged to uid %d: counted %+v, parsed %+v", testUID, c, p)
 	}
+}
+
+// A snapshot past the marks it keeps (none here) counts them like one that
+// keeps them, and Marks reads them again; a group whose fd was closed since
+// then has none.
+func TestSnapshotMarksPastWhatItKeeps(t *testing.T) {
+	h := fanotifytest.HoldKnownObjects(t, testUID)
+	kept, err := newTestScanner().Snapshot(context.Background(), procfs.AllMarks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	counted, err := NewScanner(procfs.NewFS(procfs.DefaultRoot), 10*time.Second, 0, log).Snapshot(context.Background(), procfs.AllMarks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, held := range []struct{ pid, fd int }{{h.PID1, 3}, {h.PID2, 5}, {h.PID2, 6}} {
+		k, c := groupHeldBy(t, kept.Fanotify, held.pid, held.fd), groupHeldBy(t, counted.Fanotify, held.pid, held.fd)
+		if c.Info.Kept() || c.Info.MarkCount != k.Info.MarkCount || len(slices.Collect(c.Info.All())) != 0 {
+			t.Errorf("pid %d fd %d: %+v past the budget, want %d marks counted, none kept", held.pid, held.fd, c.Info, k.Info.MarkCount)
+		}
+		if got, want := slices.Collect(c.Marks()), slices.Collect(k.Marks()); !slices.EqualFunc(got, want, sameMark) {
+			t.Errorf("pid %d fd %d: marks read again %+v, kept %+v", held.pid, held.fd, got, want)
+		}
+	}
+	i1 := groupHeldBy(t, counted.Inotify, h.PID1, 5)
+	if n := len(slices.Collect(i1.Marks())); n != 2 {
+		t.Errorf("instance I1: %d watches read again, want 2", n)
+	}
+	syscall.Kill(h.PID1, syscall.SIGKILL)
+	fanotifytest.WaitZombie(t, h.PID1)
+	if n := len(slices.Collect(i1.Marks())); n != 0 {
+		t.Errorf("instance I1 after its holder exited: %d watches, want none", n)
+	}
+}
+
+func sameMark(a, b procfs.Mark) bool {
+	return a.Kind == b.Kind && a.Inode == b.Inode && a.Dev == b.Dev && a.MountID == b.MountID && a.MntNS == b.MntNS &&
+		a.Mask == b.Mask && a.IgnoredMask == b.IgnoredMask && a.Flags == b.Flags && string(a.Handle.Raw) == string(b.Handle.Raw)
 }
 
 // Only fds whose group flags and marks are equal are asked whether they are
@@ -457,7 +496,7 @@ func TestSnapshotUnprivilegedIsNotVisible(t *testing.T) {
 
 func TestSnapshotOverBudgetIsIncomplete(t *testing.T) {
 	logged := &countingHandler{}
-	s := NewScanner(procfs.NewFS(procfs.DefaultRoot), time.Nanosecond, slog.New(logged))
+	s := NewScanner(procfs.NewFS(procfs.DefaultRoot), time.Nanosecond, KeptMarks, slog.New(logged))
 	snap, err := s.Snapshot(context.Background(), procfs.AllMarks)
 	if err != nil {
 		t.Fatal(err)
@@ -527,7 +566,7 @@ func TestSnapshotReadsIdentitiesOnDemand(t *testing.T) {
 
 func TestSnapshotChargesNothingForExitedHolder(t *testing.T) {
 	h := fanotifytest.HoldKnownObjects(t, testUID)
-	walk, err := procfs.NewFS(procfs.DefaultRoot).WalkNotifyFDs(context.Background(), 2, procfs.AllMarks)
+	walk, err := procfs.NewFS(procfs.DefaultRoot).WalkNotifyFDs(context.Background(), 2, procfs.AllMarks, procfs.KeepEveryMark)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -561,7 +600,7 @@ func TestSnapshotChargesNothingForExitedHolder(t *testing.T) {
 func pathOfFile(t *testing.T, prev *Snapshot, pid int, ino uint64) (*Snapshot, string) {
 	t.Helper()
 	fs := procfs.NewFS(procfs.DefaultRoot)
-	walk, err := fs.WalkNotifyFDs(context.Background(), 2, procfs.AllMarks)
+	walk, err := fs.WalkNotifyFDs(context.Background(), 2, procfs.AllMarks, procfs.KeepEveryMark)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -147,7 +147,7 @@ func TestChurn(t *testing.T) {
 	errs, rows, churned := 0, 0, 0
 	for i := range scans {
 		env := &Env{Proc: procfs.NewFS(procfs.DefaultRoot), Config: config.Default(), Log: quietLog}
-		env.Usage = fanotify.NewScanner(env.Proc, 10*time.Second, quietLog)
+		env.Usage = fanotify.NewScanner(env.Proc, 10*time.Second, fanotify.KeptMarks, quietLog)
 		r := NewRunner(All(env), time.Minute, len(snapshotTables), quietLog)
 		for _, name := range snapshotTables {
 			got, err := r.Generate(context.Background(), name, NewQueryContext(nil, nil))

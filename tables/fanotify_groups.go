@@ -33,11 +33,12 @@ func fanotifyGroups(env *Env) *Table {
 		Description: "fanotify groups, one row each however many fds hold them, with their flags, marks and charge.",
 		Columns:     cols,
 	}, func(ctx context.Context, q QueryContext) ([]Values, error) {
-		nq, err := newNotifyQuery(ctx, env, q, procfs.SubsystemFanotify, "group_id", slices.ContainsFunc(markKindColumns, q.Uses))
+		byKind := slices.ContainsFunc(markKindColumns, q.Uses)
+		nq, err := newNotifyQuery(ctx, env, q, procfs.SubsystemFanotify, "group_id", byKind)
 		if err != nil {
 			return nil, err
 		}
-		return nq.groupRows(fanotifyGroupRow), nil
+		return nq.groupRows(func(g *fanotify.Group, row Values) { fanotifyGroupRow(g, row, byKind) }), nil
 	})
 }
 
@@ -45,7 +46,9 @@ func fanotifyGroups(env *Env) *Table {
 // only for queries that read one.
 var markKindColumns = []string{"inode_marks", "mount_marks", "fs_marks", "mntns_marks"}
 
-func fanotifyGroupRow(g *fanotify.Group, row Values) {
+// fanotifyGroupRow fills g's own columns; byKind tells that the query
+// reads a markKindColumns column, which needs the marks themselves.
+func fanotifyGroupRow(g *fanotify.Group, row Values, byKind bool) {
 	row["group_id"] = g.ID
 	flags := g.Info.GroupFlags
 	row["group_flags"] = formatUint(uint64(flags))
@@ -53,15 +56,17 @@ func fanotifyGroupRow(g *fanotify.Group, row Values) {
 	row["class"] = fanotify.GroupClass(flags)
 	row["unlimited_marks"] = boolInt(g.UnlimitedMarks())
 	row["unlimited_queue"] = boolInt(g.UnlimitedQueue())
-	kinds := make(map[procfs.MarkKind]int)
-	for m := range g.Info.All() {
-		kinds[m.Kind]++
-	}
 	row["marks"] = markCount(g, g.Info.MarkCount)
-	row["inode_marks"] = markCount(g, kinds[procfs.MarkInode])
-	row["mount_marks"] = markCount(g, kinds[procfs.MarkMount])
-	row["fs_marks"] = markCount(g, kinds[procfs.MarkFilesystem])
-	row["mntns_marks"] = markCount(g, kinds[procfs.MarkMntNS])
+	if byKind {
+		kinds := make(map[procfs.MarkKind]int)
+		for m := range g.Marks() {
+			kinds[m.Kind]++
+		}
+		row["inode_marks"] = markCount(g, kinds[procfs.MarkInode])
+		row["mount_marks"] = markCount(g, kinds[procfs.MarkMount])
+		row["fs_marks"] = markCount(g, kinds[procfs.MarkFilesystem])
+		row["mntns_marks"] = markCount(g, kinds[procfs.MarkMntNS])
+	}
 	if g.ParseErr != nil {
 		for _, col := range []string{"group_flags", "group_flags_names", "class", "unlimited_marks", "unlimited_queue"} {
 			row[col] = ""

@@ -164,7 +164,7 @@ func (nq *notifyQuery) markRows(cols []markColumn, noMarks func(*fanotify.Group)
 			continue
 		}
 		if b.decode {
-			marks = slices.AppendSeq(marks[:0], g.Info.All())
+			marks = slices.AppendSeq(marks[:0], g.Marks())
 		}
 		for i, h := range g.Holders {
 			if nq.wantPID(h.PID) {

@@ -26,7 +26,7 @@ import (
 
 func testEnv(root string) *Env {
 	proc, log := procfs.NewFS(root), slog.New(slog.NewTextHandler(io.Discard, nil))
-	return &Env{Proc: proc, Config: config.Default(), Log: log, Usage: fanotify.NewScanner(proc, 10*time.Second, log)}
+	return &Env{Proc: proc, Config: config.Default(), Log: log, Usage: fanotify.NewScanner(proc, 10*time.Second, fanotify.KeptMarks, log)}
 }
 
 func equals(col string, vals ...string) map[string][]Constraint {

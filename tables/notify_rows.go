@@ -184,7 +184,7 @@ func markCounts(ctx context.Context, env *Env) (*markTally, error) {
 	t := &markTally{byMount: make(map[uint64]int), byDev: make(map[procfs.Dev]mountMarks)}
 	for _, groups := range [][]*fanotify.Group{snap.Fanotify, snap.Inotify} {
 		for _, g := range groups {
-			for m := range g.Info.All() {
+			for m := range g.Marks() {
 				t.add(m)
 			}
 		}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -517,4 +518,39 @@ func TestNotifyTablesReadWhatTheyNeed(t *testing.T) {
 		}
 		env.Close()
 	}
+}
+
+// On a host with more marks than a snapshot keeps (none here), the per-mark
+// tables and the mark counts of fanotify_groups read the marks they show
+// again: the same rows as when every mark is kept.
+func TestMarksPastWhatTheSnapshotKeeps(t *testing.T) {
+	k := fanotifytest.HoldKnownObjects(t, notifyTestUID)
+	full := notifyRunner(t)
+	env := NewEnv(config.Default(), slog.New(slog.DiscardHandler))
+	t.Cleanup(env.Close)
+	env.Usage = fanotify.NewScanner(env.Proc, 10*time.Second, 0, env.Log)
+	bounded := NewRunner(All(env), time.Minute, 4, env.Log)
+	withPath := []string{"group_id", "instance_id", "mark_type", "inode", "device", "mount_id", "mask", "ignored_mask", "wd", "path"}
+	for _, q := range []struct {
+		table string
+		pid   int
+		cols  []string
+	}{
+		{"fanotify_marks", k.PID2, nil},
+		{"fanotify_marks", k.PID1, withPath[:1]},
+		{"inotify_watches", k.PID1, nil},
+		{"inotify_watches", k.PID1, withPath[1:]},
+		{"fanotify_groups", k.PID2, nil},
+	} {
+		pid := equals("pid", strconv.Itoa(q.pid))
+		want, got := query(t, full, q.table, pid, q.cols), query(t, bounded, q.table, pid, q.cols)
+		if len(want) == 0 || !sameRows(got, want) {
+			t.Errorf("%s WHERE pid = %d, columns %v:\n got %v\nwant %v", q.table, q.pid, q.cols, got, want)
+		}
+	}
+}
+
+// sameRows compares rows in order.
+func sameRows(a, b []namedRow) bool {
+	return slices.EqualFunc(a, b, maps.Equal)
 }

@@ -29,7 +29,7 @@ func NewEnv(cfg config.Config, log *slog.Logger) *Env {
 		Proc:   proc,
 		Config: cfg,
 		Log:    log,
-		Usage:  fanotify.NewScanner(proc, time.Duration(cfg.ScanBudgetMS)*time.Millisecond, log),
+		Usage:  fanotify.NewScanner(proc, time.Duration(cfg.ScanBudgetMS)*time.Millisecond, fanotify.KeptMarks, log),
 	}
 	if cfg.Collector.Enabled {
 		env.Collector = fanotify.StartCollector(cfg.Collector, log)

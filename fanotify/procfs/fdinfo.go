@@ -11,6 +11,7 @@ import (
 	"math"
 	"strconv"
 	"sync"
+	"sync/atomic"
 )
 
 // MarkKind tells what object a fanotify mark or inotify watch is attached to.
@@ -103,6 +104,8 @@ type Fdinfo struct {
 	// packed holds the MarkCount marks in text order; empty when they were
 	// only counted.
 	packed []byte
+	// kept tells that packed holds every mark (see Kept).
+	kept bool
 	// subsystem is the one the lines show, "" when they show none (see
 	// textSubsystem).
 	subsystem string
@@ -118,7 +121,7 @@ var packBuffers = sync.Pool{New: func() any { return new([]byte) }}
 // that cannot be read is an error naming it; the result then holds nothing.
 // The result keeps no reference to data.
 func ParseFdinfo(data []byte) (Fdinfo, error) {
-	p := newFdinfoParser(true)
+	p := newFdinfoParser(true, nil)
 	p.feed(data)
 	return p.finish()
 }
@@ -137,16 +140,34 @@ type fdinfoParser struct {
 	bufp   *[]byte
 	packed []byte // the marks so far, in a pooled buffer
 	err    error
+	// budget, when set, bounds the marks kept by every parser sharing it;
+	// taken is how many of them this one holds.
+	budget *markBudget
+	taken  int64
 }
 
 // sumSeed makes the Sums of every read comparable.
 var sumSeed = maphash.MakeSeed()
 
-func newFdinfoParser(marks bool) *fdinfoParser {
+// newFdinfoParser returns a parser that keeps the marks or counts them.
+// One that keeps them within budget (nil: no bound) counts them instead
+// from the piece of text that runs it out, and keeps none of the text's.
+func newFdinfoParser(marks bool, budget *markBudget) *fdinfoParser {
 	bufp := packBuffers.Get().(*[]byte)
-	p := &fdinfoParser{marks: marks, bufp: bufp, packed: (*bufp)[:0]}
+	p := &fdinfoParser{marks: marks, bufp: bufp, packed: (*bufp)[:0], budget: budget}
 	p.sum.SetSeed(sumSeed)
 	return p
+}
+
+// markBudget is how many more marks the walks sharing it may keep parsed:
+// a snapshot holds every mark it keeps, about 40 bytes a watch, and the
+// watches of a host are bounded only by sysctls.
+type markBudget struct{ left atomic.Int64 }
+
+func newMarkBudget(n int) *markBudget {
+	b := &markBudget{}
+	b.left.Store(int64(n))
+	return b
 }
 
 // feed parses whole lines; after an error it ignores the rest.
@@ -177,6 +198,33 @@ func (p *fdinfoParser) feed(lines []byte) {
 		p.info.MarkCount++
 		p.info.subsystem = sub
 	}
+	p.takeBudget()
+}
+
+// takeBudget takes the marks kept since the last piece from the budget, once
+// per piece rather than per mark; when it runs out, the parser gives back
+// what it took and counts the rest of the text.
+func (p *fdinfoParser) takeBudget() {
+	if !p.marks || p.budget == nil {
+		return
+	}
+	n := int64(p.info.MarkCount) - p.taken
+	if n == 0 {
+		return
+	}
+	p.taken += n
+	if p.budget.left.Add(-n) < 0 {
+		p.giveBack()
+		p.marks, p.packed = false, p.packed[:0]
+	}
+}
+
+// giveBack returns to the budget the marks of a text that keeps none.
+func (p *fdinfoParser) giveBack() {
+	if p.taken > 0 {
+		p.budget.left.Add(p.taken)
+		p.taken = 0
+	}
 }
 
 // finish returns what the lines fed hold and gives the packing buffer back.
@@ -188,15 +236,22 @@ func (p *fdinfoParser) finish() (Fdinfo, error) {
 		}
 	}()
 	if p.err != nil {
+		p.giveBack()
 		return Fdinfo{}, p.err
 	}
 	info := p.info
 	info.Sum = p.sum.Sum64()
+	info.kept = p.marks || info.MarkCount == 0
 	if len(p.packed) > 0 {
 		info.packed = bytes.Clone(p.packed)
 	}
 	return info, nil
 }
+
+// Kept tells that All yields every mark: false when they were only counted,
+// because the read asked no more or because its budget of kept marks ran
+// out (see WalkNotifyFDs).
+func (info Fdinfo) Kept() bool { return info.kept }
 
 // All yields the marks (fanotify) or watches (inotify) in text order,
 // decoding each as it goes: a loop over a million watches allocates nothing.

@@ -75,6 +75,7 @@ func TestParseFdinfoFixtures(t *testing.T) {
 				t.Errorf("marks\ngot  %+v\nwant %+v", marks, tt.marks)
 			}
 			tt.want.MarkCount, tt.want.packed, tt.want.Sum = len(tt.marks), got.packed, got.Sum // Sum: see TestSum
+			tt.want.kept = true
 			tt.want.subsystem, _, _ = strings.Cut(tt.file, "-")
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("got  %+v\nwant %+v", got, tt.want)
@@ -166,7 +167,7 @@ func TestSum(t *testing.T) {
 
 // parseCounting parses data as a walk that counts marks does.
 func parseCounting(data []byte) (Fdinfo, error) {
-	p := newFdinfoParser(false)
+	p := newFdinfoParser(false, nil)
 	p.feed(data)
 	return p.finish()
 }
@@ -194,7 +195,7 @@ func TestCountingFixtures(t *testing.T) {
 		if n := len(slices.Collect(counted.All())); n != 0 {
 			t.Errorf("%s: counting kept %d marks", e.Name(), n)
 		}
-		parsed.packed = nil
+		parsed.packed, parsed.kept = nil, parsed.MarkCount == 0 // counting keeps no mark
 		if !reflect.DeepEqual(counted, parsed) {
 			t.Errorf("%s: counted %+v, parsed %+v", e.Name(), counted, parsed)
 		}
@@ -324,7 +325,7 @@ func TestParseFdinfoInPieces(t *testing.T) {
 	for _, e := range entries {
 		text := readFdinfoFixture(t, e.Name())
 		want, wantErr := ParseFdinfo(text)
-		p := newFdinfoParser(true)
+		p := newFdinfoParser(true, nil)
 		for line := range bytes.Lines(text) {
 			p.feed(line)
 		}
@@ -332,5 +333,56 @@ func TestParseFdinfoInPieces(t *testing.T) {
 		if !reflect.DeepEqual(got, want) || (err == nil) != (wantErr == nil) {
 			t.Errorf("%s: line by line %+v, %v; whole %+v, %v", e.Name(), got, err, want, wantErr)
 		}
+	}
+}
+
+// parseWithin parses data, fed in the given pieces, keeping marks within
+// budget.
+func parseWithin(budget *markBudget, pieces ...[]byte) (Fdinfo, error) {
+	p := newFdinfoParser(true, budget)
+	for _, piece := range pieces {
+		p.feed(piece)
+	}
+	return p.finish()
+}
+
+// Parsers sharing a budget keep marks while it lasts; the text that runs it
+// out keeps none of its marks and gives back what it took, so its marks are
+// counted as a counting read counts them.
+func TestParserBudget(t *testing.T) {
+	data := readFdinfoFixture(t, "inotify-6.18.txt") // two watches
+	all, err := ParseFdinfo(data)
+	if err != nil || !all.Kept() || all.MarkCount != 2 {
+		t.Fatalf("unbounded parse: %+v, %v", all, err)
+	}
+	budget := newMarkBudget(3)
+	first, err := parseWithin(budget, data)
+	if err != nil || !first.Kept() || len(slices.Collect(first.All())) != 2 || budget.left.Load() != 1 {
+		t.Fatalf("first text within the budget: %+v, %v; %d left, want 1", first, err, budget.left.Load())
+	}
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	second, err := parseWithin(budget, slices.Concat(lines[:5]...), slices.Concat(lines[5:]...))
+	if err != nil || second.Kept() || second.MarkCount != 2 || len(slices.Collect(second.All())) != 0 || second.Sum != all.Sum {
+		t.Fatalf("second text past the budget: %+v, %v; want 2 marks counted, none kept, sum %x", second, err, all.Sum)
+	}
+	if left := budget.left.Load(); left != 1 {
+		t.Errorf("%d left after the text that ran out, want the 1 it found", left)
+	}
+	empty, err := parseWithin(newMarkBudget(0), readFdinfoFixture(t, "fanotify-no-marks.txt"))
+	if err != nil || !empty.Kept() {
+		t.Errorf("a group without marks: %+v, %v; want its no marks kept", empty, err)
+	}
+}
+
+// A text that fails to parse after some of its marks were taken from the
+// budget gives them back.
+func TestParserBudgetAfterError(t *testing.T) {
+	budget := newMarkBudget(5)
+	_, err := parseWithin(budget, readFdinfoFixture(t, "inotify-6.18.txt"), []byte("inotify wd:zz ino:1 sdev:0 mask:1\n"))
+	if err == nil {
+		t.Fatal("a malformed watch line parsed")
+	}
+	if left := budget.left.Load(); left != 5 {
+		t.Errorf("%d left after a text that did not parse, want 5", left)
 	}
 }

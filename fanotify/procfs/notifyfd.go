@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"slices"
 	"strconv"
@@ -111,6 +112,9 @@ type NotifyWalk struct {
 	// Unreadable counts processes whose fds could not be listed (no
 	// permission): their groups and instances are missing from FDs.
 	Unreadable int
+	// budget bounds the marks this walk and those ReadMore makes of it
+	// keep.
+	budget *markBudget
 }
 
 // Complete reports whether the walk saw every fd and parsed every fdinfo it
@@ -127,21 +131,28 @@ func (w *NotifyWalk) Complete() bool {
 	return true
 }
 
+// KeepEveryMark lets a walk keep every mark it parses.
+const KeepEveryMark = math.MaxInt
+
 // WalkNotifyFDs finds every fanotify and inotify fd on the host, and reads
 // the fdinfo of those of the subsystems in read as far as it says, with
 // workers goroutines over the processes. Processes and fds that vanish
 // meanwhile are skipped. When ctx ends the walk stops early and the result
 // is marked TimedOut rather than failing.
-func (fs FS) WalkNotifyFDs(ctx context.Context, workers int, read Reads) (*NotifyWalk, error) {
+//
+// The walk and those ReadMore makes of it keep about keep marks at most:
+// past that, the marks of further fds are counted only (their Info is not
+// Kept), and ReadNotifyFD reads them again for a query that wants them.
+func (fs FS) WalkNotifyFDs(ctx context.Context, workers int, read Reads, keep int) (*NotifyWalk, error) {
 	pids, err := fs.Pids()
 	if err != nil {
 		return nil, err
 	}
-	walk := &NotifyWalk{Read: read}
+	walk := &NotifyWalk{Read: read, budget: newMarkBudget(keep)}
 	childUserNS := fs.inChildUserNS()
 	var mu sync.Mutex
 	walk.TimedOut = !parallel(ctx, workers, pids, func(pid int) {
-		fds, unread, err := fs.processNotifyFDs(pid, childUserNS, read)
+		fds, unread, err := fs.processNotifyFDs(pid, childUserNS, read, walk.budget)
 		mu.Lock()
 		defer mu.Unlock()
 		switch {
@@ -198,7 +209,7 @@ func (fs FS) ReadMore(ctx context.Context, w *NotifyWalk, workers int, read Read
 		f, r := todo[i], &results[i]
 		_, marks := out.Read.of(f.Subsystem)
 		var err error
-		r.fd, r.ok, err = fs.readNotifyFD(f.PID, strconv.Itoa(f.FD), f.Subsystem, marks)
+		r.fd, r.ok, err = fs.readNotifyFD(f.PID, strconv.Itoa(f.FD), f.Subsystem, marks, w.budget)
 		r.readable = err == nil || errors.Is(err, ErrProcessGone)
 	})
 	unreadable := make(map[int]bool)
@@ -272,7 +283,7 @@ func (fs FS) inChildUserNS() bool {
 // subsystems in read with their fdinfo read, the others unread. childUserNS
 // tells that this process runs in a user namespace other than the initial
 // one.
-func (fs FS) processNotifyFDs(pid int, childUserNS bool, read Reads) (fds, unread []NotifyFD, err error) {
+func (fs FS) processNotifyFDs(pid int, childUserNS bool, read Reads, budget *markBudget) (fds, unread []NotifyFD, err error) {
 	dirPath := fs.Path(strconv.Itoa(pid), "fd")
 	dirFD, err := unix.Open(dirPath, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -310,7 +321,7 @@ func (fs FS) processNotifyFDs(pid int, childUserNS bool, read Reads) (fds, unrea
 			}
 			continue
 		}
-		f, ok, err := fs.readNotifyFD(pid, name, sub, marks)
+		f, ok, err := fs.readNotifyFD(pid, name, sub, marks, budget)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -321,17 +332,30 @@ func (fs FS) processNotifyFDs(pid int, childUserNS bool, read Reads) (fds, unrea
 	return fds, unread, nil
 }
 
+// ReadNotifyFD reads the fdinfo of pid's fd, a walk's fd of subsystem sub,
+// again, keeping every mark: for a query that wants the marks of an fd
+// whose walk only counted them. ok is false when the fd was closed, or
+// reused by the other subsystem, since; err is as readNotifyFD's.
+func (fs FS) ReadNotifyFD(pid, fd int, sub string) (f NotifyFD, ok bool, err error) {
+	return fs.readNotifyFD(pid, strconv.Itoa(fd), sub, true, nil)
+}
+
 // readNotifyFD reads the fdinfo of pid's fd name, which a readlink showed
-// to be of subsystem sub, keeping its marks or counting them. ok is false
-// when the fd was closed or reused since. err is a failure to read the text
-// (wrapping ErrProcessGone when the process exited); a failure to parse it
-// is the result's Err.
-func (fs FS) readNotifyFD(pid int, name, sub string, marks bool) (f NotifyFD, ok bool, err error) {
+// to be of subsystem sub, keeping its marks (within budget, see
+// newFdinfoParser) or counting them. ok is false when the fd was closed or
+// reused since. err is a failure to read the text (wrapping ErrProcessGone
+// when the process exited); a failure to parse it is the result's Err.
+func (fs FS) readNotifyFD(pid int, name, sub string, marks bool, budget *markBudget) (f NotifyFD, ok bool, err error) {
 	fd, err := strconv.Atoi(name)
 	if err != nil {
 		return NotifyFD{}, false, nil
 	}
-	parser := newFdinfoParser(marks)
+	parser := newFdinfoParser(marks, budget)
+	defer func() {
+		if !ok {
+			parser.giveBack() // keeps nothing of a text it drops
+		}
+	}()
 	err = readLines(fs.Path(strconv.Itoa(pid), "fdinfo", name), parser.feed)
 	info, parseErr := parser.finish()
 	if errors.Is(err, os.ErrNotExist) {

@@ -45,7 +45,7 @@ func TestWalkNotifyFDs(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	walk, err := NewFS(DefaultRoot).WalkNotifyFDs(context.Background(), 2, AllMarks)
+	walk, err := NewFS(DefaultRoot).WalkNotifyFDs(context.Background(), 2, AllMarks, KeepEveryMark)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +79,7 @@ func TestWalkNotifyFDsReadsOnlyWhatIsAsked(t *testing.T) {
 	fanotifytest.Mark(t, fan, 0, unix.FAN_MODIFY, t.TempDir())
 	defer fanotifytest.Close(in, fan)
 	fs := NewFS(DefaultRoot)
-	walk, err := fs.WalkNotifyFDs(context.Background(), 2, Fanotify)
+	walk, err := fs.WalkNotifyFDs(context.Background(), 2, Fanotify, KeepEveryMark)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +124,7 @@ func TestWalkNotifyFDsCountsMarks(t *testing.T) {
 	fanotifytest.Mark(t, fan, 0, unix.FAN_MODIFY, dir)
 	defer fanotifytest.Close(in, fan)
 	fs := NewFS(DefaultRoot)
-	counted, err := fs.WalkNotifyFDs(context.Background(), 2, InotifyCounts|Fanotify)
+	counted, err := fs.WalkNotifyFDs(context.Background(), 2, InotifyCounts|Fanotify, KeepEveryMark)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +154,7 @@ func TestReadMoreAfterExit(t *testing.T) {
 	pid := fanotifytest.HoldCommand(t, cmd, nil, in)
 	fanotifytest.Close(in)
 	fs := NewFS(DefaultRoot)
-	walk, err := fs.WalkNotifyFDs(context.Background(), 2, Fanotify)
+	walk, err := fs.WalkNotifyFDs(context.Background(), 2, Fanotify, KeepEveryMark)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +175,7 @@ func TestReadMoreAfterExit(t *testing.T) {
 func TestWalkNotifyFDsOverBudget(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	walk, err := NewFS(DefaultRoot).WalkNotifyFDs(ctx, 2, AllMarks)
+	walk, err := NewFS(DefaultRoot).WalkNotifyFDs(ctx, 2, AllMarks, KeepEveryMark)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,7 +219,7 @@ func TestWalkNotifyFDsEmptyInstance(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unix.Close(in)
-	walk, err := NewFS(DefaultRoot).WalkNotifyFDs(context.Background(), 2, AllMarks)
+	walk, err := NewFS(DefaultRoot).WalkNotifyFDs(context.Background(), 2, AllMarks, KeepEveryMark)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -238,7 +238,7 @@ func TestWalkNotifyFDsLargeInstance(t *testing.T) {
 	if err != nil || len(text) <= 64<<10 {
 		t.Fatalf("fdinfo of %d bytes (%v): want more than the read buffer", len(text), err)
 	}
-	walk, err := NewFS(DefaultRoot).WalkNotifyFDs(context.Background(), 2, AllMarks)
+	walk, err := NewFS(DefaultRoot).WalkNotifyFDs(context.Background(), 2, AllMarks, KeepEveryMark)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -291,5 +291,39 @@ func TestDirNamesListsEveryEntry(t *testing.T) {
 	}
 	if len(names) != len(want) || !maps.Equal(got, want) {
 		t.Errorf("%d names (%d distinct), want the %d entries", len(names), len(got), len(want))
+	}
+}
+
+// A walk keeps no more marks than it is allowed (none here): it counts
+// them, with the Sum of a walk that keeps them, and so does ReadMore from
+// it; ReadNotifyFD reads them again whole.
+func TestWalkNotifyFDsKeepsWithinItsBudget(t *testing.T) {
+	in := fanotifytest.Inotify(t, t.TempDir(), t.TempDir(), t.TempDir())
+	fan := fanotifytest.Fanotify(t, unix.FAN_REPORT_FID)
+	fanotifytest.Mark(t, fan, 0, unix.FAN_MODIFY, t.TempDir())
+	defer fanotifytest.Close(in, fan)
+	fs, pid := NewFS(DefaultRoot), os.Getpid()
+	all, err := fs.WalkNotifyFDs(context.Background(), 2, AllMarks, KeepEveryMark)
+	if err != nil {
+		t.Fatal(err)
+	}
+	none, err := fs.WalkNotifyFDs(context.Background(), 2, Fanotify, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	none = fs.ReadMore(context.Background(), none, 2, Inotify)
+	for _, fd := range []int{in, fan} {
+		kept, counted := findFD(all, pid, fd), findFD(none, pid, fd)
+		if kept == nil || !kept.Info.Kept() || counted == nil {
+			t.Fatalf("fd %d: kept %+v, counted %+v", fd, kept, counted)
+		}
+		if counted.Info.Kept() || counted.Info.MarkCount != kept.Info.MarkCount || counted.Info.Sum != kept.Info.Sum {
+			t.Errorf("fd %d past the budget: %+v, want its %d marks counted, none kept", fd, counted.Info, kept.Info.MarkCount)
+		}
+		again, ok, err := fs.ReadNotifyFD(pid, fd, counted.Subsystem)
+		if err != nil || !ok || !again.Info.Kept() || !slices.EqualFunc(slices.Collect(again.Info.All()), slices.Collect(kept.Info.All()),
+			func(a, b Mark) bool { return a.Inode == b.Inode && a.Mask == b.Mask && a.Kind == b.Kind }) {
+			t.Errorf("fd %d read again: %+v, %v, %v; want the marks of the walk that kept them", fd, again, ok, err)
+		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/osquery-fanotify/osquery-fanotify/extension/config"
+	"github.com/osquery-fanotify/osquery-fanotify/fanotify"
 )
 
 // perUnit is the growth of an item's CPU time per unit (process, watch or
@@ -191,10 +192,11 @@ func (b *bench) extrapolation(p func(string, ...any)) {
 	if len(b.watchRSS) >= 2 {
 		first, perWatch := b.watchRSS[0], b.bytesPerWatch(parsedRSS)
 		limit := first.Watches + int((200<<20-float64(first.Parsed))/perWatch)
-		p("- Memory grows with the host: a snapshot that keeps the marks holds every one packed, so from about %d", limit)
-		p("  watches on the host (%.0f bytes each) the extension would pass the watchdog's 200 MB; no cap bounds the", perWatch)
-		p("  snapshot. The scheduled summary queries count the marks and keep none. A result row holds its own values")
-		p("  and shares its holder's, and `max_rows` bounds how many there are.")
+		p("- A snapshot that keeps the marks holds them packed (%.0f bytes of VmRSS a watch here), up to %d of them;", perWatch, fanotify.KeptMarks)
+		p("  past that it counts the rest, and the groups a query shows have their marks read again. Without that cap")
+		p("  the extension would pass the watchdog's 200 MB from about %d watches on the host. The scheduled summary", limit)
+		p("  queries count the marks and keep none. A result row holds its own values and shares its holder's, and")
+		p("  `max_rows` bounds how many there are.")
 	}
 }
 
