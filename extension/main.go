@@ -31,15 +31,22 @@ var subcommands = map[string]func(args []string) int{"query": runQuery, "report"
 func main() {
 	if len(os.Args) > 1 {
 		if run, ok := subcommands[os.Args[1]]; ok {
-			// A subcommand runs once and keeps most of what it allocates
-			// (the snapshot, the rows) until it prints and exits: collecting
-			// four times less often saves 3-10% of its CPU on a busy host,
-			// for a peak RSS about a sixth higher on large results.
-			debug.SetGCPercent(400)
+			collectLessOften()
 			os.Exit(run(os.Args[2:]))
 		}
 	}
 	os.Exit(runExtension(os.Args[1:]))
+}
+
+// collectLessOften makes the garbage collector run a quarter as often, unless
+// GOGC in the environment says otherwise. A subcommand runs once and keeps
+// most of what it allocates (the snapshot, the rows) until it prints and
+// exits: this saves 3-10% of its CPU on a busy host, for a higher peak RSS
+// (60 MB instead of 52 for SELECT * of 50,000 watches).
+func collectLessOften() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
+	}
 }
 
 // runExtension serves osqueryd and returns the exit code.

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"runtime/debug"
 	"testing"
 
 	"github.com/osquery-fanotify/osquery-fanotify/extension/sqlengine"
@@ -93,5 +94,19 @@ func TestPrintJSONRepeatedColumn(t *testing.T) {
 	}
 	if want := "[\n  {\"a\":\"2\",\"b\":\"3\"}\n]\n"; out.String() != want {
 		t.Errorf("got %q, want %q", out.String(), want)
+	}
+}
+
+func TestSubcommandsCollectLessOftenUnlessGOGCIsSet(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	t.Setenv("GOGC", "")
+	collectLessOften()
+	if got := debug.SetGCPercent(100); got != 400 {
+		t.Errorf("GC percent %d, want 400", got)
+	}
+	t.Setenv("GOGC", "100")
+	collectLessOften()
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Errorf("GC percent %d with GOGC=100 set, want 100", got)
 	}
 }
