@@ -25,22 +25,20 @@ func benchResult() *sqlengine.Result {
 	return res
 }
 
-func BenchmarkPrintTable(b *testing.B) {
+// BenchmarkPrint measures printing that result as a table and as JSON.
+func BenchmarkPrint(b *testing.B) {
 	res := benchResult()
-	b.ReportAllocs()
-	for b.Loop() {
-		if err := printTable(io.Discard, res); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
-func BenchmarkPrintJSON(b *testing.B) {
-	res := benchResult()
-	b.ReportAllocs()
-	for b.Loop() {
-		if err := printJSON(io.Discard, res); err != nil {
-			b.Fatal(err)
-		}
+	for _, p := range []struct {
+		name  string
+		print func(io.Writer, *sqlengine.Result) error
+	}{{"table", printTable}, {"json", printJSON}} {
+		b.Run(p.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := p.print(io.Discard, res); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
