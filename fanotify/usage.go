@@ -42,10 +42,10 @@ type Snapshot struct {
 	DedupExact bool
 	paths      pathResolver
 
-	fs              procfs.FS
-	walk            *procfs.NotifyWalk
-	processes       map[int]*process // by pid, shared with the snapshots completing this one
-	owners, details sync.Once
+	fs        procfs.FS
+	walk      *procfs.NotifyWalk
+	processes map[int]*process // by pid, shared with the snapshots completing this one
+	owners    sync.Once
 	// Set by ReadOwners; see Ancestors and Untranslated.
 	ancestors    map[uint64][]Charge
 	untranslated map[uint64]bool
@@ -74,8 +74,8 @@ type Group struct {
 }
 
 // Holder is one fd through which a process holds a group. Only PID of its
-// Identity is set until the snapshot's ReadOwners and ReadDetails fill in
-// the rest; the holders of one process share its Identity.
+// Identity is set until Group.Holder or the snapshot's ReadOwners read the
+// rest; the holders of one process share its Identity.
 type Holder struct {
 	*process
 	FD int
@@ -115,15 +115,34 @@ func processesOf(walk *procfs.NotifyWalk) map[int]*process {
 	return processes
 }
 
-// Primary is the lowest-pid holder (lowest fd on ties), with its identity:
-// that process's alone, so that listing the ten biggest holders of
-// thousands reads ten.
-func (g *Group) Primary() Holder {
-	h := g.Holders[0]
-	readOwner(g.snap.fs, h.process)
-	readDetails(g.snap.fs, h.process)
+// IdentityParts are the parts of a holder's identity, read apart because
+// each costs system calls of its own: a query reads the parts it shows.
+type IdentityParts uint8
+
+const (
+	// Owner is the effective uid and user namespace (procfs.FS.ReadOwner).
+	Owner IdentityParts = 1 << iota
+	// Details are the command name, mount namespace and cgroup
+	// (procfs.FS.ReadDetails).
+	Details
+)
+
+// Holder returns the i-th holder with the parts of its identity read: that
+// process's alone, once however many queries of the snapshot's walk ask, so
+// that a query showing the holders of one pid among thousands reads one.
+func (g *Group) Holder(i int, parts IdentityParts) Holder {
+	h := g.Holders[i]
+	if parts&Owner != 0 {
+		readOwner(g.snap.fs, h.process)
+	}
+	if parts&Details != 0 {
+		readDetails(g.snap.fs, h.process)
+	}
 	return h
 }
+
+// Primary is the lowest-pid holder (lowest fd on ties), with its identity.
+func (g *Group) Primary() Holder { return g.Holder(0, Owner|Details) }
 
 // Charge is what the group is charged to: a user namespace and the
 // effective uid as that namespace sees it (0 for root of a rootless
@@ -214,7 +233,7 @@ func (s *Snapshot) GroupMarks() []GroupMarks {
 
 // newSnapshot groups the fds of a walk whose fdinfo it read by open file.
 // Holders' identities, and the charges that depend on them, wait for
-// ReadOwners and ReadDetails; processes holds them (see processesOf). The
+// Group.Holder and ReadOwners; processes holds them (see processesOf). The
 // paths prev resolved (nil for none) are checked and reused.
 func newSnapshot(fs procfs.FS, walk *procfs.NotifyWalk, taken time.Time, prev *Snapshot, processes map[int]*process) *Snapshot {
 	groups, exact := dedup(walk.FDs, processes, sameOpenFile)
@@ -258,26 +277,24 @@ func (s *Snapshot) completed(ctx context.Context, need procfs.Reads) *Snapshot {
 	return newSnapshot(s.fs, walk, s.Taken, s, s.processes)
 }
 
-// ReadIdentities reads every holder's identity: ReadOwners, then
-// ReadDetails. Call it before reading a Holder's identity fields.
-func (s *Snapshot) ReadIdentities() {
-	s.ReadOwners()
-	s.ReadDetails()
-}
-
 // ReadOwners reads every holder's effective uid and user namespace and
-// charges each group, once per snapshot: queries that show neither and
-// charge nothing (COUNT(*)) skip it. Call it before reading a Holder's EUID
-// or UserNS; Charge, Direct, GroupMarks, Ancestors and Untranslated call it
+// charges each group, once per snapshot: queries that charge nothing skip
+// it. Charge, Direct, GroupMarks, Ancestors and Untranslated call it
 // themselves. A holder that exited since the walk keeps only its pid, and a
 // group whose primary holder did is charged nowhere, as if the walk had
 // missed it.
 func (s *Snapshot) ReadOwners() {
 	s.owners.Do(func() {
 		groups := slices.Concat(s.Fanotify, s.Inotify)
-		// ReadOwner and ReadDetails write fields of their own: each part
-		// can be read while the other is.
-		s.readHolders(readOwner)
+		// Every holder's: the charges put uids in the terms of each user
+		// namespace through a process living in it. The parts of an
+		// identity are fields of their own: one can be read while the
+		// other is.
+		for _, g := range groups {
+			for i := range g.Holders {
+				g.Holder(i, Owner)
+			}
+		}
 		charged := slices.DeleteFunc(groups, func(g *Group) bool { return !readOwner(s.fs, g.Holders[0].process) })
 		view := newChargeView(s.fs, charged)
 		for _, g := range charged {
@@ -285,15 +302,6 @@ func (s *Snapshot) ReadOwners() {
 		}
 		s.ancestors = view.ancestors()
 		s.untranslated = view.untranslated
-	})
-}
-
-// ReadDetails reads every holder's command name, mount namespace and
-// cgroup, once per snapshot, for the queries that show them. Call it before
-// reading a Holder's Comm, MntNS or Cgroup.
-func (s *Snapshot) ReadDetails() {
-	s.details.Do(func() {
-		s.readHolders(readDetails)
 	})
 }
 
@@ -305,18 +313,6 @@ func readOwner(fs procfs.FS, p *process) bool {
 
 func readDetails(fs procfs.FS, p *process) bool {
 	return p.details.read(func() error { return fs.ReadDetails(&p.Identity) })
-}
-
-// readHolders reads a part of the identity of every process holding a
-// group.
-func (s *Snapshot) readHolders(read func(procfs.FS, *process) bool) {
-	for _, groups := range [][]*Group{s.Fanotify, s.Inotify} {
-		for _, g := range groups {
-			for _, h := range g.Holders {
-				read(s.fs, h.process)
-			}
-		}
-	}
 }
 
 // Ancestors maps each charged user namespace to the charges the kernel

@@ -430,7 +430,7 @@ func TestSnapshotSubsystemsAskedTogether(t *testing.T) {
 				t.Error(err)
 				return
 			}
-			snap.ReadIdentities()
+			snap.ReadOwners()
 			snaps[i] = snap
 		})
 	}
@@ -537,16 +537,16 @@ func TestSnapshotReadsIdentitiesOnDemand(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 4 {
 		wg.Go(func() {
-			snap.ReadIdentities()
-			_ = a.Holders[0].Comm
+			for i := range a.Holders {
+				_ = a.Holder(i, Owner|Details).Comm
+			}
 		})
 		wg.Go(func() {
 			snap.ReadOwners()
 			_ = a.Holders[0].EUID
 		})
 		wg.Go(func() {
-			snap.ReadDetails()
-			_ = a.Holders[0].Cgroup
+			_ = a.Holder(0, Details).Cgroup
 		})
 		wg.Go(func() {
 			for _, g := range snap.Fanotify {
@@ -559,7 +559,7 @@ func TestSnapshotReadsIdentitiesOnDemand(t *testing.T) {
 	wg.Wait()
 	for _, x := range a.Holders {
 		if x.Comm != "sleep" || x.EUID != testUID || x.UserNS != InitialUserNS || x.MntNS == 0 || x.Cgroup == "" {
-			t.Errorf("holder %d after ReadIdentities: %+v", x.PID, x)
+			t.Errorf("holder %d after Holder: %+v", x.PID, x)
 		}
 	}
 }

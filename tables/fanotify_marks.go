@@ -160,7 +160,7 @@ func (nq *notifyQuery) markRows(cols []markColumn, noMarks func(*fanotify.Group)
 	rows := make([]Row, 0, count)
 	var marks []procfs.Mark // of the group, decoded into one buffer for all groups
 	for _, g := range nq.groups {
-		if !nq.wantGroup(g) {
+		if !nq.wantsHolder(g) {
 			continue
 		}
 		if b.decode {
@@ -185,6 +185,8 @@ type markRowBuilder struct {
 	// decode tells that the query reads a column of the marks themselves,
 	// withPath that it reads path, readsShared one of the shared values.
 	decode, withPath, readsShared bool
+	// identity are the parts of the holders' identities the query shows.
+	identity fanotify.IdentityParts
 	// blank are the shared values of queries that read none of them: own
 	// values sit after as many as the table has.
 	blank []string
@@ -199,8 +201,7 @@ type lastValue struct {
 	value string
 }
 
-// newMarkRowBuilder reads the parts of the holders' identities the query
-// shows (once per snapshot).
+// newMarkRowBuilder returns the builder of the rows the query reads.
 func (nq *notifyQuery) newMarkRowBuilder(cols []markColumn, noMarks func(*fanotify.Group) string) *markRowBuilder {
 	b := &markRowBuilder{nq: nq, at: newMarkLayout(cols), cols: cols, noMarks: noMarks,
 		withPath: nq.q.Uses("path"), decode: readsMarks(nq.q, cols)}
@@ -209,7 +210,9 @@ func (nq *notifyQuery) newMarkRowBuilder(cols []markColumn, noMarks func(*fanoti
 			b.used = append(b.used, k)
 		}
 	}
-	b.readsShared = len(readUsed(nq, holderColumns)) > 0 || nq.q.Uses(nq.idCol) || nq.q.Uses("primary_holder")
+	var shown []holderColumn
+	shown, b.identity = usedColumns(nq.q, holderColumns)
+	b.readsShared = len(shown) > 0 || nq.q.Uses(nq.idCol) || nq.q.Uses("primary_holder")
 	b.blank = make([]string, b.at.shared)
 	b.last = make([]lastValue, len(cols))
 	return b
@@ -234,7 +237,7 @@ func (b *markRowBuilder) value(k int, m procfs.Mark) string {
 func (b *markRowBuilder) appendHolderRows(rows []Row, g *fanotify.Group, i int, marks []procfs.Mark) []Row {
 	shared := b.blank
 	if b.readsShared {
-		shared = b.nq.holderValues(g, i, b.at)
+		shared = b.holderValues(g, i)
 	}
 	if g.Info.MarkCount == 0 && b.noMarks != nil {
 		var own []string
@@ -294,9 +297,10 @@ func (nq *notifyQuery) markRowCount(rowWithoutMarks bool) int {
 
 // holderValues are the values g's i-th holder's rows share, those the
 // query reads filled: the holder's columns, the group id and primary_holder.
-func (nq *notifyQuery) holderValues(g *fanotify.Group, i int, at markLayout) []string {
+func (b *markRowBuilder) holderValues(g *fanotify.Group, i int) []string {
+	nq, at := b.nq, b.at
 	values := make([]string, at.shared)
-	h := g.Holders[i]
+	h := g.Holder(i, b.identity)
 	for k, c := range holderColumns {
 		if nq.q.Uses(c.def.Name) {
 			values[k] = c.value(h)

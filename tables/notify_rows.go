@@ -29,20 +29,24 @@ type notifyQuery struct {
 }
 
 // newNotifyQuery takes the shared snapshot, with the marks of subsystem
-// parsed or only counted. The snapshot always covers the whole host, so
-// that group ids (the lowest-pid holder) and primary_holder do not depend on
-// the pids a query asks for: constraints only skip rows.
+// parsed when the query shows them, or only counted. The snapshot always
+// covers the whole host, so that group ids (the lowest-pid holder) and
+// primary_holder do not depend on the pids a query asks for: constraints
+// only skip rows. A query constrained to some pids or groups has the marks
+// of those groups read again (Group.Marks) rather than every mark on the
+// host parsed and kept.
 func newNotifyQuery(ctx context.Context, env *Env, q QueryContext, subsystem, idCol string, marks bool) (*notifyQuery, error) {
-	snap, err := env.Usage.Snapshot(ctx, procfs.ReadsOf(subsystem, marks))
+	nq := &notifyQuery{q: q, idCol: idCol}
+	nq.pids, nq.byPID = q.IntEquals("pid")
+	nq.ids, nq.byID = q.Equals(idCol)
+	snap, err := env.Usage.Snapshot(ctx, procfs.ReadsOf(subsystem, marks && !nq.byPID && !nq.byID))
 	if err != nil {
 		return nil, err
 	}
-	nq := &notifyQuery{snap: snap, q: q, idCol: idCol, groups: snap.Inotify}
+	nq.snap, nq.groups = snap, snap.Inotify
 	if subsystem == procfs.SubsystemFanotify {
 		nq.groups = snap.Fanotify
 	}
-	nq.pids, nq.byPID = q.IntEquals("pid")
-	nq.ids, nq.byID = q.Equals(idCol)
 	return nq, nil
 }
 
@@ -56,13 +60,19 @@ func (nq *notifyQuery) wantPID(pid int) bool {
 	return !nq.byPID || slices.Contains(nq.pids, int64(pid))
 }
 
+// wantsHolder tells that the query wants a row of one of g's holders.
+func (nq *notifyQuery) wantsHolder(g *fanotify.Group) bool {
+	return nq.wantGroup(g) && slices.ContainsFunc(g.Holders, func(h fanotify.Holder) bool { return nq.wantPID(h.PID) })
+}
+
 // identityColumn is a column whose value may come from a holder's
 // identity.
 type identityColumn[T any] struct {
 	column[T]
-	// read, when set, reads the part of the holders' identity the value
-	// comes from, which the snapshot reads only for queries that show it.
-	read func(*fanotify.Snapshot)
+	// part is the part of the holders' identity the value comes from (0
+	// for none), read for the holders a query shows when it shows the
+	// column.
+	part fanotify.IdentityParts
 }
 
 // holderColumn is a column of the per-mark tables read from the holder.
@@ -80,53 +90,46 @@ func identityDefinitions[T any](cols []identityColumn[T]) []table.ColumnDefiniti
 	return defs
 }
 
-// readUsed returns the columns of cols the query reads, having read the
-// parts of the holders' identities they show (once per snapshot).
-func readUsed[T any](nq *notifyQuery, cols []identityColumn[T]) []identityColumn[T] {
-	var used []identityColumn[T]
+// usedColumns returns the columns of cols the query reads, and the parts of
+// the holders' identities they show.
+func usedColumns[T any](q QueryContext, cols []identityColumn[T]) (used []identityColumn[T], parts fanotify.IdentityParts) {
 	for _, c := range cols {
-		if nq.q.Uses(c.def.Name) {
+		if q.Uses(c.def.Name) {
 			used = append(used, c)
-			if c.read != nil {
-				c.read(nq.snap)
-			}
+			parts |= c.part
 		}
 	}
-	return used
+	return used, parts
 }
-
-var (
-	readOwners  = (*fanotify.Snapshot).ReadOwners
-	readDetails = (*fanotify.Snapshot).ReadDetails
-)
 
 var holderColumns = []holderColumn{
 	{column[fanotify.Holder]{bigint("pid", "Process holding the fd", index),
-		func(h fanotify.Holder) string { return strconv.Itoa(h.PID) }}, nil},
+		func(h fanotify.Holder) string { return strconv.Itoa(h.PID) }}, 0},
 	{column[fanotify.Holder]{text("process", "Command name of the process"),
-		func(h fanotify.Holder) string { return h.Comm }}, readDetails},
+		func(h fanotify.Holder) string { return h.Comm }}, fanotify.Details},
 	{column[fanotify.Holder]{bigint("uid", "Effective uid of the process, as the extension's user namespace sees it (the owner of /proc/PID)"),
-		func(h fanotify.Holder) string { return formatUint(uint64(h.EUID)) }}, readOwners},
+		func(h fanotify.Holder) string { return formatUint(uint64(h.EUID)) }}, fanotify.Owner},
 	{column[fanotify.Holder]{bigint("user_ns", "User namespace of the process (inode of /proc/PID/ns/user)"),
-		func(h fanotify.Holder) string { return formatUint(h.UserNS) }}, readOwners},
+		func(h fanotify.Holder) string { return formatUint(h.UserNS) }}, fanotify.Owner},
 	{column[fanotify.Holder]{bigint("mnt_ns", "Mount namespace of the process (inode of /proc/PID/ns/mnt)"),
-		func(h fanotify.Holder) string { return formatUint(h.MntNS) }}, readDetails},
+		func(h fanotify.Holder) string { return formatUint(h.MntNS) }}, fanotify.Details},
 	{column[fanotify.Holder]{text("cgroup", "Cgroup of the process"),
-		func(h fanotify.Holder) string { return h.Cgroup }}, readDetails},
+		func(h fanotify.Holder) string { return h.Cgroup }}, fanotify.Details},
 	{column[fanotify.Holder]{bigint("fd", "The fd through which the process holds the group"),
-		func(h fanotify.Holder) string { return strconv.Itoa(h.FD) }}, nil},
+		func(h fanotify.Holder) string { return strconv.Itoa(h.FD) }}, 0},
 }
 
 // groupRows is a row of every group the query wants: the columns of its
 // primary holder the query reads (see groupHolderColumns), then own's.
 // pid constrains the primary holder, as the per-group tables show it.
 func (nq *notifyQuery) groupRows(own func(*fanotify.Group, Values)) []Values {
-	used := readUsed(nq, groupHolderColumns)
+	used, parts := usedColumns(nq.q, groupHolderColumns)
 	var rows []Values
 	for _, g := range nq.groups {
 		if !nq.wantGroup(g) || !nq.wantPID(g.Holders[0].PID) {
 			continue
 		}
+		g.Holder(0, parts)
 		row := make(Values)
 		for _, c := range used {
 			row[c.def.Name] = c.value(g)
@@ -141,19 +144,19 @@ func (nq *notifyQuery) groupRows(own func(*fanotify.Group, Values)) []Values {
 // per-group tables. Charge reads the owners itself.
 var groupHolderColumns = []groupColumn{
 	{column[*fanotify.Group]{integer("holders", "Number of fds holding it, over every process (dup, fork, SCM_RIGHTS)"),
-		func(g *fanotify.Group) string { return strconv.Itoa(len(g.Holders)) }}, nil},
+		func(g *fanotify.Group) string { return strconv.Itoa(len(g.Holders)) }}, 0},
 	{column[*fanotify.Group]{bigint("pid", "Lowest pid among the holders", index),
-		func(g *fanotify.Group) string { return strconv.Itoa(g.Holders[0].PID) }}, nil},
+		func(g *fanotify.Group) string { return strconv.Itoa(g.Holders[0].PID) }}, 0},
 	{column[*fanotify.Group]{text("process", "Command name of that process"),
-		func(g *fanotify.Group) string { return g.Holders[0].Comm }}, readDetails},
+		func(g *fanotify.Group) string { return g.Holders[0].Comm }}, fanotify.Details},
 	{column[*fanotify.Group]{bigint("uid", "Effective uid of that process, as the extension's user namespace sees it (the owner of /proc/PID)"),
-		func(g *fanotify.Group) string { return formatUint(uint64(g.Holders[0].EUID)) }}, readOwners},
+		func(g *fanotify.Group) string { return formatUint(uint64(g.Holders[0].EUID)) }}, fanotify.Owner},
 	{column[*fanotify.Group]{text("cgroup", "Cgroup of that process"),
-		func(g *fanotify.Group) string { return g.Holders[0].Cgroup }}, readDetails},
+		func(g *fanotify.Group) string { return g.Holders[0].Cgroup }}, fanotify.Details},
 	{column[*fanotify.Group]{bigint("charged_uid", "uid charged against the per-user limits, as charged_user_ns sees it (root of a rootless container is 0, not its host uid): the holder's effective uid, an estimate (the creator is not visible in /proc)"),
-		func(g *fanotify.Group) string { return formatUint(uint64(g.Charge().UID)) }}, nil},
+		func(g *fanotify.Group) string { return formatUint(uint64(g.Charge().UID)) }}, 0},
 	{column[*fanotify.Group]{bigint("charged_user_ns", "User namespace charged: the holder's; each namespace's owner is charged too in the namespace above (fanotify_limits shows every level)"),
-		func(g *fanotify.Group) string { return formatUint(g.Charge().UserNS) }}, nil},
+		func(g *fanotify.Group) string { return formatUint(g.Charge().UserNS) }}, 0},
 }
 
 // markCount renders a count of g's marks, NULL when its fdinfo did not parse.

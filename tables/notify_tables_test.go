@@ -554,3 +554,43 @@ func TestMarksPastWhatTheSnapshotKeeps(t *testing.T) {
 func sameRows(a, b []namedRow) bool {
 	return slices.EqualFunc(a, b, maps.Equal)
 }
+
+// A query constrained to a pid reads the marks and the identity of that
+// pid's holders only: the walk it takes counts the marks on the host and
+// keeps none, and other holders' identities stay unread.
+func TestPidConstrainedQueryReadsItsHoldersOnly(t *testing.T) {
+	k := fanotifytest.HoldKnownObjects(t, notifyTestUID)
+	other := fanotifytest.Inotify(t, t.TempDir())
+	otherPID := fanotifytest.Hold(t, nil, other)
+	fanotifytest.Close(other)
+	env := NewEnv(config.Default(), slog.New(slog.DiscardHandler))
+	t.Cleanup(env.Close)
+	r := NewRunner(All(env), time.Minute, 4, env.Log)
+	rows := query(t, r, "inotify_watches", equals("pid", strconv.Itoa(k.PID1)), []string{"instance_id", "process", "uid", "wd"})
+	// Within a second, the snapshot the query took.
+	snap, err := env.Usage.Snapshot(context.Background(), procfs.InotifyCounts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := env.Usage.Snapshot(context.Background(), procfs.InotifyCounts); again != snap {
+		t.Skip("the snapshot expired after the query: machine too slow to tell")
+	}
+	if len(rows) != 2 || rows[0]["process"] != "sleep" || rows[0]["uid"] != strconv.Itoa(notifyTestUID) || rows[0]["wd"] == "" {
+		t.Errorf("watches of pid %d: %v", k.PID1, rows)
+	}
+	if snap.Covers(procfs.Inotify) {
+		t.Error("a pid-constrained query had every watch on the host parsed")
+	}
+	found := false
+	for _, g := range snap.Inotify {
+		if h := g.Holders[0]; h.PID == otherPID {
+			found = true
+			if h.Comm != "" || h.UserNS != 0 {
+				t.Errorf("pid %d, not asked for, had its identity read: %+v", otherPID, h.Identity)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("the instance of pid %d is missing from the snapshot", otherPID)
+	}
+}
