@@ -164,7 +164,7 @@ func (nq *notifyQuery) markRows(cols []markColumn, noMarks func(*fanotify.Group)
 			continue
 		}
 		if b.decode {
-			marks = slices.AppendSeq(marks[:0], g.Marks())
+			marks = slices.AppendSeq(slices.Grow(marks[:0], g.Info.MarkCount), g.Marks())
 		}
 		for i, h := range g.Holders {
 			if nq.wantPID(h.PID) {
