@@ -19,8 +19,9 @@ type commandFigure struct {
 
 // commandLine measures fanotify.ext's subcommands as a user without
 // osqueryd runs them (start, walk, SQL, output to /dev/null), and the C
-// walk as a process of its own, alternating, reps runs each.
-func (b *bench) commandLine(reps int) error {
+// walk as a process of its own, alternating, reps runs each; holder is the
+// pid of one holder of the busy host, for a query constrained to it.
+func (b *bench) commandLine(reps, holder int) error {
 	if b.cbin.walk == "" {
 		return nil
 	}
@@ -33,6 +34,8 @@ func (b *bench) commandLine(reps int) error {
 			query("SELECT instance_id, watches FROM inotify_instances"), false},
 		{"`fanotify.ext query \"SELECT * FROM inotify_watches\"` (pretty table)", query("SELECT * FROM inotify_watches"), false},
 		{"`fanotify.ext query \"SELECT * FROM fanotify_marks\"` (pretty table)", query("SELECT * FROM fanotify_marks"), false},
+		{"`fanotify.ext query \"SELECT * FROM inotify_watches WHERE pid = ...\"` (one holder's watches)",
+			query(fmt.Sprintf("SELECT * FROM inotify_watches WHERE pid = %d", holder)), false},
 		{"`fanotify.ext report`", []string{b.o.ext, "report", "--config", noConfig}, true},
 	}
 	commands = append(commands, b.peerCommands()...)

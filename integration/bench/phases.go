@@ -138,7 +138,7 @@ func (b *bench) hostPhase() error {
 		if err := b.oneSubsystem(reps, what, minRows); err != nil {
 			return err
 		}
-		if err := b.commandLine(reps); err != nil {
+		if err := b.commandLine(reps, h.holders[0].Process.Pid); err != nil {
 			return err
 		}
 		if err := b.protocol(minRows); err != nil {
