@@ -185,7 +185,7 @@ func TestSnapshotDedupIgnoresCloseOnExec(t *testing.T) {
 // group of its own, and the snapshot says so.
 func TestDedupWithoutKcmpCountsPerFD(t *testing.T) {
 	h := fanotifytest.HoldKnownObjects(t, testUID)
-	walk, err := procfs.NewFS(procfs.DefaultRoot).WalkNotifyFDs(context.Background(), 2, procfs.AllMarks, procfs.KeepEveryMark)
+	walk, err := procfs.NewFS(procfs.DefaultRoot).WalkNotifyFDs(context.Background(), 2, procfs.AllMarks, KeptMarks)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -566,7 +566,7 @@ func TestSnapshotReadsIdentitiesOnDemand(t *testing.T) {
 
 func TestSnapshotChargesNothingForExitedHolder(t *testing.T) {
 	h := fanotifytest.HoldKnownObjects(t, testUID)
-	walk, err := procfs.NewFS(procfs.DefaultRoot).WalkNotifyFDs(context.Background(), 2, procfs.AllMarks, procfs.KeepEveryMark)
+	walk, err := procfs.NewFS(procfs.DefaultRoot).WalkNotifyFDs(context.Background(), 2, procfs.AllMarks, KeptMarks)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -600,7 +600,7 @@ func TestSnapshotChargesNothingForExitedHolder(t *testing.T) {
 func pathOfFile(t *testing.T, prev *Snapshot, pid int, ino uint64) (*Snapshot, string) {
 	t.Helper()
 	fs := procfs.NewFS(procfs.DefaultRoot)
-	walk, err := fs.WalkNotifyFDs(context.Background(), 2, procfs.AllMarks, procfs.KeepEveryMark)
+	walk, err := fs.WalkNotifyFDs(context.Background(), 2, procfs.AllMarks, KeptMarks)
 	if err != nil {
 		t.Fatal(err)
 	}

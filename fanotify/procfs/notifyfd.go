@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"os"
 	"slices"
 	"strconv"
@@ -130,9 +129,6 @@ func (w *NotifyWalk) Complete() bool {
 	}
 	return true
 }
-
-// KeepEveryMark lets a walk keep every mark it parses.
-const KeepEveryMark = math.MaxInt
 
 // WalkNotifyFDs finds every fanotify and inotify fd on the host, and reads
 // the fdinfo of those of the subsystems in read as far as it says, with

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +15,9 @@ import (
 
 	"github.com/osquery-fanotify/osquery-fanotify/fanotify/fanotifytest"
 )
+
+// keepAll lets a walk keep every mark it parses.
+const keepAll = math.MaxInt
 
 func findFD(w *NotifyWalk, pid, fd int) *NotifyFD {
 	for i := range w.FDs {
@@ -45,7 +49,7 @@ func TestWalkNotifyFDs(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	walk, err := NewFS(DefaultRoot).WalkNotifyFDs(context.Background(), 2, AllMarks, KeepEveryMark)
+	walk, err := NewFS(DefaultRoot).WalkNotifyFDs(context.Background(), 2, AllMarks, keepAll)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +83,7 @@ func TestWalkNotifyFDsReadsOnlyWhatIsAsked(t *testing.T) {
 	fanotifytest.Mark(t, fan, 0, unix.FAN_MODIFY, t.TempDir())
 	defer fanotifytest.Close(in, fan)
 	fs := NewFS(DefaultRoot)
-	walk, err := fs.WalkNotifyFDs(context.Background(), 2, Fanotify, KeepEveryMark)
+	walk, err := fs.WalkNotifyFDs(context.Background(), 2, Fanotify, keepAll)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +128,7 @@ func TestWalkNotifyFDsCountsMarks(t *testing.T) {
 	fanotifytest.Mark(t, fan, 0, unix.FAN_MODIFY, dir)
 	defer fanotifytest.Close(in, fan)
 	fs := NewFS(DefaultRoot)
-	counted, err := fs.WalkNotifyFDs(context.Background(), 2, InotifyCounts|Fanotify, KeepEveryMark)
+	counted, err := fs.WalkNotifyFDs(context.Background(), 2, InotifyCounts|Fanotify, keepAll)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +158,7 @@ func TestReadMoreAfterExit(t *testing.T) {
 	pid := fanotifytest.HoldCommand(t, cmd, nil, in)
 	fanotifytest.Close(in)
 	fs := NewFS(DefaultRoot)
-	walk, err := fs.WalkNotifyFDs(context.Background(), 2, Fanotify, KeepEveryMark)
+	walk, err := fs.WalkNotifyFDs(context.Background(), 2, Fanotify, keepAll)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +179,7 @@ func TestReadMoreAfterExit(t *testing.T) {
 func TestWalkNotifyFDsOverBudget(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	walk, err := NewFS(DefaultRoot).WalkNotifyFDs(ctx, 2, AllMarks, KeepEveryMark)
+	walk, err := NewFS(DefaultRoot).WalkNotifyFDs(ctx, 2, AllMarks, keepAll)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,7 +223,7 @@ func TestWalkNotifyFDsEmptyInstance(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unix.Close(in)
-	walk, err := NewFS(DefaultRoot).WalkNotifyFDs(context.Background(), 2, AllMarks, KeepEveryMark)
+	walk, err := NewFS(DefaultRoot).WalkNotifyFDs(context.Background(), 2, AllMarks, keepAll)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -238,7 +242,7 @@ func TestWalkNotifyFDsLargeInstance(t *testing.T) {
 	if err != nil || len(text) <= 64<<10 {
 		t.Fatalf("fdinfo of %d bytes (%v): want more than the read buffer", len(text), err)
 	}
-	walk, err := NewFS(DefaultRoot).WalkNotifyFDs(context.Background(), 2, AllMarks, KeepEveryMark)
+	walk, err := NewFS(DefaultRoot).WalkNotifyFDs(context.Background(), 2, AllMarks, keepAll)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -303,7 +307,7 @@ func TestWalkNotifyFDsKeepsWithinItsBudget(t *testing.T) {
 	fanotifytest.Mark(t, fan, 0, unix.FAN_MODIFY, t.TempDir())
 	defer fanotifytest.Close(in, fan)
 	fs, pid := NewFS(DefaultRoot), os.Getpid()
-	all, err := fs.WalkNotifyFDs(context.Background(), 2, AllMarks, KeepEveryMark)
+	all, err := fs.WalkNotifyFDs(context.Background(), 2, AllMarks, keepAll)
 	if err != nil {
 		t.Fatal(err)
 	}
