@@ -158,15 +158,20 @@ func (g *Group) Charge() Charge {
 
 // Marks yields the group's marks (or watches): those its walk kept, or,
 // when the walk only counted them (past the marks a snapshot keeps, see
-// KeptMarks), those of its primary holder's fdinfo read again now, none if
-// that fd was closed since.
-func (g *Group) Marks() iter.Seq[procfs.Mark] {
+// KeptMarks), those of its primary holder's fdinfo read again now; none if
+// that fd was closed since, or if ctx ended first (the query gave up, and
+// on a host past KeptMarks a tally would go on reading every group again).
+func (g *Group) Marks(ctx context.Context) iter.Seq[procfs.Mark] {
 	if g.ParseErr != nil || g.Info.Kept() {
 		return g.Info.All()
 	}
+	none := func(func(procfs.Mark) bool) {}
+	if ctx.Err() != nil {
+		return none
+	}
 	again, ok, err := g.snap.fs.ReadNotifyFD(g.first.PID, g.first.FD, g.Subsystem)
 	if err != nil || !ok || again.Err != nil {
-		return func(func(procfs.Mark) bool) {}
+		return none
 	}
 	return again.Info.All()
 }

@@ -239,8 +239,8 @@ func TestSnapshotCountingMatchesParsing(t *testing.T) {
 }
 
 // A snapshot past the marks it keeps (none here) counts them like one that
-// keeps them, and Marks reads them again; a group whose fd was closed since
-// then has none.
+// keeps them, and Marks reads them again, unless the query gave up; a group
+// whose fd was closed since then has none.
 func TestSnapshotMarksPastWhatItKeeps(t *testing.T) {
 	h := fanotifytest.HoldKnownObjects(t, testUID)
 	kept, err := newTestScanner().Snapshot(context.Background(), procfs.AllMarks)
@@ -257,17 +257,25 @@ func TestSnapshotMarksPastWhatItKeeps(t *testing.T) {
 		if c.Info.Kept() || c.Info.MarkCount != k.Info.MarkCount || len(slices.Collect(c.Info.All())) != 0 {
 			t.Errorf("pid %d fd %d: %+v past the budget, want %d marks counted, none kept", held.pid, held.fd, c.Info, k.Info.MarkCount)
 		}
-		if got, want := slices.Collect(c.Marks()), slices.Collect(k.Marks()); !slices.EqualFunc(got, want, sameMark) {
+		if got, want := slices.Collect(c.Marks(context.Background())), slices.Collect(k.Marks(context.Background())); !slices.EqualFunc(got, want, sameMark) {
 			t.Errorf("pid %d fd %d: marks read again %+v, kept %+v", held.pid, held.fd, got, want)
 		}
 	}
 	i1 := groupHeldBy(t, counted.Inotify, h.PID1, 5)
-	if n := len(slices.Collect(i1.Marks())); n != 2 {
+	if n := len(slices.Collect(i1.Marks(context.Background()))); n != 2 {
 		t.Errorf("instance I1: %d watches read again, want 2", n)
+	}
+	ended, cancel := context.WithCancel(context.Background())
+	cancel()
+	if n := len(slices.Collect(i1.Marks(ended))); n != 0 {
+		t.Errorf("instance I1 for a query that gave up: %d watches read again, want none", n)
+	}
+	if n := len(slices.Collect(groupHeldBy(t, kept.Inotify, h.PID1, 5).Marks(ended))); n != 2 {
+		t.Errorf("instance I1 kept by its walk, for a query that gave up: %d watches, want its 2", n)
 	}
 	syscall.Kill(h.PID1, syscall.SIGKILL)
 	fanotifytest.WaitZombie(t, h.PID1)
-	if n := len(slices.Collect(i1.Marks())); n != 0 {
+	if n := len(slices.Collect(i1.Marks(context.Background()))); n != 0 {
 		t.Errorf("instance I1 after its holder exited: %d watches, want none", n)
 	}
 }

@@ -38,7 +38,7 @@ func fanotifyGroups(env *Env) *Table {
 		if err != nil {
 			return nil, err
 		}
-		return nq.groupRows(func(g *fanotify.Group, row Values) { fanotifyGroupRow(g, row, byKind) }), nil
+		return nq.groupRows(func(g *fanotify.Group, row Values) { fanotifyGroupRow(ctx, g, row, byKind) }), nil
 	})
 }
 
@@ -48,7 +48,7 @@ var markKindColumns = []string{"inode_marks", "mount_marks", "fs_marks", "mntns_
 
 // fanotifyGroupRow fills g's own columns; byKind tells that the query
 // reads a markKindColumns column, which needs the marks themselves.
-func fanotifyGroupRow(g *fanotify.Group, row Values, byKind bool) {
+func fanotifyGroupRow(ctx context.Context, g *fanotify.Group, row Values, byKind bool) {
 	row["group_id"] = g.ID
 	flags := g.Info.GroupFlags
 	row["group_flags"] = formatUint(uint64(flags))
@@ -59,7 +59,7 @@ func fanotifyGroupRow(g *fanotify.Group, row Values, byKind bool) {
 	row["marks"] = markCount(g, g.Info.MarkCount)
 	if byKind {
 		kinds := make(map[procfs.MarkKind]int)
-		for m := range g.Marks() {
+		for m := range g.Marks(ctx) {
 			kinds[m.Kind]++
 		}
 		row["inode_marks"] = markCount(g, kinds[procfs.MarkInode])

@@ -159,7 +159,7 @@ type NamespaceMounts struct {
 func MountsPerNamespace(ctx context.Context, env *Env, snap *fanotify.Snapshot) ([]NamespaceMounts, error) {
 	marked := make(map[uint64]bool)
 	for _, g := range snap.Fanotify {
-		for m := range g.Marks() {
+		for m := range g.Marks(ctx) {
 			if m.Kind == procfs.MarkMount {
 				marked[m.MountID] = true
 			}

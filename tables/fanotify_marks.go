@@ -128,7 +128,7 @@ func (mt markTable) generate(env *Env) GenerateFunc {
 			return nil, fmt.Errorf("%s: the query would return %d rows, over max_rows (%d): constrain pid or %s, "+
 				"count with %s, or raise max_rows in the configuration file", mt.name, n, env.Config.MaxRows, mt.idCol, mt.summary)
 		}
-		return nq.markRows(mt.cols, mt.noMarks, n), nil
+		return nq.markRows(ctx, mt.cols, mt.noMarks, n), nil
 	}
 }
 
@@ -155,7 +155,7 @@ func newMarkLayout(cols []markColumn) markLayout {
 // noMarks(g) (no row when noMarks is nil). Only the columns the query reads
 // are computed: SELECT COUNT(*) decodes no mark, resolves no path and
 // returns blank rows.
-func (nq *notifyQuery) markRows(cols []markColumn, noMarks func(*fanotify.Group) string, count int) []Row {
+func (nq *notifyQuery) markRows(ctx context.Context, cols []markColumn, noMarks func(*fanotify.Group) string, count int) []Row {
 	b := nq.newMarkRowBuilder(cols, noMarks)
 	rows := make([]Row, 0, count)
 	var marks []procfs.Mark // of the group, decoded into one buffer for all groups
@@ -164,7 +164,7 @@ func (nq *notifyQuery) markRows(cols []markColumn, noMarks func(*fanotify.Group)
 			continue
 		}
 		if b.decode {
-			marks = slices.AppendSeq(slices.Grow(marks[:0], g.Info.MarkCount), g.Marks())
+			marks = slices.AppendSeq(slices.Grow(marks[:0], g.Info.MarkCount), g.Marks(ctx))
 		}
 		for i, h := range g.Holders {
 			if nq.wantPID(h.PID) {

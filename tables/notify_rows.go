@@ -187,7 +187,7 @@ func markCounts(ctx context.Context, env *Env) (*markTally, error) {
 	t := &markTally{byMount: make(map[uint64]int), byDev: make(map[procfs.Dev]mountMarks)}
 	for _, groups := range [][]*fanotify.Group{snap.Fanotify, snap.Inotify} {
 		for _, g := range groups {
-			for m := range g.Marks() {
+			for m := range g.Marks(ctx) {
 				t.add(m)
 			}
 		}
