@@ -17,7 +17,16 @@ import (
 // hold bytes that are not UTF-8: render them with DisplayPath. The error
 // wraps ErrProcessGone when the process exited.
 func (fs FS) Mounts(pid int) ([]*mountinfo.Info, error) {
-	data, err := fs.readPid(pid, "mountinfo")
+	// Parsed piece by piece as it is read: the text of a namespace of
+	// 10,000 mounts is over a megabyte, which growing a buffer to hold it
+	// whole copied and faulted in again and again.
+	var mounts []*mountinfo.Info
+	var parseErr error
+	err := readLines(fs.Path(strconv.Itoa(pid), "mountinfo"), func(lines []byte) {
+		if parseErr == nil {
+			mounts, parseErr = appendMounts(mounts, lines)
+		}
+	})
 	if errors.Is(err, syscall.EINVAL) {
 		// A zombie's mountinfo fails with EINVAL: it has no namespace left.
 		if _, nsErr := fs.NamespaceInode(pid, "mnt"); errors.Is(nsErr, ErrProcessGone) {
@@ -25,11 +34,10 @@ func (fs FS) Mounts(pid int) ([]*mountinfo.Info, error) {
 		}
 	}
 	if err != nil {
-		return nil, err
+		return nil, pidError(pid, err)
 	}
-	mounts, err := ParseMountinfo(data)
-	if err != nil {
-		return nil, fmt.Errorf("pid %d: %w", pid, err)
+	if parseErr != nil {
+		return nil, fmt.Errorf("pid %d: %w", pid, parseErr)
 	}
 	return mounts, nil
 }
@@ -39,12 +47,16 @@ func (fs FS) Mounts(pid int) ([]*mountinfo.Info, error) {
 // reads, but lines of any length: that one stops at 64 KiB, which the super
 // options of an overlayfs with many layers exceed.
 func ParseMountinfo(data []byte) ([]*mountinfo.Info, error) {
-	mounts := make([]*mountinfo.Info, 0, bytes.Count(data, []byte{'\n'})+1)
-	for line := range bytes.Lines(data) {
+	return appendMounts(make([]*mountinfo.Info, 0, bytes.Count(data, []byte{'\n'})+1), data)
+}
+
+// appendMounts appends the entries of whole mountinfo lines to mounts.
+func appendMounts(mounts []*mountinfo.Info, lines []byte) ([]*mountinfo.Info, error) {
+	for line := range bytes.Lines(lines) {
 		line = bytes.TrimSuffix(bytes.TrimSuffix(line, []byte{'\n'}), []byte{'\r'})
 		m, err := parseMountLine(string(line))
 		if err != nil {
-			return nil, fmt.Errorf("mountinfo: %w", err)
+			return mounts, fmt.Errorf("mountinfo: %w", err)
 		}
 		mounts = append(mounts, m)
 	}
@@ -59,7 +71,8 @@ func ParseMountinfo(data []byte) ([]*mountinfo.Info, error) {
 // options. The separator is searched from the end, since sources of cifs
 // shares printed by kernels before 3.10 may hold spaces.
 func parseMountLine(text string) (*mountinfo.Info, error) {
-	fields := strings.Split(text, " ")
+	var room [16]string // most lines have 10 or 11 fields: no allocation
+	fields := appendFields(room[:0], text)
 	n := len(fields)
 	if n < 10 {
 		return nil, fmt.Errorf("line %q: %d fields, want at least 10", text, n)
@@ -87,6 +100,19 @@ func parseMountLine(text string) (*mountinfo.Info, error) {
 		Source:     unescapeOctal(fields[sep+2]),
 		VFSOptions: fields[sep+3],
 	}, nil
+}
+
+// appendFields appends the space-separated fields of text, empty ones
+// included, as strings.Split would return them.
+func appendFields(fields []string, text string) []string {
+	for {
+		field, rest, more := strings.Cut(text, " ")
+		fields = append(fields, field)
+		if !more {
+			return fields
+		}
+		text = rest
+	}
 }
 
 // lenientInt reads a number the kernel printed; like the moby parser it

@@ -176,3 +176,54 @@ func FuzzParseMountinfo(f *testing.F) {
 		}
 	})
 }
+
+// bindMountinfo is the mountinfo text of n bind mounts below /, one line
+// each, about 130 bytes a line.
+func bindMountinfo(n int) []byte {
+	var b bytes.Buffer
+	b.WriteString("22 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw\n")
+	for i := range n {
+		fmt.Fprintf(&b, "%d 22 0:40 /src /var/lib/kubelet/pods/%08d/volumes rw,relatime shared:%d - tmpfs tmpfs rw,size=65536k\n", 100+i, i, 2+i)
+	}
+	return b.Bytes()
+}
+
+// Mounts parses the text as it reads it, in pieces of 64 KiB that end at
+// line ends: a table many pieces long loses, splits and repeats no line.
+func TestMountsReadInPieces(t *testing.T) {
+	root := t.TempDir()
+	data := bindMountinfo(3000) // over 350 KiB
+	if err := os.MkdirAll(filepath.Join(root, "42"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "42", "mountinfo"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := NewFS(root).Mounts(42)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkMounts(t, got, mustParseMountinfo(t, string(data)))
+	if last := got[len(got)-1]; last.ID != 3099 || last.Mountpoint != "/var/lib/kubelet/pods/00002999/volumes" {
+		t.Errorf("last mount %+v, want ID 3099 on the 3000th pod's volumes", *last)
+	}
+}
+
+// BenchmarkMounts reads a namespace of 10,000 bind mounts, as
+// mount_points does.
+func BenchmarkMounts(b *testing.B) {
+	root := b.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "42"), 0o755); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "42", "mountinfo"), bindMountinfo(10000), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	fsys := NewFS(root)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := fsys.Mounts(42); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
