@@ -20,12 +20,8 @@ func fanotifyEvents(env *Env) *Table {
 			if env.Collector == nil {
 				return nil, nil
 			}
-			var rows []Row
-			used := usedOf(definitions(eventColumns), q)
-			for _, e := range env.Collector.Events(eventFilter(q)) {
-				rows = append(rows, rowOf(eventColumns, used, &e))
-			}
-			return rows, nil
+			events := env.Collector.Events(eventFilter(q))
+			return rowsOf(eventColumns, usedOf(definitions(eventColumns), q), events), nil
 		},
 	}
 }

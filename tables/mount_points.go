@@ -27,26 +27,32 @@ func mountPoints(env *Env) *Table {
 }
 
 // mount is what one row of mount_points describes: a mount as one
-// namespace shows it, read through pid, and the marks on it (nil when the
-// query reads no count).
+// namespace shows it, and the marks on it (counted only when the query
+// reads a count).
 type mount struct {
-	mntNS uint64
-	pid   int
-	info  *mountinfo.Info
-	marks *mountMarks
+	view    *viewText
+	info    *mountinfo.Info
+	marks   mountMarks
+	counted bool
 }
+
+// viewText is the namespace of a mount and the pid it was read through, as
+// the rows show them: formatted once for all the namespace's mounts.
+type viewText struct{ mntNS, pid string }
 
 var mountColumns = []column[*mount]{
 	{bigint("mnt_ns", "Inode of the mount namespace (/proc/PID/ns/mnt)", index),
-		func(m *mount) string { return formatUint(m.mntNS) }},
+		func(m *mount) string { return m.view.mntNS }},
 	{bigint("pid", "Process through which the namespace was read: its lowest pid, or the pid the query asks for; paths are relative to its root directory", index),
-		func(m *mount) string { return strconv.Itoa(m.pid) }},
+		func(m *mount) string { return m.view.pid }},
 	{bigint("mount_id", "Mount ID, unique on the host (fdinfo's mnt_id: is the same number in hex)"),
 		func(m *mount) string { return strconv.Itoa(m.info.ID) }},
 	{bigint("parent_id", "Mount ID of the parent mount (its own ID for the namespace's root)"),
 		func(m *mount) string { return strconv.Itoa(m.info.Parent) }},
 	{text("device", "major:minor of the filesystem (fdinfo's sdev: decodes to the same pair)"),
-		func(m *mount) string { return strconv.Itoa(m.info.Major) + ":" + strconv.Itoa(m.info.Minor) }},
+		func(m *mount) string {
+			return procfs.Dev{Major: uint32(m.info.Major), Minor: uint32(m.info.Minor)}.String()
+		}},
 	{text("root", "Directory of the filesystem that is mounted here (a bind mount's source directory)"),
 		func(m *mount) string { return procfs.DisplayPath(m.info.Root) }},
 	{text("path", "Mount point"), func(m *mount) string { return procfs.DisplayPath(m.info.Mountpoint) }},
@@ -73,10 +79,10 @@ var markColumns = []string{"fanotify_mount_marks", "fanotify_fs_marks", "fanotif
 // markCountOf renders one of a mount's mark counts, NULL when not counted.
 func markCountOf(count func(*mountMarks) int) func(*mount) string {
 	return func(m *mount) string {
-		if m.marks == nil {
+		if !m.counted {
 			return ""
 		}
-		return strconv.Itoa(count(m.marks))
+		return strconv.Itoa(count(&m.marks))
 	}
 }
 
@@ -96,23 +102,23 @@ func generateMountPoints(ctx context.Context, env *Env, q QueryContext) ([]Row, 
 			return nil, err
 		}
 	}
-	var rows []Row
-	used := usedOf(definitions(mountColumns), q)
+	var mounts []mount
 	for _, v := range views {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		pid, mounts := v.read(env)
-		for _, info := range mounts {
-			m := &mount{mntNS: v.mntNS, pid: pid, info: info}
+		pid, infos := v.read(env)
+		text := &viewText{mntNS: formatUint(v.mntNS), pid: strconv.Itoa(pid)}
+		mounts = slices.Grow(mounts, len(infos))
+		for _, info := range infos {
+			m := mount{view: text, info: info}
 			if marks != nil {
-				counts := marks.forMount(info)
-				m.marks = &counts
+				m.marks, m.counted = marks.forMount(info), true
 			}
-			rows = append(rows, rowOf(mountColumns, used, m))
+			mounts = append(mounts, m)
 		}
 	}
-	return rows, nil
+	return rowsOf(mountColumns, usedOf(definitions(mountColumns), q), mounts), nil
 }
 
 // namespaceView is one mount namespace to list and the processes it can

@@ -493,6 +493,7 @@ func BenchmarkMountPointsNamespace1000(b *testing.B) {
 	ns := newPrivateNamespace(b)
 	ns.populate(b, b.TempDir(), 1000)
 	q := NewQueryContext(equals("mnt_ns", strconv.FormatUint(ns.mntNS, 10)), nil)
+	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := mountPoints(env).Generate(context.Background(), q); err != nil {
 			b.Fatal(err)

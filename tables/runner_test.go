@@ -21,7 +21,7 @@ func tableOf(name string, gen GenerateFunc) *Table {
 	return &Table{Name: name, Columns: nil, Generate: gen}
 }
 
-func rowsOf(values ...string) GenerateFunc {
+func constRows(values ...string) GenerateFunc {
 	return func(context.Context, QueryContext) ([]Row, error) {
 		rows := make([]Row, len(values))
 		for i, v := range values {
@@ -61,7 +61,7 @@ func TestRunnerPassesGenerateErrors(t *testing.T) {
 
 func TestRunnerUnknownTable(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	r := NewRunner([]*Table{tableOf("known", rowsOf("x"))}, time.Minute, 1, quietLog)
+	r := NewRunner([]*Table{tableOf("known", constRows("x"))}, time.Minute, 1, quietLog)
 	_, err := r.Generate(context.Background(), "missing_table", QueryContext{})
 	if err == nil || !strings.Contains(err.Error(), `"missing_table"`) {
 		t.Fatalf("got %v, want an error naming the table", err)
@@ -69,7 +69,7 @@ func TestRunnerUnknownTable(t *testing.T) {
 }
 
 func TestRunnerTablesInOrder(t *testing.T) {
-	a, b := tableOf("b_first", rowsOf()), tableOf("a_second", rowsOf())
+	a, b := tableOf("b_first", constRows()), tableOf("a_second", constRows())
 	r := NewRunner([]*Table{a, b}, time.Minute, 1, quietLog)
 	if got := r.Tables(); len(got) != 2 || got[0] != a || got[1] != b {
 		t.Fatalf("Tables() = %v, want registration order", got)
@@ -227,7 +227,7 @@ func TestRunnerRecoversPanic(t *testing.T) {
 		return []Row{RowOf(vals[0])}, nil
 	})
 	// One slot: a panic that leaked its slot would block every later call.
-	r := NewRunner([]*Table{boom, firstValue, tableOf("fine", rowsOf("ok"))}, time.Minute, 1, log)
+	r := NewRunner([]*Table{boom, firstValue, tableOf("fine", constRows("ok"))}, time.Minute, 1, log)
 	for range 3 {
 		_, err := r.Generate(context.Background(), "boom_table", QueryContext{})
 		if err == nil || !strings.Contains(err.Error(), "boom_table") || !strings.Contains(err.Error(), "kaput") {
