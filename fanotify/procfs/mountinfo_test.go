@@ -188,18 +188,24 @@ func bindMountinfo(n int) []byte {
 	return b.Bytes()
 }
 
+// mountinfoOf42 is a proc tree whose process 42 has data as its mountinfo.
+func mountinfoOf42(tb testing.TB, data []byte) FS {
+	tb.Helper()
+	root := tb.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "42"), 0o755); err != nil {
+		tb.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "42", "mountinfo"), data, 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	return NewFS(root)
+}
+
 // Mounts parses the text as it reads it, in pieces of 64 KiB that end at
 // line ends: a table many pieces long loses, splits and repeats no line.
 func TestMountsReadInPieces(t *testing.T) {
-	root := t.TempDir()
 	data := bindMountinfo(3000) // over 350 KiB
-	if err := os.MkdirAll(filepath.Join(root, "42"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(root, "42", "mountinfo"), data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	got, err := NewFS(root).Mounts(42)
+	got, err := mountinfoOf42(t, data).Mounts(42)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,17 +215,20 @@ func TestMountsReadInPieces(t *testing.T) {
 	}
 }
 
+// A line that does not parse, however far into the text, fails the whole
+// table rather than leaving the mounts before it.
+func TestMountsRejectsALateBadLine(t *testing.T) {
+	data := append(bindMountinfo(3000), "no separator here\n"...)
+	mounts, err := mountinfoOf42(t, data).Mounts(42)
+	if err == nil || !strings.Contains(err.Error(), "pid 42") || mounts != nil {
+		t.Fatalf("Mounts = %d mounts, %v; want none and an error naming pid 42", len(mounts), err)
+	}
+}
+
 // BenchmarkMounts reads a namespace of 10,000 bind mounts, as
 // mount_points does.
 func BenchmarkMounts(b *testing.B) {
-	root := b.TempDir()
-	if err := os.MkdirAll(filepath.Join(root, "42"), 0o755); err != nil {
-		b.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(root, "42", "mountinfo"), bindMountinfo(10000), 0o644); err != nil {
-		b.Fatal(err)
-	}
-	fsys := NewFS(root)
+	fsys := mountinfoOf42(b, bindMountinfo(10000))
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := fsys.Mounts(42); err != nil {
