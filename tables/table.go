@@ -109,12 +109,16 @@ func definitions[T any](cols []column[T]) []table.ColumnDefinition {
 }
 
 // rowsOf are the rows describing each of vs in a table whose columns are
-// cols, with the columns at the positions used filled (see usedOf). The
-// rows and their values are allocated once, not grown row by row: a
-// namespace of 10,000 mounts spent more on copying its growing rows (and
-// faulting in the pages of each copy) than on parsing its mount table.
+// cols, with the columns at the positions used filled (see usedOf); zero
+// Rows when the query reads none (COUNT(*)). The rows and their values are
+// allocated once, not grown row by row: a namespace of 10,000 mounts spent
+// more on copying its growing rows (and faulting in the pages of each
+// copy) than on parsing its mount table.
 func rowsOf[E any](cols []column[*E], used []int, vs []E) []Row {
 	rows := make([]Row, len(vs))
+	if len(used) == 0 {
+		return rows
+	}
 	n := len(cols)
 	values := make([]string, n*len(vs))
 	for j := range vs {
