@@ -347,7 +347,7 @@ func (m *Manager) Columns(table string) ([]map[string]string, error) {
 
 // Generate calls {"action":"generate","context":contextJSON} on table.
 func (m *Manager) Generate(table, contextJSON string) ([]map[string]string, error) {
-	return m.CallTable(table, osquery.ExtensionPluginRequest{"action": "generate", "context": contextJSON})
+	return m.CallTable(table, generateRequest(contextJSON))
 }
 
 // CallTable sends req to the extension that registered table, on a new
@@ -357,7 +357,26 @@ func (m *Manager) CallTable(table string, req osquery.ExtensionPluginRequest) ([
 	if err != nil {
 		return nil, err
 	}
-	resp, err := m.Call(uuid, "table", table, req)
+	return tableRows(m.Call(uuid, "table", table, req))
+}
+
+// GenerateOver is Generate on conn, a connection the caller opened to the
+// extension's socket (ExtensionSocket) and may have wrapped to watch it.
+func (m *Manager) GenerateOver(conn net.Conn, table, contextJSON string) ([]map[string]string, error) {
+	var resp *osquery.ExtensionResponse
+	err := m.clientOver(conn, func(ctx context.Context, c *osquery.ExtensionClient) (err error) {
+		resp, err = c.Call(ctx, "table", table, generateRequest(contextJSON))
+		return err
+	})
+	return tableRows(resp, err)
+}
+
+func generateRequest(contextJSON string) osquery.ExtensionPluginRequest {
+	return osquery.ExtensionPluginRequest{"action": "generate", "context": contextJSON}
+}
+
+// tableRows turns a table call's failure status into a *StatusError.
+func tableRows(resp *osquery.ExtensionResponse, err error) ([]map[string]string, error) {
 	if err != nil {
 		return nil, err
 	}
@@ -413,6 +432,11 @@ func (m *Manager) withClient(uuid osquery.ExtensionRouteUUID, f func(context.Con
 	if err != nil {
 		return err
 	}
+	return m.clientOver(conn, f)
+}
+
+// clientOver runs f with a client of the extension on conn, and closes conn.
+func (m *Manager) clientOver(conn net.Conn, f func(context.Context, *osquery.ExtensionClient) error) error {
 	sock := thrift.NewTSocketFromConnConf(conn, &thrift.TConfiguration{SocketTimeout: m.CallTimeout})
 	defer sock.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), m.CallTimeout)
