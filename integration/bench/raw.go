@@ -29,7 +29,16 @@ const (
 func rawWalk(buf []byte) (int, error) { return rawWalkOf(buf, fanotifyLink, inotifyLink) }
 
 // rawWalkOf is rawWalk reading the fdinfo of the fds linked to targets only.
-func rawWalkOf(buf []byte, targets ...string) (int, error) {
+func rawWalkOf(buf []byte, targets ...string) (int, error) { return walkReading(buf, false, targets) }
+
+// rawWalkWithIdentities is rawWalk also reading what the holder columns of
+// the per-mark tables show of each process holding a notify fd: the owner of
+// /proc/PID, its user and mount namespace links, comm and cgroup.
+func rawWalkWithIdentities(buf []byte) (int, error) {
+	return walkReading(buf, true, []string{fanotifyLink, inotifyLink})
+}
+
+func walkReading(buf []byte, identities bool, targets []string) (int, error) {
 	pids, err := listDir("/proc")
 	if err != nil {
 		return 0, err
@@ -45,6 +54,7 @@ func rawWalkOf(buf []byte, targets ...string) (int, error) {
 		if err != nil {
 			continue // exited, or a kernel thread without files
 		}
+		holder := false
 		for _, fd := range fds {
 			n, err := unix.Readlink(fdDir+"/"+fd, link)
 			if err != nil {
@@ -55,9 +65,30 @@ func rawWalkOf(buf []byte, targets ...string) (int, error) {
 			}
 			n, _ = readAll("/proc/"+pid+"/fdinfo/"+fd, &buf)
 			total += n
+			holder = true
+		}
+		if holder && identities {
+			total += readIdentity("/proc/"+pid, link, &buf)
 		}
 	}
 	return total, nil
+}
+
+// readIdentity makes the reads of a holder's identity, and returns the
+// bytes read.
+func readIdentity(dir string, link []byte, buf *[]byte) int {
+	var st unix.Stat_t
+	unix.Stat(dir, &st)
+	total := 0
+	for _, ns := range []string{"/ns/user", "/ns/mnt"} {
+		n, _ := unix.Readlink(dir+ns, link)
+		total += max(n, 0)
+	}
+	for _, file := range []string{"/comm", "/cgroup"} {
+		n, _ := readAll(dir+file, buf)
+		total += n
+	}
+	return total
 }
 
 // rawMountinfo finds every mount namespace (readlink /proc/PID/ns/mnt) and

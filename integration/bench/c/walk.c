@@ -1,18 +1,23 @@
 /* Raw walk baseline: list every fd of every process, readlink each, and
  * read the fdinfo of each inotify and fanotify fd (or, given TARGET, of the
- * fds linked to TARGET only). Runs the walk N times and prints, per walk,
- * "cpu_ns wall_ns bytes". Usage: walk [N [TARGET]]. */
+ * fds linked to TARGET only). With --identities, also read what the per-mark
+ * tables show of each process holding one: the owner of /proc/PID, its
+ * ns/user and ns/mnt links, comm and cgroup. Runs the walk N times and
+ * prints, per walk, "cpu_ns wall_ns bytes".
+ * Usage: walk [N [TARGET]] [--identities]. */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 static char buf[1 << 20];
 static const char *target; /* NULL: both subsystems */
+static int identities;
 
 static int wanted(const char *link) {
 	if (target)
@@ -24,6 +29,36 @@ static long long now(clockid_t clock) {
 	struct timespec ts;
 	clock_gettime(clock, &ts);
 	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static long read_file(const char *path) {
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	long total = 0;
+	ssize_t m;
+	while ((m = read(fd, buf, sizeof buf)) > 0)
+		total += m;
+	close(fd);
+	return total;
+}
+
+static long read_identity(const char *pid) {
+	char path[64], link[64];
+	struct stat st;
+	long total = 0;
+	snprintf(path, sizeof path, "/proc/%s", pid);
+	stat(path, &st);
+	const char *links[] = {"ns/user", "ns/mnt"}, *files[] = {"comm", "cgroup"};
+	for (int i = 0; i < 2; i++) {
+		snprintf(path, sizeof path, "/proc/%s/%s", pid, links[i]);
+		ssize_t n = readlink(path, link, sizeof link);
+		if (n > 0)
+			total += n;
+		snprintf(path, sizeof path, "/proc/%s/%s", pid, files[i]);
+		total += read_file(path);
+	}
+	return total;
 }
 
 static long walk(void) {
@@ -42,6 +77,7 @@ static long walk(void) {
 			continue;
 		DIR *fds = fdopendir(dfd);
 		struct dirent *f;
+		int holder = 0;
 		while ((f = readdir(fds))) {
 			if (f->d_name[0] == '.')
 				continue;
@@ -53,24 +89,27 @@ static long walk(void) {
 			if (!wanted(link))
 				continue;
 			snprintf(path, sizeof path, "/proc/%s/fdinfo/%s", p->d_name, f->d_name);
-			int fd = open(path, O_RDONLY | O_CLOEXEC);
-			if (fd < 0)
-				continue;
-			ssize_t m;
-			while ((m = read(fd, buf, sizeof buf)) > 0)
-				total += m;
-			close(fd);
+			total += read_file(path);
+			holder = 1;
 		}
 		closedir(fds);
+		if (holder && identities)
+			total += read_identity(p->d_name);
 	}
 	closedir(proc);
 	return total;
 }
 
 int main(int argc, char **argv) {
-	int n = argc > 1 ? atoi(argv[1]) : 1;
-	if (argc > 2)
-		target = argv[2];
+	const char *args[2] = {"1", NULL}; /* N, TARGET */
+	for (int i = 1, k = 0; i < argc; i++) {
+		if (!strcmp(argv[i], "--identities"))
+			identities = 1;
+		else if (k < 2)
+			args[k++] = argv[i];
+	}
+	int n = atoi(args[0]);
+	target = args[1];
 	for (int i = 0; i < n; i++) {
 		long long c0 = now(CLOCK_PROCESS_CPUTIME_ID), w0 = now(CLOCK_MONOTONIC);
 		long bytes = walk();

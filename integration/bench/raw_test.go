@@ -1,0 +1,30 @@
+package main
+
+import (
+	"os"
+	"testing"
+)
+
+// The identity baseline reads what the holder columns show: both namespace
+// links and the comm and cgroup files, whole.
+func TestReadIdentityReadsTheHolderColumnsSources(t *testing.T) {
+	want := 0
+	for _, ns := range []string{"/proc/self/ns/user", "/proc/self/ns/mnt"} {
+		link, err := os.Readlink(ns)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want += len(link)
+	}
+	for _, file := range []string{"/proc/self/comm", "/proc/self/cgroup"} {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want += len(data)
+	}
+	buf := make([]byte, 16)
+	if got := readIdentity("/proc/self", make([]byte, 64), &buf); got != want {
+		t.Fatalf("read %d bytes of the identity, want %d", got, want)
+	}
+}
