@@ -38,6 +38,8 @@ func rawWalkWithIdentities(buf []byte) (int, error) {
 	return walkReading(buf, true, []string{fanotifyLink, inotifyLink})
 }
 
+// walkReading is the raw walk of the fds linked to targets, reading each
+// holder's identity too when identities is set.
 func walkReading(buf []byte, identities bool, targets []string) (int, error) {
 	pids, err := listDir("/proc")
 	if err != nil {
