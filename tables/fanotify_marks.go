@@ -36,16 +36,16 @@ func fanotifyMarks(env *Env) *Table {
 // that share it, not once per row.
 type markColumn struct {
 	def   table.ColumnDefinition
-	value func(procfs.Mark) string
-	key   func(procfs.Mark) uint64
+	value func(*procfs.Mark) string
+	key   func(*procfs.Mark) uint64
 }
 
 // Keys of the mark columns that have one.
 var (
-	maskKey    = func(m procfs.Mark) uint64 { return uint64(m.Mask) }
-	ignoredKey = func(m procfs.Mark) uint64 { return uint64(m.IgnoredMask) }
-	flagsKey   = func(m procfs.Mark) uint64 { return uint64(m.Flags) }
-	devKey     = func(m procfs.Mark) uint64 { return uint64(m.Dev.Major)<<32 | uint64(m.Dev.Minor) }
+	maskKey    = func(m *procfs.Mark) uint64 { return uint64(m.Mask) }
+	ignoredKey = func(m *procfs.Mark) uint64 { return uint64(m.IgnoredMask) }
+	flagsKey   = func(m *procfs.Mark) uint64 { return uint64(m.Flags) }
+	devKey     = func(m *procfs.Mark) uint64 { return uint64(m.Dev.Major)<<32 | uint64(m.Dev.Minor) }
 )
 
 // markTableColumns lists the columns of a per-mark table in row order: the
@@ -64,29 +64,29 @@ func markTableColumns(idCol table.ColumnDefinition, sumNote, pathDesc string, co
 
 var fanotifyMarkColumns = []markColumn{
 	{text("mark_type", "inode, mount, filesystem or mntns; none for a group without marks (one row), unknown when its fdinfo did not parse"),
-		func(m procfs.Mark) string { return m.Kind.String() }, nil},
-	{bigint("inode", "Inode number (inode marks)"), func(m procfs.Mark) string {
+		func(m *procfs.Mark) string { return m.Kind.String() }, nil},
+	{bigint("inode", "Inode number (inode marks)"), func(m *procfs.Mark) string {
 		return ifKind(m, formatUint(m.Inode), procfs.MarkInode)
 	}, nil},
-	{text("device", "major:minor of the filesystem (inode and filesystem marks)"), func(m procfs.Mark) string {
+	{text("device", "major:minor of the filesystem (inode and filesystem marks)"), func(m *procfs.Mark) string {
 		return ifKind(m, m.Dev.String(), procfs.MarkInode, procfs.MarkFilesystem)
 	}, devKey},
-	{bigint("mount_id", "Mount ID as in mountinfo (mount marks)"), func(m procfs.Mark) string {
+	{bigint("mount_id", "Mount ID as in mountinfo (mount marks)"), func(m *procfs.Mark) string {
 		return ifKind(m, formatUint(m.MountID), procfs.MarkMount)
 	}, nil},
-	{bigint("marked_mnt_ns", "Inode of the marked mount namespace (mntns marks)"), func(m procfs.Mark) string {
+	{bigint("marked_mnt_ns", "Inode of the marked mount namespace (mntns marks)"), func(m *procfs.Mark) string {
 		return ifKind(m, formatUint(m.MntNS), procfs.MarkMntNS)
 	}, nil},
-	{bigint("mask", "Events the mark reports"), func(m procfs.Mark) string { return formatUint(uint64(m.Mask)) }, maskKey},
-	{text("mask_names", "Events by name"), func(m procfs.Mark) string { return fanotify.FanotifyMaskNames(m.Mask) }, maskKey},
-	{bigint("ignored_mask", "Events the mark ignores"), func(m procfs.Mark) string { return formatUint(uint64(m.IgnoredMask)) }, ignoredKey},
-	{text("ignored_mask_names", "Ignored events by name"), func(m procfs.Mark) string { return fanotify.FanotifyMaskNames(m.IgnoredMask) }, ignoredKey},
-	{bigint("mark_flags", "Flags kept on the mark (mflags)"), func(m procfs.Mark) string { return formatUint(uint64(m.Flags)) }, flagsKey},
-	{text("mark_flags_names", "Mark flags by name"), func(m procfs.Mark) string { return fanotify.MarkFlagNames(m.Flags) }, flagsKey},
+	{bigint("mask", "Events the mark reports"), func(m *procfs.Mark) string { return formatUint(uint64(m.Mask)) }, maskKey},
+	{text("mask_names", "Events by name"), func(m *procfs.Mark) string { return fanotify.FanotifyMaskNames(m.Mask) }, maskKey},
+	{bigint("ignored_mask", "Events the mark ignores"), func(m *procfs.Mark) string { return formatUint(uint64(m.IgnoredMask)) }, ignoredKey},
+	{text("ignored_mask_names", "Ignored events by name"), func(m *procfs.Mark) string { return fanotify.FanotifyMaskNames(m.IgnoredMask) }, ignoredKey},
+	{bigint("mark_flags", "Flags kept on the mark (mflags)"), func(m *procfs.Mark) string { return formatUint(uint64(m.Flags)) }, flagsKey},
+	{text("mark_flags_names", "Mark flags by name"), func(m *procfs.Mark) string { return fanotify.MarkFlagNames(m.Flags) }, flagsKey},
 }
 
 // ifKind is v for marks of the given kinds, NULL for the others.
-func ifKind(m procfs.Mark, v string, kinds ...procfs.MarkKind) string {
+func ifKind(m *procfs.Mark, v string, kinds ...procfs.MarkKind) string {
 	if slices.Contains(kinds, m.Kind) {
 		return v
 	}
@@ -220,7 +220,7 @@ func (nq *notifyQuery) newMarkRowBuilder(cols []markColumn, noMarks func(*fanoti
 
 // value is column k's value for m: the previous mark's when the column's
 // key says it is the same.
-func (b *markRowBuilder) value(k int, m procfs.Mark) string {
+func (b *markRowBuilder) value(k int, m *procfs.Mark) string {
 	c := &b.cols[k]
 	if c.key == nil {
 		return c.value(m)
@@ -261,10 +261,10 @@ func (b *markRowBuilder) appendHolderRows(rows []Row, g *fanotify.Group, i int, 
 	}
 	// One allocation for the values of the holder's marks.
 	block := make([]string, b.at.own*len(marks))
-	for j, m := range marks {
+	for j := range marks {
 		own := block[j*b.at.own : (j+1)*b.at.own : (j+1)*b.at.own]
 		for _, k := range b.used {
-			own[k] = b.value(k, m)
+			own[k] = b.value(k, &marks[j])
 		}
 		if b.withPath {
 			own[b.at.path] = paths[j]

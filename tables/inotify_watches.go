@@ -26,10 +26,10 @@ func inotifyWatches(env *Env) *Table {
 }
 
 var inotifyWatchColumns = []markColumn{
-	{bigint("wd", "Watch descriptor"), func(m procfs.Mark) string { return strconv.Itoa(int(m.WD)) }, nil},
-	{bigint("inode", "Inode number of the watched file"), func(m procfs.Mark) string { return formatUint(m.Inode) }, nil},
-	{text("device", "major:minor of its filesystem"), func(m procfs.Mark) string { return m.Dev.String() }, devKey},
-	{bigint("mask", "Events and flags of the watch"), func(m procfs.Mark) string { return formatUint(uint64(m.Mask)) }, maskKey},
-	{text("mask_names", "Events and flags by name"), func(m procfs.Mark) string { return fanotify.InotifyMaskNames(m.Mask) }, maskKey},
-	{bigint("ignored_mask", "Ignore mask (always 0 for inotify)"), func(m procfs.Mark) string { return formatUint(uint64(m.IgnoredMask)) }, ignoredKey},
+	{bigint("wd", "Watch descriptor"), func(m *procfs.Mark) string { return strconv.Itoa(int(m.WD)) }, nil},
+	{bigint("inode", "Inode number of the watched file"), func(m *procfs.Mark) string { return formatUint(m.Inode) }, nil},
+	{text("device", "major:minor of its filesystem"), func(m *procfs.Mark) string { return m.Dev.String() }, devKey},
+	{bigint("mask", "Events and flags of the watch"), func(m *procfs.Mark) string { return formatUint(uint64(m.Mask)) }, maskKey},
+	{text("mask_names", "Events and flags by name"), func(m *procfs.Mark) string { return fanotify.InotifyMaskNames(m.Mask) }, maskKey},
+	{bigint("ignored_mask", "Ignore mask (always 0 for inotify)"), func(m *procfs.Mark) string { return formatUint(uint64(m.IgnoredMask)) }, ignoredKey},
 }

@@ -39,7 +39,8 @@ func TestMarkColumnKeysDecideValues(t *testing.T) {
 				continue
 			}
 			seen := map[[2]uint64]string{}
-			for _, m := range marks {
+			for i := range marks {
+				m := &marks[i]
 				k := [2]uint64{uint64(m.Kind), c.key(m)}
 				v, ok := seen[k]
 				if ok && v != c.value(m) {
@@ -60,12 +61,13 @@ func TestMarkRowValuesShareRepeatedStrings(t *testing.T) {
 		for k, c := range cols {
 			shared := 0
 			var prev string
-			for i, m := range marks {
+			for i := range marks {
+				m := &marks[i]
 				got := b.value(k, m)
 				if want := c.value(m); got != want {
 					t.Fatalf("%s of mark %+v: %q, want %q", c.def.Name, m, got, want)
 				}
-				if i > 0 && c.key != nil && m.Kind == marks[i-1].Kind && c.key(m) == c.key(marks[i-1]) {
+				if i > 0 && c.key != nil && m.Kind == marks[i-1].Kind && c.key(m) == c.key(&marks[i-1]) {
 					if len(got) > 0 && unsafe.StringData(got) != unsafe.StringData(prev) {
 						t.Fatalf("%s of mark %d: a new string for the same kind and key", c.def.Name, i)
 					}
