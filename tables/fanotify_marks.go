@@ -247,7 +247,13 @@ func (b *markRowBuilder) appendHolderRows(rows []Row, g *fanotify.Group, i int, 
 		}
 		rows = append(rows, Row{Shared: shared, Own: own})
 	}
-	if !b.decode {
+	switch {
+	case !b.decode && !b.readsShared:
+		// The query reads no column (COUNT(*)): zero Rows, left unwritten
+		// in the slice markRows sized, so that their memory is not
+		// touched, a page fault per 85 rows on a fresh heap.
+		return slices.Grow(rows, g.Info.MarkCount)[:len(rows)+g.Info.MarkCount]
+	case !b.decode:
 		// The query reads no column of the mark itself: the holder's rows
 		// are its shared values alone.
 		for range g.Info.MarkCount {

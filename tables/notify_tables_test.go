@@ -550,6 +550,28 @@ func TestMarksPastWhatTheSnapshotKeeps(t *testing.T) {
 	}
 }
 
+// A query that reads no column (COUNT(*)) gets a row for every row of
+// SELECT * of the same holders, with no value in it.
+func TestCountStarGetsARowPerMark(t *testing.T) {
+	k := fanotifytest.HoldKnownObjects(t, notifyTestUID)
+	r := notifyRunner(t)
+	for _, q := range []struct {
+		table string
+		pid   int
+	}{{"fanotify_marks", k.PID1}, {"fanotify_marks", k.PID2}, {"inotify_watches", k.PID1}} {
+		pid := equals("pid", strconv.Itoa(q.pid))
+		all, blank := query(t, r, q.table, pid, nil), query(t, r, q.table, pid, []string{})
+		if len(all) == 0 || len(blank) != len(all) {
+			t.Errorf("%s WHERE pid = %d: %d rows without columns, %d with every column", q.table, q.pid, len(blank), len(all))
+		}
+		for i, row := range blank {
+			if len(row) != 0 {
+				t.Fatalf("%s WHERE pid = %d: row %d without columns holds %v", q.table, q.pid, i, row)
+			}
+		}
+	}
+}
+
 // sameRows compares rows in order.
 func sameRows(a, b []namedRow) bool {
 	return slices.EqualFunc(a, b, maps.Equal)
