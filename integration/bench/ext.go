@@ -80,17 +80,13 @@ func (e *extension) generate(table, ctx string) ([]map[string]string, error) {
 // decoder; delivered is how long after the call the response's last byte
 // arrived.
 func (e *extension) generateDelivered(table, ctx string) (rows []map[string]string, delivered time.Duration, err error) {
-	ext, ok := e.m.Extension("fanotify")
-	if !ok {
-		return nil, 0, fmt.Errorf("fanotify.ext is not registered; stderr: %s", e.stderr.String())
+	var r *readAheadConn
+	readAhead := func(c net.Conn) net.Conn {
+		r = newReadAheadConn(c, e.received[:0])
+		return r
 	}
 	start := time.Now()
-	conn, err := net.DialTimeout("unix", e.m.ExtensionSocket(ext.UUID), e.m.CallTimeout)
-	if err != nil {
-		return nil, 0, err
-	}
-	r := newReadAheadConn(conn, e.received[:0])
-	if rows, err = e.m.GenerateOver(r, table, ctx); err != nil {
+	if rows, err = e.m.GenerateThrough(readAhead, table, ctx); err != nil {
 		return nil, 0, fmt.Errorf("generate %s: %w; fanotify.ext stderr: %s", table, err, e.stderr.String())
 	}
 	e.received = r.received()

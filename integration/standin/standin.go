@@ -312,7 +312,7 @@ func (m *Manager) Drop(name string) bool {
 func (m *Manager) Sweep() []string {
 	var dropped []string
 	for name, e := range m.Extensions() {
-		if err := m.withClient(e.UUID, func(ctx context.Context, c *osquery.ExtensionClient) error {
+		if err := m.withClient(e.UUID, nil, func(ctx context.Context, c *osquery.ExtensionClient) error {
 			_, err := c.Ping(ctx)
 			return err
 		}); err != nil {
@@ -347,36 +347,28 @@ func (m *Manager) Columns(table string) ([]map[string]string, error) {
 
 // Generate calls {"action":"generate","context":contextJSON} on table.
 func (m *Manager) Generate(table, contextJSON string) ([]map[string]string, error) {
-	return m.CallTable(table, generateRequest(contextJSON))
+	return m.GenerateThrough(nil, table, contextJSON)
+}
+
+// GenerateThrough is Generate with the new connection to the extension
+// passed through wrap (unless nil), for a caller that watches what crosses
+// it.
+func (m *Manager) GenerateThrough(wrap func(net.Conn) net.Conn, table, contextJSON string) ([]map[string]string, error) {
+	return m.callTable(wrap, table, osquery.ExtensionPluginRequest{"action": "generate", "context": contextJSON})
 }
 
 // CallTable sends req to the extension that registered table, on a new
 // connection, and turns a failure status into a *StatusError.
 func (m *Manager) CallTable(table string, req osquery.ExtensionPluginRequest) ([]map[string]string, error) {
+	return m.callTable(nil, table, req)
+}
+
+func (m *Manager) callTable(wrap func(net.Conn) net.Conn, table string, req osquery.ExtensionPluginRequest) ([]map[string]string, error) {
 	uuid, err := m.tableOwner(table)
 	if err != nil {
 		return nil, err
 	}
-	return tableRows(m.Call(uuid, "table", table, req))
-}
-
-// GenerateOver is Generate on conn, a connection the caller opened to the
-// extension's socket (ExtensionSocket) and may have wrapped to watch it.
-func (m *Manager) GenerateOver(conn net.Conn, table, contextJSON string) ([]map[string]string, error) {
-	var resp *osquery.ExtensionResponse
-	err := m.clientOver(conn, func(ctx context.Context, c *osquery.ExtensionClient) (err error) {
-		resp, err = c.Call(ctx, "table", table, generateRequest(contextJSON))
-		return err
-	})
-	return tableRows(resp, err)
-}
-
-func generateRequest(contextJSON string) osquery.ExtensionPluginRequest {
-	return osquery.ExtensionPluginRequest{"action": "generate", "context": contextJSON}
-}
-
-// tableRows turns a table call's failure status into a *StatusError.
-func tableRows(resp *osquery.ExtensionResponse, err error) ([]map[string]string, error) {
+	resp, err := m.call(uuid, wrap, "table", table, req)
 	if err != nil {
 		return nil, err
 	}
@@ -408,8 +400,12 @@ func (m *Manager) tableOwner(table string) (osquery.ExtensionRouteUUID, error) {
 
 // Call sends one call to the extension with uuid on a new connection.
 func (m *Manager) Call(uuid osquery.ExtensionRouteUUID, registry, item string, req osquery.ExtensionPluginRequest) (*osquery.ExtensionResponse, error) {
+	return m.call(uuid, nil, registry, item, req)
+}
+
+func (m *Manager) call(uuid osquery.ExtensionRouteUUID, wrap func(net.Conn) net.Conn, registry, item string, req osquery.ExtensionPluginRequest) (*osquery.ExtensionResponse, error) {
 	var resp *osquery.ExtensionResponse
-	err := m.withClient(uuid, func(ctx context.Context, c *osquery.ExtensionClient) (err error) {
+	err := m.withClient(uuid, wrap, func(ctx context.Context, c *osquery.ExtensionClient) (err error) {
 		resp, err = c.Call(ctx, registry, item, req)
 		return err
 	})
@@ -422,21 +418,21 @@ func (m *Manager) Shutdown(name string) error {
 	if !ok {
 		return fmt.Errorf("no extension %q", name)
 	}
-	return m.withClient(e.UUID, func(ctx context.Context, c *osquery.ExtensionClient) error {
+	return m.withClient(e.UUID, nil, func(ctx context.Context, c *osquery.ExtensionClient) error {
 		return c.Shutdown(ctx)
 	})
 }
 
-func (m *Manager) withClient(uuid osquery.ExtensionRouteUUID, f func(context.Context, *osquery.ExtensionClient) error) error {
+// withClient runs f with a client of the extension with uuid, on a new
+// connection passed through wrap unless it is nil.
+func (m *Manager) withClient(uuid osquery.ExtensionRouteUUID, wrap func(net.Conn) net.Conn, f func(context.Context, *osquery.ExtensionClient) error) error {
 	conn, err := net.DialTimeout("unix", m.ExtensionSocket(uuid), m.CallTimeout)
 	if err != nil {
 		return err
 	}
-	return m.clientOver(conn, f)
-}
-
-// clientOver runs f with a client of the extension on conn, and closes conn.
-func (m *Manager) clientOver(conn net.Conn, f func(context.Context, *osquery.ExtensionClient) error) error {
+	if wrap != nil {
+		conn = wrap(conn)
+	}
 	sock := thrift.NewTSocketFromConnConf(conn, &thrift.TConfiguration{SocketTimeout: m.CallTimeout})
 	defer sock.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), m.CallTimeout)
