@@ -39,19 +39,15 @@ func (r *pathResolver) init(fs procfs.FS, prev *pathResolver) {
 	}
 }
 
-// MarkPath is the path of a mark's object as holder h sees it, best effort:
-// for an inode mark or inotify watch the file its handle decodes to, for a
-// mount mark the mount point, for a superblock mark a mount point of the
-// filesystem. Empty when unknown: no handle printed, a handle that does not
-// decode (deleted file, filesystem without open_by_handle_at), no
-// CAP_DAC_READ_SEARCH, or the holder gone. A mount-namespace mark has none.
-func (s *Snapshot) MarkPath(h Holder, m procfs.Mark) string {
-	return s.MarkPaths(h, []procfs.Mark{m})[0]
-}
-
-// MarkPaths is MarkPath for each of marks, in order. The handles of one
-// filesystem are decoded through a single open of its mount, not one per
-// mark: a group's marks usually share a few filesystems.
+// MarkPaths is the path of each of marks' objects as holder h sees it, in
+// order, best effort: for an inode mark or inotify watch the file its handle
+// decodes to, for a mount mark the mount point, for a superblock mark a
+// mount point of the filesystem. Empty when unknown: no handle printed, a
+// handle that does not decode (deleted file, filesystem without
+// open_by_handle_at), no CAP_DAC_READ_SEARCH, or the holder gone. A
+// mount-namespace mark has none. The handles of one filesystem are decoded
+// through a single open of its mount, not one per mark: a group's marks
+// usually share a few filesystems.
 func (s *Snapshot) MarkPaths(h Holder, marks []procfs.Mark) []string {
 	r := &s.paths
 	r.mu.Lock()

@@ -37,12 +37,17 @@ func TestMarkPathsResolvesEveryMarkAndClosesMountFDs(t *testing.T) {
 		t.Errorf("%d fds open after MarkPaths, %d before: a mount directory stayed open", after, before)
 	}
 	for i, m := range slices.Collect(g.Info.All()) {
-		if one := snap.MarkPath(g.Primary(), m); one != got[i] {
-			t.Errorf("mark %d: MarkPaths says %q, MarkPath %q", i, got[i], one)
+		if one := markPath(snap, g.Primary(), m); one != got[i] {
+			t.Errorf("mark %d: MarkPaths of the group says %q, of the mark alone %q", i, got[i], one)
 		}
 	}
 	slices.Sort(got)
 	if !slices.Equal(got, files) {
 		t.Errorf("paths %q, want %q", got, files)
 	}
+}
+
+// markPath is the path of one mark's object, as MarkPaths resolves it.
+func markPath(snap *Snapshot, h Holder, m procfs.Mark) string {
+	return snap.MarkPaths(h, []procfs.Mark{m})[0]
 }

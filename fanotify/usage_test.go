@@ -110,7 +110,7 @@ func TestSnapshotMarkPaths(t *testing.T) {
 	holder := a.Holders[slices.IndexFunc(a.Holders, func(x Holder) bool { return x.PID == h.PID1 })]
 	var paths []string
 	for _, m := range slices.Collect(a.Info.All()) {
-		paths = append(paths, m.Kind.String()+" "+snap.MarkPath(holder, m))
+		paths = append(paths, m.Kind.String()+" "+markPath(snap, holder, m))
 	}
 	slices.Sort(paths)
 	want := []string{"filesystem /", "inode " + h.Files[0], "inode " + h.Files[1], "inode " + h.Files[2], "mount /"}
@@ -119,7 +119,7 @@ func TestSnapshotMarkPaths(t *testing.T) {
 	}
 	i1 := groupHeldBy(t, snap.Inotify, h.PID1, 5)
 	for _, m := range slices.Collect(i1.Info.All()) {
-		if p := snap.MarkPath(holder, m); p != h.Files[0] && p != filepath.Dir(h.Files[0]) {
+		if p := markPath(snap, holder, m); p != h.Files[0] && p != filepath.Dir(h.Files[0]) {
 			t.Errorf("watch wd %d resolves to %q", m.WD, p)
 		}
 	}
@@ -616,7 +616,7 @@ func pathOfFile(t *testing.T, prev *Snapshot, pid int, ino uint64) (*Snapshot, s
 	g := groupHeldBy(t, snap.Fanotify, pid, 3)
 	for _, m := range slices.Collect(g.Info.All()) {
 		if m.Kind == procfs.MarkInode && m.Inode == ino {
-			return snap, snap.MarkPath(Holder{process: &process{Identity: procfs.Identity{PID: pid}}, FD: 3}, m)
+			return snap, markPath(snap, Holder{process: &process{Identity: procfs.Identity{PID: pid}}, FD: 3}, m)
 		}
 	}
 	return snap, "(no mark)"
