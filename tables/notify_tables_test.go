@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -568,6 +569,41 @@ func TestCountStarGetsARowPerMark(t *testing.T) {
 			if len(row) != 0 {
 				t.Fatalf("%s WHERE pid = %d: row %d without columns holds %v", q.table, q.pid, i, row)
 			}
+		}
+	}
+}
+
+// Rows that show no value of the mark itself cost a pointer each: the zero
+// Row of COUNT(*), and for a query reading holder columns alone (SELECT
+// pid, COUNT(*) ... GROUP BY pid) one set of values per holder that all its
+// rows point to, not a slice of values per mark.
+func TestAggregateRowsCostAPointerEach(t *testing.T) {
+	in := fanotifytest.Inotify(t, fanotifytest.Files(t, 2000)...)
+	fanotifytest.Hold(t, nil, in)
+	fanotifytest.Close(in)
+	r := notifyRunner(t)
+	for _, cols := range [][]string{{}, {"pid"}} {
+		q := NewQueryContext(nil, cols)
+		// The least of three generates over a snapshot already taken: one
+		// that took a new snapshot allocated for its walk too.
+		least := -1.0
+		for range 3 {
+			if _, err := r.Generate(context.Background(), "inotify_watches", q); err != nil {
+				t.Fatal(err)
+			}
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			rows, err := r.Generate(context.Background(), "inotify_watches", q)
+			runtime.ReadMemStats(&after)
+			if err != nil || len(rows) < 2000 {
+				t.Fatalf("columns %q: %d rows, %v", cols, len(rows), err)
+			}
+			if per := float64(after.TotalAlloc-before.TotalAlloc) / float64(len(rows)); least < 0 || per < least {
+				least = per
+			}
+		}
+		if least > 24 {
+			t.Errorf("columns %q: %.1f bytes allocated per row, want a pointer's 8 and little more", cols, least)
 		}
 	}
 }

@@ -12,27 +12,32 @@ import (
 )
 
 // Row is one result row: a value per column, in the order of the table's
-// Columns, the first ones in Shared and the rest in Own. Rows whose first
-// values are alike (a holder's rows in the per-mark tables) share one
-// Shared slice, which is never modified. osquery passes every value as a
-// string; an empty value is NULL in a numeric column. A generate may leave
-// the columns its query does not read empty, or return zero Rows when it
-// reads none (SELECT COUNT(*)).
-type Row struct {
-	Shared, Own []string
-}
+// Columns. osquery passes every value as a string; an empty value is NULL
+// in a numeric column. A generate may leave the columns its query does not
+// read empty, or return zero Rows when it reads none (SELECT COUNT(*)): a
+// zero Row is a nil pointer, so that the rows of 100,000 marks nobody reads
+// take 800 KB rather than a slice of values each.
+type Row struct{ values *rowValues }
+
+// rowValues are a row's values: the first ones in shared and the rest in
+// own. Rows whose first values are alike (a holder's rows in the per-mark
+// tables) share one shared slice, which is never modified, and rows that
+// have no values of their own share one rowValues.
+type rowValues struct{ shared, own []string }
 
 // RowOf is the row of values, in column order.
-func RowOf(values ...string) Row { return Row{Own: values} }
+func RowOf(values ...string) Row { return Row{&rowValues{own: values}} }
 
-// Value is the row's value at column i; empty past its values (the zero
-// Row of a query that reads no column).
+// Value is the row's value at column i; empty past its values (and for
+// every column of the zero Row).
 func (r Row) Value(i int) string {
-	if i < len(r.Shared) {
-		return r.Shared[i]
+	if r.values == nil {
+		return ""
 	}
-	if i -= len(r.Shared); i < len(r.Own) {
-		return r.Own[i]
+	if v := r.values; i < len(v.shared) {
+		return v.shared[i]
+	} else if i -= len(v.shared); i < len(v.own) {
+		return v.own[i]
 	}
 	return ""
 }
@@ -120,13 +125,14 @@ func rowsOf[E any](cols []column[*E], used []int, vs []E) []Row {
 		return rows
 	}
 	n := len(cols)
-	values := make([]string, n*len(vs))
+	values, perRow := make([]string, n*len(vs)), make([]rowValues, len(vs))
 	for j := range vs {
-		row := values[j*n : (j+1)*n : (j+1)*n]
+		own := values[j*n : (j+1)*n : (j+1)*n]
 		for _, i := range used {
-			row[i] = cols[i].value(&vs[j])
+			own[i] = cols[i].value(&vs[j])
 		}
-		rows[j] = RowOf(row...)
+		perRow[j].own = own
+		rows[j] = Row{&perRow[j]}
 	}
 	return rows
 }
