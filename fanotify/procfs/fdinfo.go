@@ -152,9 +152,11 @@ var sumSeed = maphash.MakeSeed()
 // newFdinfoParser returns a parser that keeps the marks or counts them.
 // One that keeps them within budget (nil: no bound) counts them instead
 // from the piece of text that runs it out, and keeps none of the text's.
-func newFdinfoParser(marks bool, budget *markBudget) *fdinfoParser {
+// It is a value, which stays on its caller's stack: a walk makes one per
+// fd.
+func newFdinfoParser(marks bool, budget *markBudget) fdinfoParser {
 	bufp := packBuffers.Get().(*[]byte)
-	p := &fdinfoParser{marks: marks, bufp: bufp, packed: (*bufp)[:0], budget: budget}
+	p := fdinfoParser{marks: marks, bufp: bufp, packed: (*bufp)[:0], budget: budget}
 	p.sum.SetSeed(sumSeed)
 	return p
 }
