@@ -153,13 +153,11 @@ func (r *reply) writeRows(out thrift.TProtocol) error {
 	for j, i := range used {
 		keys[j] = appendString(nil, r.table.Columns[i].Name)
 	}
-	// By index: the zero Rows of a query that reads no column (COUNT(*))
-	// sit in memory nobody has touched, and need not be read.
-	for k := range r.rows {
+	for _, row := range r.rows {
 		w.mapBegin(len(used))
 		for j, i := range used {
 			w.buf = append(w.buf, keys[j]...)
-			w.string(r.rows[k].Value(i))
+			w.string(row.Value(i))
 		}
 	}
 	return w.flush()

@@ -31,12 +31,14 @@ func RowOf(values ...string) Row { return Row{&rowValues{own: values}} }
 // Value is the row's value at column i; empty past its values (and for
 // every column of the zero Row).
 func (r Row) Value(i int) string {
-	if r.values == nil {
+	v := r.values
+	if v == nil {
 		return ""
 	}
-	if v := r.values; i < len(v.shared) {
+	if i < len(v.shared) {
 		return v.shared[i]
-	} else if i -= len(v.shared); i < len(v.own) {
+	}
+	if i -= len(v.shared); i < len(v.own) {
 		return v.own[i]
 	}
 	return ""
