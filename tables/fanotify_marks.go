@@ -177,10 +177,12 @@ func (nq *notifyQuery) markRows(ctx context.Context, cols []markColumn, noMarks 
 
 // markRowBuilder builds the rows of one query on a per-mark table.
 type markRowBuilder struct {
-	nq      *notifyQuery
-	at      markLayout
-	cols    []markColumn
-	used    []int // of cols, the columns the query reads
+	nq   *notifyQuery
+	at   markLayout
+	cols []markColumn
+	used []int // of cols, the columns the query reads
+	// own lays out a row's own values: the used columns', then path's.
+	own     *rowLayout
 	noMarks func(*fanotify.Group) string
 	// decode tells that the query reads a column of the marks themselves,
 	// withPath that it reads path, readsShared one of the shared values.
@@ -210,6 +212,11 @@ func (nq *notifyQuery) newMarkRowBuilder(cols []markColumn, noMarks func(*fanoti
 			b.used = append(b.used, k)
 		}
 	}
+	ownUsed := b.used
+	if b.withPath {
+		ownUsed = append(slices.Clone(b.used), b.at.path)
+	}
+	b.own = newRowLayout(b.at.own, ownUsed)
 	var shown []holderColumn
 	shown, b.identity = usedColumns(nq.q, holderColumns)
 	b.readsShared = len(shown) > 0 || nq.q.Uses(nq.idCol) || nq.q.Uses("primary_holder")
@@ -241,11 +248,10 @@ func (b *markRowBuilder) appendHolderRows(rows []Row, g *fanotify.Group, i int, 
 	}
 	if g.Info.MarkCount == 0 && b.noMarks != nil {
 		var own []string
-		if b.nq.q.Uses("mark_type") {
-			own = make([]string, b.at.own)
-			own[slices.IndexFunc(b.cols, func(c markColumn) bool { return c.def.Name == "mark_type" })] = b.noMarks(g)
+		rows, own = b.own.appendRows(rows, shared, 1)
+		if k := slices.IndexFunc(b.cols, func(c markColumn) bool { return c.def.Name == "mark_type" }); b.own.place[k] >= 0 {
+			own[b.own.place[k]] = b.noMarks(g)
 		}
-		rows = append(rows, Row{&rowValues{shared, own}})
 	}
 	switch {
 	case !b.decode && !b.readsShared:
@@ -255,7 +261,7 @@ func (b *markRowBuilder) appendHolderRows(rows []Row, g *fanotify.Group, i int, 
 	case !b.decode:
 		// The query reads no column of the mark itself: the holder's rows
 		// are its shared values alone, all of them one rowValues.
-		alike := Row{&rowValues{shared: shared}}
+		alike := Row{&rowValues{block: &rowBlock{shared: shared}}}
 		for range g.Info.MarkCount {
 			rows = append(rows, alike)
 		}
@@ -265,18 +271,15 @@ func (b *markRowBuilder) appendHolderRows(rows []Row, g *fanotify.Group, i int, 
 	if b.withPath {
 		paths = b.nq.snap.MarkPaths(g.Holders[i], marks)
 	}
-	// One allocation for the values of the holder's marks, one for its rows'.
-	block, perRow := make([]string, b.at.own*len(marks)), make([]rowValues, len(marks))
+	rows, own := b.own.appendRows(rows, shared, len(marks))
 	for j := range marks {
-		own := block[j*b.at.own : (j+1)*b.at.own : (j+1)*b.at.own]
-		for _, k := range b.used {
-			own[k] = b.value(k, &marks[j])
+		values := own[j*b.own.width : (j+1)*b.own.width]
+		for v, k := range b.used {
+			values[v] = b.value(k, &marks[j])
 		}
 		if b.withPath {
-			own[b.at.path] = paths[j]
+			values[len(b.used)] = paths[j]
 		}
-		perRow[j] = rowValues{shared, own}
-		rows = append(rows, Row{&perRow[j]})
 	}
 	return rows
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -263,5 +264,24 @@ func TestRowsOfReadingNoColumn(t *testing.T) {
 	}
 	if rows := rowsOf(cols, []int{0}, things); len(rows) != 3 || rows[2].Value(0) != "3" {
 		t.Fatalf("rows %+v of a query reading n, want 1, 2, 3", rows)
+	}
+}
+
+// Rows keep the values of the columns their query reads, each at its
+// column, and read empty at the others and past the last.
+func TestRowsOfReadingSomeColumns(t *testing.T) {
+	type thing struct{ n int }
+	cols := []column[*thing]{
+		{text("n", "a number"), func(v *thing) string { return strconv.Itoa(v.n) }},
+		{text("square", "its square"), func(v *thing) string { return strconv.Itoa(v.n * v.n) }},
+		{text("cube", "its cube"), func(v *thing) string { return strconv.Itoa(v.n * v.n * v.n) }},
+	}
+	rows := rowsOf(cols, []int{0, 2}, []thing{{1}, {2}, {3}})
+	for j, row := range rows {
+		n := j + 1
+		got := []string{row.Value(0), row.Value(1), row.Value(2), row.Value(3)}
+		if want := []string{strconv.Itoa(n), "", strconv.Itoa(n * n * n), ""}; !slices.Equal(got, want) {
+			t.Errorf("row %d: %q, want %q", j, got, want)
+		}
 	}
 }

@@ -19,27 +19,80 @@ import (
 // take 800 KB rather than a slice of values each.
 type Row struct{ values *rowValues }
 
-// rowValues are a row's values: the first ones in shared and the rest in
-// own. Rows whose first values are alike (a holder's rows in the per-mark
-// tables) share one shared slice, which is never modified, and rows that
-// have no values of their own share one rowValues.
-type rowValues struct{ shared, own []string }
+// rowValues places a row in the block holding its values: its own values
+// start at own[at].
+type rowValues struct {
+	block *rowBlock
+	at    int
+}
+
+// rowBlock holds the values of rows alike: the first columns' values, which
+// all of them share (a holder's, in the per-mark tables) and nobody
+// modifies, then each row's own values in turn. Rows keep a value only for
+// the columns their query reads (layout), so that a query reading one
+// column of 100,000 marks does not hold 100,000 slices of every column.
+type rowBlock struct {
+	shared, own []string
+	// layout places the own values; nil for a block of one row holding
+	// its own values in column order (RowOf).
+	layout *rowLayout
+}
+
+// rowLayout places the values a query reads among a row's own values.
+type rowLayout struct {
+	place []int // per column past the shared ones: its index among a row's own values, -1 when not read
+	width int   // own values per row
+}
+
+// newRowLayout lays out rows whose own columns number cols, with values at
+// used (positions counted past the shared columns, in increasing order).
+func newRowLayout(cols int, used []int) *rowLayout {
+	l := &rowLayout{place: make([]int, cols), width: len(used)}
+	for i := range l.place {
+		l.place[i] = -1
+	}
+	for k, i := range used {
+		l.place[i] = k
+	}
+	return l
+}
+
+// appendRows appends n rows sharing shared, in one block allocated at once,
+// and returns the rows and their own values in order (width per row) for
+// the caller to fill.
+func (l *rowLayout) appendRows(rows []Row, shared []string, n int) ([]Row, []string) {
+	b := &rowBlock{shared: shared, own: make([]string, n*l.width), layout: l}
+	perRow := make([]rowValues, n)
+	for j := range perRow {
+		perRow[j] = rowValues{b, j * l.width}
+		rows = append(rows, Row{&perRow[j]})
+	}
+	return rows, b.own
+}
 
 // RowOf is the row of values, in column order.
-func RowOf(values ...string) Row { return Row{&rowValues{own: values}} }
+func RowOf(values ...string) Row { return Row{&rowValues{block: &rowBlock{own: values}}} }
 
-// Value is the row's value at column i; empty past its values (and for
-// every column of the zero Row).
+// Value is the row's value at column i; empty past its values, for the
+// columns its query does not read and for every column of the zero Row.
 func (r Row) Value(i int) string {
 	v := r.values
 	if v == nil {
 		return ""
 	}
-	if i < len(v.shared) {
-		return v.shared[i]
+	b := v.block
+	if i < len(b.shared) {
+		return b.shared[i]
 	}
-	if i -= len(v.shared); i < len(v.own) {
-		return v.own[i]
+	i -= len(b.shared)
+	if b.layout == nil {
+		if i < len(b.own) {
+			return b.own[i]
+		}
+		return ""
+	}
+	if i < len(b.layout.place) && b.layout.place[i] >= 0 {
+		return b.own[v.at+b.layout.place[i]]
 	}
 	return ""
 }
@@ -122,19 +175,14 @@ func definitions[T any](cols []column[T]) []table.ColumnDefinition {
 // more on copying its growing rows (and faulting in the pages of each
 // copy) than on parsing its mount table.
 func rowsOf[E any](cols []column[*E], used []int, vs []E) []Row {
-	rows := make([]Row, len(vs))
 	if len(used) == 0 {
-		return rows
+		return make([]Row, len(vs))
 	}
-	n := len(cols)
-	values, perRow := make([]string, n*len(vs)), make([]rowValues, len(vs))
+	rows, own := newRowLayout(len(cols), used).appendRows(make([]Row, 0, len(vs)), nil, len(vs))
 	for j := range vs {
-		own := values[j*n : (j+1)*n : (j+1)*n]
-		for _, i := range used {
-			own[i] = cols[i].value(&vs[j])
+		for k, i := range used {
+			own[j*len(used)+k] = cols[i].value(&vs[j])
 		}
-		perRow[j].own = own
-		rows[j] = Row{&perRow[j]}
 	}
 	return rows
 }
