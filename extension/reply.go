@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"runtime/debug"
+	"slices"
 	"time"
 
 	"github.com/apache/thrift/lib/go/thrift"
@@ -14,12 +16,13 @@ import (
 )
 
 // reply is the answer to one call: an error, maps (the columns action) or
-// a generate's rows, which stay in column order until they are written.
+// a generate's rows, which stay in column order until they are written and,
+// for the tables that stream them, are built as they are written.
 type reply struct {
 	err   error
 	named osquery.ExtensionPluginResponse
 	table *tables.Table
-	rows  []tables.Row
+	rows  tables.Rows
 	q     tables.QueryContext
 }
 
@@ -32,7 +35,7 @@ func (r *reply) status() *osquery.ExtensionStatus {
 
 func (r *reply) len() int {
 	if r.table != nil {
-		return len(r.rows)
+		return r.rows.Len
 	}
 	return len(r.named)
 }
@@ -41,7 +44,7 @@ func (r *reply) len() int {
 func (r *reply) response() *osquery.ExtensionResponse {
 	named := r.named
 	if r.table != nil {
-		named = r.table.Named(r.rows, r.q)
+		named = r.table.Named(slices.Collect(r.rows.All), r.q)
 	}
 	return &osquery.ExtensionResponse{Status: r.status(), Response: named}
 }
@@ -66,10 +69,24 @@ func (p callProcessor) Process(ctx context.Context, seqID int32, in, out thrift.
 	callCtx, cancel := cancelOnHangup(ctx, in.Transport())
 	r := p.h.reply(callCtx, args.Registry, args.Item, args.Request)
 	cancel()
-	if err := r.write(ctx, out, seqID); err != nil {
+	if err := p.write(ctx, r, args.Item, out, seqID); err != nil {
 		return false, thrift.WrapTException(err)
 	}
 	return true, nil
+}
+
+// write writes r. A streamed table builds its rows as they are written: a
+// panic there comes after the row count went out, so rather than an error
+// status osqueryd gets a connection closed mid-reply, and the extension
+// keeps serving.
+func (p callProcessor) write(ctx context.Context, r *reply, item string, out thrift.TProtocol, seqID int32) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			p.h.log.Error("building rows panicked", "table", item, "panic", v, "stack", string(debug.Stack()))
+			err = fmt.Errorf("%s: internal error: %v", item, v)
+		}
+	}()
+	return r.write(ctx, out, seqID)
 }
 
 // cancelOnHangup returns a context that ends when osqueryd closes the
@@ -153,14 +170,25 @@ func (r *reply) writeRows(out thrift.TProtocol) error {
 	for j, i := range used {
 		keys[j] = appendString(nil, r.table.Columns[i].Name)
 	}
-	for _, row := range r.rows {
+	n := 0
+	for row := range r.rows.All {
+		if w.err != nil {
+			break // osqueryd is gone: the rows left would be built for nobody
+		}
 		w.mapBegin(len(used))
 		for j, i := range used {
 			w.buf = append(w.buf, keys[j]...)
 			w.string(row.Value(i))
 		}
+		n++
 	}
-	return w.flush()
+	if err := w.flush(); err != nil {
+		return err
+	}
+	if n != r.rows.Len {
+		return fmt.Errorf("%s: %d rows written after announcing %d", r.table.Name, n, r.rows.Len)
+	}
+	return nil
 }
 
 // listWriter encodes a list<map<string,string>> as TBinaryProtocol does,

@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/apache/thrift/lib/go/thrift"
 	"github.com/osquery/osquery-go/gen/osquery"
@@ -51,11 +54,11 @@ func TestReplyWritesWhatTheGeneratedCodeReads(t *testing.T) {
 	tbl := &tables.Table{Name: "t", Columns: []table.ColumnDefinition{
 		table.TextColumn("a"), table.BigIntColumn("b"), table.TextColumn("c", table.HiddenColumn()),
 	}}
-	rows := []tables.Row{tbl.Row(tables.Values{"a": "x", "b": "1", "c": "secret"}), tbl.Row(tables.Values{"a": "", "b": ""}), {}}
+	rows := rowsOf(tbl.Row(tables.Values{"a": "x", "b": "1", "c": "secret"}), tbl.Row(tables.Values{"a": "", "b": ""}), tables.Row{})
 	for _, r := range []*reply{
 		{table: tbl, rows: rows, q: tables.NewQueryContext(nil, []string{"a", "b"})},
 		{table: tbl, rows: rows, q: tables.NewQueryContext(nil, []string{})},
-		{table: tbl, rows: nil, q: tables.NewQueryContext(nil, nil)},
+		{table: tbl, rows: rowsOf(), q: tables.NewQueryContext(nil, nil)},
 		{named: osquery.ExtensionPluginResponse{{"id": "column", "name": "a", "type": "TEXT"}}},
 		{err: errors.New("t: unknown action")},
 	} {
@@ -70,11 +73,56 @@ func TestReplyWritesWhatTheGeneratedCodeReads(t *testing.T) {
 	}
 }
 
+// rowsOf are rows already built, as a generate returns them.
+func rowsOf(rows ...tables.Row) tables.Rows {
+	return tables.Rows{Len: len(rows), All: slices.Values(rows)}
+}
+
+// failingTransport refuses every write, as a connection osqueryd closed.
+type failingTransport struct{ *thrift.TMemoryBuffer }
+
+func (failingTransport) Write([]byte) (int, error) { return 0, errors.New("broken pipe") }
+
+// Rows built as they are written stop being built at the first write that
+// fails: osqueryd is gone.
+func TestReplyStopsBuildingRowsAtTheFirstWriteError(t *testing.T) {
+	tbl := &tables.Table{Name: "t", Columns: []table.ColumnDefinition{table.TextColumn("a")}}
+	built := 0
+	r := &reply{table: tbl, q: tables.NewQueryContext(nil, nil), rows: tables.Rows{Len: 100000, All: func(yield func(tables.Row) bool) {
+		for i := range 100000 {
+			built++
+			if !yield(tables.RowOf(strconv.Itoa(i))) {
+				return
+			}
+		}
+	}}}
+	out := thrift.NewTBinaryProtocolConf(failingTransport{thrift.NewTMemoryBuffer()}, nil)
+	if err := r.writeRows(out); err == nil {
+		t.Fatal("rows written through a transport that refuses every write")
+	}
+	// The first write goes out when 64 KiB are encoded: about 4,700 rows.
+	if built > 10000 {
+		t.Errorf("%d of 100000 rows built after the first write failed", built)
+	}
+}
+
+// A stream that yields fewer rows than it announced fails the reply rather
+// than leave osqueryd waiting for the rest.
+func TestReplyRefusesAShortStream(t *testing.T) {
+	tbl := &tables.Table{Name: "t", Columns: []table.ColumnDefinition{table.TextColumn("a")}}
+	r := &reply{table: tbl, q: tables.NewQueryContext(nil, nil),
+		rows: tables.Rows{Len: 3, All: slices.Values([]tables.Row{tables.RowOf("x"), tables.RowOf("y")})}}
+	err := r.write(context.Background(), thrift.NewTBinaryProtocolConf(thrift.NewTMemoryBuffer(), nil), 1)
+	if err == nil || !strings.Contains(err.Error(), "2 rows written after announcing 3") {
+		t.Fatalf("error %v, want the rows missing", err)
+	}
+}
+
 // Rows are encoded in the binary protocol's format, which is what the
 // server speaks; any other protocol gets an error, not a garbled reply.
 func TestReplyNeedsTheBinaryProtocol(t *testing.T) {
 	tbl := &tables.Table{Name: "t", Columns: []table.ColumnDefinition{table.TextColumn("a")}}
-	r := &reply{table: tbl, rows: []tables.Row{tables.RowOf("x")}, q: tables.NewQueryContext(nil, nil)}
+	r := &reply{table: tbl, rows: rowsOf(tables.RowOf("x")), q: tables.NewQueryContext(nil, nil)}
 	out := thrift.NewTCompactProtocolConf(thrift.NewTMemoryBuffer(), nil)
 	if err := r.write(context.Background(), out, 1); err == nil {
 		t.Fatal("rows written through the compact protocol")
@@ -96,11 +144,49 @@ func BenchmarkReplyWrite(b *testing.B) {
 		}
 		rows[i] = tables.RowOf(values...)
 	}
-	r := &reply{table: &tables.Table{Name: "t", Columns: cols}, rows: rows, q: tables.NewQueryContext(nil, nil)}
+	r := &reply{table: &tables.Table{Name: "t", Columns: cols}, rows: rowsOf(rows...), q: tables.NewQueryContext(nil, nil)}
 	out := thrift.NewTBinaryProtocolConf(thrift.NewTBufferedTransport(thrift.NewStreamTransportW(io.Discard), 64<<10), nil)
 	for b.Loop() {
 		if err := r.write(context.Background(), out, 1); err != nil {
 			b.Fatal(err)
 		}
 	}
+}
+
+// A panic while rows are built as they are written closes that connection,
+// logged, and the extension serves the next call.
+func TestPanicBuildingRowsEndsTheCallOnly(t *testing.T) {
+	cols := []table.ColumnDefinition{table.TextColumn("a")}
+	rowsThatPanic := func(context.Context, tables.QueryContext) (tables.Rows, error) {
+		return tables.Rows{Len: 1, All: func(func(tables.Row) bool) { panic("kaput") }}, nil
+	}
+	rowsThatWork := func(context.Context, tables.QueryContext) (tables.Rows, error) { return rowsOf(tables.RowOf("x")), nil }
+	var logged strings.Builder
+	log := slog.New(slog.NewTextHandler(&logged, nil))
+	runner := tables.NewRunner([]*tables.Table{
+		{Name: "boom", Columns: cols, Stream: rowsThatPanic},
+		{Name: "fine", Columns: cols, Stream: rowsThatWork},
+	}, time.Minute, 4, log)
+	p := callProcessor{newHandler(runner, log)}
+	if ok, x := processCall(t, p, "boom"); ok || x == nil || !strings.Contains(x.Error(), "boom: internal error: kaput") {
+		t.Fatalf("call of boom: ok %v, exception %v; want the panic as an exception", ok, x)
+	}
+	if !strings.Contains(logged.String(), "building rows panicked") || !strings.Contains(logged.String(), "stack=") {
+		t.Errorf("log lacks the panic and its stack:\n%s", logged.String())
+	}
+	if ok, x := processCall(t, p, "fine"); !ok || x != nil {
+		t.Fatalf("call of fine after the panic: ok %v, exception %v", ok, x)
+	}
+}
+
+// processCall has p serve osqueryd's call() of a generate of item.
+func processCall(t *testing.T, p callProcessor, item string) (bool, thrift.TException) {
+	t.Helper()
+	ctx := context.Background()
+	in := thrift.NewTBinaryProtocolConf(thrift.NewTMemoryBuffer(), nil)
+	args := osquery.ExtensionCallArgs{Registry: "table", Item: item, Request: osquery.ExtensionPluginRequest{"action": "generate"}}
+	if err := args.Write(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	return p.Process(ctx, 1, in, thrift.NewTBinaryProtocolConf(thrift.NewTMemoryBuffer(), nil))
 }

@@ -84,7 +84,7 @@ func (h *handler) call(ctx context.Context, registry, item string, req osquery.E
 		if err != nil {
 			return &reply{err: fmt.Errorf("%s: %w", item, err)}
 		}
-		rows, err := h.runner.Generate(ctx, item, q)
+		rows, err := h.runner.Stream(ctx, item, q)
 		if err != nil {
 			return &reply{err: err}
 		}

@@ -14,6 +14,10 @@ import (
 // fanotifyMarks lists every mark once per fd holding its group, so a
 // process's view is complete; SUM(primary_holder) counts each mark once.
 func fanotifyMarks(env *Env) *Table {
+	mt := markTable{
+		name: "fanotify_marks", subsystem: procfs.SubsystemFanotify, idCol: "group_id", cols: fanotifyMarkColumns, noMarks: noMarkType,
+		summary: "fanotify_groups, whose marks columns count them",
+	}
 	return &Table{
 		Name:        "fanotify_marks",
 		Description: "fanotify marks, one row per mark per fd holding the group (one row of type none for a group without marks).",
@@ -22,10 +26,8 @@ func fanotifyMarks(env *Env) *Table {
 			"SUM(primary_holder) counts each mark once",
 			"Inode: the file its handle resolves to; mount: the mount point in the holder's namespace; filesystem: a mount of the device. Empty when unknown",
 			fanotifyMarkColumns),
-		Generate: markTable{
-			name: "fanotify_marks", subsystem: procfs.SubsystemFanotify, idCol: "group_id", cols: fanotifyMarkColumns, noMarks: noMarkType,
-			summary: "fanotify_groups, whose marks columns count them",
-		}.generate(env),
+		Generate: mt.generate(env),
+		Stream:   mt.stream(env),
 	}
 }
 
@@ -114,22 +116,66 @@ type markTable struct {
 	summary string
 }
 
-// generate refuses a query whose result would pass max_rows before it
-// builds a row: osqueryd holds a result whole, and a host with a million
-// watches would push osqueryd's worker over its watchdog's memory limit.
+// query takes the query's snapshot and counts its rows, refusing a query
+// whose result would pass max_rows before it builds a row: osqueryd holds a
+// result whole, and a host with a million watches would push osqueryd's
+// worker over its watchdog's memory limit.
+func (mt markTable) query(ctx context.Context, env *Env, q QueryContext) (nq *notifyQuery, rows int, err error) {
+	nq, err = newNotifyQuery(ctx, env, q, mt.subsystem, mt.idCol, readsMarks(q, mt.cols))
+	if err != nil {
+		return nil, 0, err
+	}
+	rows = nq.markRowCount(mt.noMarks != nil)
+	if rows > env.Config.MaxRows {
+		return nil, 0, fmt.Errorf("%s: the query would return %d rows, over max_rows (%d): constrain pid or %s, "+
+			"count with %s, or raise max_rows in the configuration file", mt.name, rows, env.Config.MaxRows, mt.idCol, mt.summary)
+	}
+	return nq, rows, nil
+}
+
 func (mt markTable) generate(env *Env) GenerateFunc {
 	return func(ctx context.Context, q QueryContext) ([]Row, error) {
-		nq, err := newNotifyQuery(ctx, env, q, mt.subsystem, mt.idCol, readsMarks(q, mt.cols))
+		nq, n, err := mt.query(ctx, env, q)
 		if err != nil {
 			return nil, err
 		}
-		n := nq.markRowCount(mt.noMarks != nil)
-		if n > env.Config.MaxRows {
-			return nil, fmt.Errorf("%s: the query would return %d rows, over max_rows (%d): constrain pid or %s, "+
-				"count with %s, or raise max_rows in the configuration file", mt.name, n, env.Config.MaxRows, mt.idCol, mt.summary)
-		}
-		return nq.markRows(ctx, mt.cols, mt.noMarks, n), nil
+		return nq.markRows(ctx, mt.cols, mt.noMarks, make([]Row, 0, n), keepRows), nil
 	}
+}
+
+// stream builds the rows as they are read, one holder's at a time. They
+// read nothing: the marks of groups the walk only counted are read again
+// before it returns, while ctx lasts, and their rows counted as built.
+func (mt markTable) stream(env *Env) StreamFunc {
+	return func(ctx context.Context, q QueryContext) (Rows, error) {
+		nq, n, err := mt.query(ctx, env, q)
+		if err != nil {
+			return Rows{}, err
+		}
+		if nq.readsMarksAgain(mt.cols) {
+			rows := nq.markRows(ctx, mt.cols, mt.noMarks, make([]Row, 0, n), keepRows)
+			return Rows{len(rows), slices.Values(rows)}, nil
+		}
+		return Rows{n, func(yield func(Row) bool) {
+			nq.markRows(ctx, mt.cols, mt.noMarks, nil, func(rows []Row) ([]Row, bool) {
+				for _, row := range rows {
+					if !yield(row) {
+						return nil, false
+					}
+				}
+				clear(rows)
+				return rows[:0], true
+			})
+		}}, nil
+	}
+}
+
+// readsMarksAgain tells that building the rows reads the fdinfo of some
+// group the query wants again: its marks were counted by the walk, not kept.
+func (nq *notifyQuery) readsMarksAgain(cols []markColumn) bool {
+	return readsMarks(nq.q, cols) && slices.ContainsFunc(nq.groups, func(g *fanotify.Group) bool {
+		return nq.wantsHolder(g) && g.ParseErr == nil && !g.Info.Kept()
+	})
 }
 
 // readsMarks tells that q reads a column of the marks themselves, which
@@ -150,14 +196,18 @@ func newMarkLayout(cols []markColumn) markLayout {
 	return markLayout{id: n, primary: n + 1, shared: n + 2, path: len(cols), own: len(cols) + 1}
 }
 
-// markRows emits, for every group and holder the query wants, one row per
+// markRows builds, for every group and holder the query wants, one row per
 // mark, and for a group without marks one row whose mark_type is
 // noMarks(g) (no row when noMarks is nil). Only the columns the query reads
-// are computed: SELECT COUNT(*) decodes no mark, resolves no path and
-// returns blank rows.
-func (nq *notifyQuery) markRows(ctx context.Context, cols []markColumn, noMarks func(*fanotify.Group) string, count int) []Row {
+// are computed: SELECT COUNT(*) decodes no mark, resolves no path and gets
+// zero Rows. Each holder's rows are appended to rows and handed to next,
+// which returns what to append the next holder's to (rows itself to keep
+// them, rows[:0] to reuse the room, cleared) and false to stop. The room
+// past len(rows) must be zero: zero Rows are not written, so that the pages
+// of a fresh slice of a million of them are not touched.
+func (nq *notifyQuery) markRows(ctx context.Context, cols []markColumn, noMarks func(*fanotify.Group) string,
+	rows []Row, next func([]Row) ([]Row, bool)) []Row {
 	b := nq.newMarkRowBuilder(cols, noMarks)
-	rows := make([]Row, 0, count)
 	var marks []procfs.Mark // of the group, decoded into one buffer for all groups
 	for _, g := range nq.groups {
 		if !nq.wantsHolder(g) {
@@ -167,13 +217,20 @@ func (nq *notifyQuery) markRows(ctx context.Context, cols []markColumn, noMarks 
 			marks = slices.AppendSeq(slices.Grow(marks[:0], g.Info.MarkCount), g.Marks(ctx))
 		}
 		for i, h := range g.Holders {
-			if nq.wantPID(h.PID) {
-				rows = b.appendHolderRows(rows, g, i, marks)
+			if !nq.wantPID(h.PID) {
+				continue
+			}
+			var more bool
+			if rows, more = next(b.appendHolderRows(rows, g, i, marks)); !more {
+				return rows
 			}
 		}
 	}
 	return rows
 }
+
+// keepRows keeps every holder's rows (see markRows).
+func keepRows(rows []Row) ([]Row, bool) { return rows, true }
 
 // markRowBuilder builds the rows of one query on a per-mark table.
 type markRowBuilder struct {
@@ -255,8 +312,8 @@ func (b *markRowBuilder) appendHolderRows(rows []Row, g *fanotify.Group, i int, 
 	}
 	switch {
 	case !b.decode && !b.readsShared:
-		// The query reads no column (COUNT(*)): zero Rows, nil pointers
-		// left unwritten in the slice markRows sized.
+		// The query reads no column (COUNT(*)): zero Rows, the room past
+		// len(rows) left unwritten (see markRows).
 		return slices.Grow(rows, g.Info.MarkCount)[:len(rows)+g.Info.MarkCount]
 	case !b.decode:
 		// The query reads no column of the mark itself: the holder's rows
@@ -284,8 +341,9 @@ func (b *markRowBuilder) appendHolderRows(rows []Row, g *fanotify.Group, i int, 
 	return rows
 }
 
-// markRowCount is how many rows markRows returns, so that the slice of a
-// million rows is allocated once rather than grown by copying.
+// markRowCount is how many rows markRows yields when the walk kept the
+// marks of the groups the query wants: osqueryd's protocol sends the count
+// before the rows, and a generate sizes its slice of a million rows once.
 func (nq *notifyQuery) markRowCount(rowWithoutMarks bool) int {
 	n := 0
 	for _, g := range nq.groups {

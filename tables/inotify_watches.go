@@ -10,6 +10,10 @@ import (
 // inotifyWatches lists every watch once per fd holding its instance;
 // SUM(primary_holder) counts each watch once.
 func inotifyWatches(env *Env) *Table {
+	mt := markTable{
+		name: "inotify_watches", subsystem: procfs.SubsystemInotify, idCol: "instance_id", cols: inotifyWatchColumns,
+		summary: "inotify_instances, whose watches column counts them",
+	}
 	return &Table{
 		Name:        "inotify_watches",
 		Description: "inotify watches, one row per watch per fd holding the instance.",
@@ -18,10 +22,8 @@ func inotifyWatches(env *Env) *Table {
 			"SUM(primary_holder) counts each watch once",
 			"The file the watch's handle resolves to; empty when unknown",
 			inotifyWatchColumns),
-		Generate: markTable{
-			name: "inotify_watches", subsystem: procfs.SubsystemInotify, idCol: "instance_id", cols: inotifyWatchColumns,
-			summary: "inotify_instances, whose watches column counts them",
-		}.generate(env),
+		Generate: mt.generate(env),
+		Stream:   mt.stream(env),
 	}
 }
 

@@ -551,6 +551,63 @@ func TestMarksPastWhatTheSnapshotKeeps(t *testing.T) {
 	}
 }
 
+// A per-mark table's stream yields as many rows as it announced, which
+// osqueryd's protocol sends first, and the rows its generate returns: with
+// the marks kept by the walk or read again (a snapshot keeping none), for
+// every column set and with or without a pid constraint.
+func TestStreamYieldsTheRowsItAnnounces(t *testing.T) {
+	k := fanotifytest.HoldKnownObjects(t, notifyTestUID)
+	env := NewEnv(config.Default(), slog.New(slog.DiscardHandler))
+	t.Cleanup(env.Close)
+	env.Usage = fanotify.NewScanner(env.Proc, 10*time.Second, 0, env.Log)
+	for _, r := range []*Runner{notifyRunner(t), NewRunner(All(env), time.Minute, 4, env.Log)} {
+		for _, table := range []string{"fanotify_marks", "inotify_watches"} {
+			for _, cols := range [][]string{nil, {}, {"pid", "mask"}, {"path"}} {
+				for _, constraints := range []map[string][]Constraint{nil, equals("pid", strconv.Itoa(k.PID1))} {
+					q := NewQueryContext(constraints, cols)
+					rows, err := r.Stream(context.Background(), table, q)
+					if err != nil {
+						t.Fatal(err)
+					}
+					streamed := slices.Collect(rows.All)
+					generated, err := r.Generate(context.Background(), table, q)
+					if err != nil {
+						t.Fatal(err)
+					}
+					tbl, _ := r.Table(table)
+					if len(streamed) != rows.Len || len(streamed) == 0 || !sameRows(tbl.Named(streamed, q), tbl.Named(generated, q)) {
+						t.Errorf("%s, columns %q, constraints %v: %d rows announced, %d streamed, %d generated",
+							table, cols, constraints, rows.Len, len(streamed), len(generated))
+					}
+				}
+			}
+		}
+	}
+}
+
+// Marks read again, which the walk only counted, may have changed since:
+// the stream announces the rows it yields, not the walk's count.
+func TestStreamOfMarksReadAgainAnnouncesWhatItYields(t *testing.T) {
+	paths := fanotifytest.Files(t, 3)
+	in := fanotifytest.Inotify(t, paths[:2]...)
+	t.Cleanup(func() { fanotifytest.Close(in) })
+	pid := fanotifytest.Hold(t, nil, in)
+	env := NewEnv(config.Default(), slog.New(slog.DiscardHandler))
+	t.Cleanup(env.Close)
+	env.Usage = fanotify.NewScanner(env.Proc, 10*time.Second, 0, env.Log)
+	r := NewRunner(All(env), time.Minute, 4, env.Log)
+	rows, err := r.Stream(context.Background(), "inotify_watches", NewQueryContext(equals("pid", strconv.Itoa(pid)), nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := unix.InotifyAddWatch(in, paths[2], unix.IN_MODIFY); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(slices.Collect(rows.All)); n != rows.Len {
+		t.Errorf("%d rows announced, %d yielded", rows.Len, n)
+	}
+}
+
 // A query that reads no column (COUNT(*)) gets a row for every row of
 // SELECT * of the same holders, with no value in it.
 func TestCountStarGetsARowPerMark(t *testing.T) {
@@ -631,7 +688,7 @@ func bytesPerRow(t *testing.T, env *Env, cols []string, minRows int) float64 {
 	for range 3 {
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
-		rows := nq.markRows(ctx, inotifyWatchColumns, nil, n)
+		rows := nq.markRows(ctx, inotifyWatchColumns, nil, make([]Row, 0, n), keepRows)
 		runtime.ReadMemStats(&after)
 		if len(rows) < minRows {
 			t.Fatalf("columns %q: %d rows, want at least %d", cols, len(rows), minRows)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"slices"
 	"time"
 )
 
@@ -52,6 +53,30 @@ func (r *Runner) Generate(ctx context.Context, name string, q QueryContext) ([]R
 	if !ok {
 		return nil, fmt.Errorf("unknown table %q", name)
 	}
+	return run(ctx, r, name, func(ctx context.Context) ([]Row, error) { return t.Generate(ctx, q) })
+}
+
+// Stream is Generate for a caller that writes each row as it is built. A
+// table with a stream has it run as Generate runs a generate, and its rows
+// built as the caller reads All, past the timeout and the concurrency cap,
+// which bound the reads of /proc; a table without one has its generate's
+// rows.
+func (r *Runner) Stream(ctx context.Context, name string, q QueryContext) (Rows, error) {
+	t, ok := r.tables[name]
+	if !ok {
+		return Rows{}, fmt.Errorf("unknown table %q", name)
+	}
+	if t.Stream != nil {
+		return run(ctx, r, name, func(ctx context.Context) (Rows, error) { return t.Stream(ctx, q) })
+	}
+	rows, err := r.Generate(ctx, name, q)
+	return Rows{len(rows), slices.Values(rows)}, err
+}
+
+// run calls f under the runner's timeout and concurrency cap, with a panic
+// turned into an error.
+func run[T any](ctx context.Context, r *Runner, name string, f func(context.Context) (T, error)) (T, error) {
+	var zero T
 	// The cause tells our own timeout apart from the caller giving up.
 	ctx, cancel := context.WithTimeoutCause(ctx, r.timeout,
 		fmt.Errorf("generate did not finish within %s: %w", r.timeout, context.DeadlineExceeded))
@@ -60,12 +85,12 @@ func (r *Runner) Generate(ctx context.Context, name string, q QueryContext) ([]R
 	select {
 	case r.slots <- struct{}{}:
 	case <-ctx.Done():
-		return nil, fmt.Errorf("%s: waiting for a free generate slot: %w", name, context.Cause(ctx))
+		return zero, fmt.Errorf("%s: waiting for a free generate slot: %w", name, context.Cause(ctx))
 	}
 
 	type result struct {
-		rows []Row
-		err  error
+		out T
+		err error
 	}
 	done := make(chan result, 1)
 	go func() {
@@ -76,8 +101,8 @@ func (r *Runner) Generate(ctx context.Context, name string, q QueryContext) ([]R
 				done <- result{err: fmt.Errorf("%s: internal error: %v", name, p)}
 			}
 		}()
-		rows, err := t.Generate(ctx, q)
-		done <- result{rows, err}
+		out, err := f(ctx)
+		done <- result{out, err}
 	}()
 
 	select {
@@ -85,10 +110,10 @@ func (r *Runner) Generate(ctx context.Context, name string, q QueryContext) ([]R
 		if res.err != nil {
 			r.log.Debug("generate failed", "table", name, "err", res.err)
 		}
-		return res.rows, res.err
+		return res.out, res.err
 	case <-ctx.Done():
 		err := fmt.Errorf("%s: %w", name, context.Cause(ctx))
 		r.log.Warn("generate abandoned", "table", name, "err", err)
-		return nil, err
+		return zero, err
 	}
 }

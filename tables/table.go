@@ -6,6 +6,7 @@ package tables
 import (
 	"context"
 	"fmt"
+	"iter"
 	"sync"
 
 	"github.com/osquery/osquery-go/plugin/table"
@@ -105,12 +106,27 @@ type Values map[string]string
 // fewer is a bug.
 type GenerateFunc func(ctx context.Context, q QueryContext) ([]Row, error)
 
+// Rows are the rows of one query, counted before they are built: osqueryd's
+// protocol sends the count first, and a reply that encodes each row as All
+// yields it never holds them all.
+type Rows struct {
+	Len int
+	All iter.Seq[Row] // yields Len rows, which stay valid
+}
+
+// StreamFunc produces the rows of one query as Rows: what can fail (reading
+// /proc) is done when it returns, and building the rows cannot fail.
+type StreamFunc func(ctx context.Context, q QueryContext) (Rows, error)
+
 // Table is one osquery table.
 type Table struct {
 	Name        string
 	Description string
 	Columns     []table.ColumnDefinition
 	Generate    GenerateFunc
+	// Stream, when set, is Generate's rows built as they are read; a table
+	// whose results run to a hundred thousand rows has one.
+	Stream StreamFunc
 
 	indexOnce sync.Once
 	index     map[string]int
