@@ -166,8 +166,9 @@ func (b *bench) extrapolation(p func(string, ...any)) {
 		p("- **Memory at 1,000,000 watches**: about %s of VmRSS after a query that keeps every mark (%.0f bytes per",
 			mb(last.Parsed+int64(perWatch*float64(1000000-last.Watches))), perWatch)
 		p("  watch: the snapshot keeps every mark packed, about 22 bytes for a watch, plus the garbage of reading them);")
-		p("  `fanotify_limits` and COUNT(*) keep none. A SELECT * of `inotify_watches` adds its rows on top: see the")
-		p("  VmRSS after the protocol queries above.")
+		p("  `fanotify_limits` and COUNT(*) keep none. A SELECT * of `inotify_watches` through osqueryd's protocol")
+		p("  holds one holder's rows at a time (see the VmRSS after the protocol queries above); `fanotify.ext query`")
+		p("  holds its result whole, and `max_rows` bounds how many there are.")
 	}
 	if okP {
 		p("- **Processes**: `fanotify_limits` grows by %.1f µs per holder process (with its %d watches and %d marks).",
@@ -195,8 +196,8 @@ func (b *bench) extrapolation(p func(string, ...any)) {
 		p("- A snapshot that keeps the marks holds them packed (%.0f bytes of VmRSS a watch here), up to %d of them;", perWatch, fanotify.KeptMarks)
 		p("  past that it counts the rest, and the groups a query shows have their marks read again. Without that cap")
 		p("  the extension would pass the watchdog's 200 MB from about %d watches on the host. The scheduled summary", limit)
-		p("  queries count the marks and keep none. A result row holds its own values and shares its holder's, and")
-		p("  `max_rows` bounds how many there are.")
+		p("  queries count the marks and keep none. A result row holds the values its query reads and shares its")
+		p("  holder's; through the protocol one holder's rows are held at a time, and `max_rows` bounds the rest.")
 	}
 }
 
