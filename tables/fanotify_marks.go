@@ -133,8 +133,7 @@ func (mt markTable) query(ctx context.Context, env *Env, q QueryContext) (nq *no
 	return nq, rows, nil
 }
 
-// generate builds every row at once, as the embedded engine and the report
-// read them.
+// generate builds every row at once, as the embedded engine reads them.
 func (mt markTable) generate(env *Env) GenerateFunc {
 	return func(ctx context.Context, q QueryContext) ([]Row, error) {
 		nq, n, err := mt.query(ctx, env, q)
