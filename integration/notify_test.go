@@ -129,3 +129,38 @@ func TestSelectStarLeavesPathOut(t *testing.T) {
 		t.Errorf("SELECT *, path: %v, want path %s", named, k.Files[0])
 	}
 }
+
+// A per-mark result sent as it is built, over many writes of the extension's
+// 64 KiB buffer, arrives whole: every watch of a large instance, once each,
+// among the watches of the whole host.
+func TestLargeStreamedResult(t *testing.T) {
+	const watches = 3000
+	paths := fanotifytest.Files(t, watches)
+	in := fanotifytest.Inotify(t, paths...)
+	pid := fanotifytest.Hold(t, nil, in)
+	fanotifytest.Close(in)
+	want := map[string]bool{}
+	for _, p := range paths {
+		var st unix.Stat_t
+		if err := unix.Stat(p, &st); err != nil {
+			t.Fatal(err)
+		}
+		want[strconv.FormatUint(st.Ino, 10)] = true
+	}
+	m, _, _ := launch(t, false)
+	size, got, wds := 0, map[string]bool{}, map[string]bool{}
+	for _, r := range generate(t, m, "inotify_watches", "") {
+		for k, v := range r {
+			size += len(k) + len(v)
+		}
+		if r["pid"] == strconv.Itoa(pid) {
+			got[r["inode"]], wds[r["wd"]] = true, true
+		}
+	}
+	if size < 4*64<<10 {
+		t.Fatalf("result of %d bytes spans fewer than four writes", size)
+	}
+	if !maps.Equal(got, want) || len(wds) != watches {
+		t.Errorf("holder %d: %d distinct watched inodes of %d, %d distinct wds", pid, len(got), watches, len(wds))
+	}
+}
