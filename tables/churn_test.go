@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -135,7 +136,7 @@ func openFDs(t *testing.T) int {
 
 // Every snapshot table scans without error while processes holding inotify
 // and fanotify fds are born and die, whether its snapshot kept the marks or
-// not, and leaves no goroutine or fd behind.
+// not, builds the rows it announced, and leaves no goroutine or fd behind.
 // Each scan takes a fresh walk of /proc (a new Env), as queries more than
 // a second apart do.
 func TestChurn(t *testing.T) {
@@ -157,10 +158,17 @@ func TestChurn(t *testing.T) {
 		env.Usage = fanotify.NewScanner(env.Proc, 10*time.Second, keep, quietLog)
 		r := NewRunner(All(env), time.Minute, len(snapshotTables), quietLog)
 		for _, name := range snapshotTables {
-			got, err := r.Generate(context.Background(), name, NewQueryContext(nil, nil))
+			// As osqueryd gets them: the per-mark tables' rows are built
+			// after their walk, while holders go on dying.
+			stream, err := r.Stream(context.Background(), name, NewQueryContext(nil, nil))
 			if err != nil {
 				errs++
 				t.Errorf("scan %d: %s: %v", i, name, err)
+			}
+			got := slices.Collect(stream.All)
+			if len(got) != stream.Len {
+				errs++
+				t.Errorf("scan %d: %s: %d rows announced, %d built", i, name, stream.Len, len(got))
 			}
 			rows += len(got)
 			tbl, _ := r.Table(name)
