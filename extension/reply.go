@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"runtime/debug"
-	"slices"
 	"time"
 
 	"github.com/apache/thrift/lib/go/thrift"
@@ -44,7 +43,7 @@ func (r *reply) len() int {
 func (r *reply) response() *osquery.ExtensionResponse {
 	named := r.named
 	if r.table != nil {
-		named = r.table.Named(slices.Collect(r.rows.All), r.q)
+		named = r.table.Named(r.rows.All, r.q)
 	}
 	return &osquery.ExtensionResponse{Status: r.status(), Response: named}
 }

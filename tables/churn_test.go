@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -165,14 +164,14 @@ func TestChurn(t *testing.T) {
 				errs++
 				t.Errorf("scan %d: %s: %v", i, name, err)
 			}
-			got := slices.Collect(stream.All)
+			tbl, _ := r.Table(name)
+			got := tbl.Named(stream.All, NewQueryContext(nil, nil))
 			if len(got) != stream.Len {
 				errs++
 				t.Errorf("scan %d: %s: %d rows announced, %d built", i, name, stream.Len, len(got))
 			}
 			rows += len(got)
-			tbl, _ := r.Table(name)
-			for _, row := range tbl.Named(got, NewQueryContext(nil, nil)) {
+			for _, row := range got {
 				if row["process"] == "tail" {
 					churned++
 				}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -42,7 +43,7 @@ func generateFresh(t *testing.T, newTable func(*Env) *Table, constraints map[str
 	if err != nil {
 		t.Fatal(err)
 	}
-	return tbl.Named(rows, q)
+	return tbl.Named(slices.Values(rows), q)
 }
 
 func limitRowFor(t *testing.T, rows []namedRow, l procfs.Limit, userNS uint64, uid uint32) namedRow {

@@ -140,13 +140,14 @@ func (mt markTable) generate(env *Env) GenerateFunc {
 		if err != nil {
 			return nil, err
 		}
-		return nq.markRows(ctx, mt.cols, mt.noMarks, make([]Row, 0, n), keepRows), nil
+		return nq.markRows(ctx, mt.cols, mt.noMarks, make([]Row, 0, n), nil, keepRows), nil
 	}
 }
 
-// stream builds the rows as they are read, one holder's at a time. They
-// read nothing: the marks of groups the walk only counted are read again
-// before it returns, while ctx lasts, and their rows counted as built.
+// stream builds the rows as they are read, one holder's at a time, each in
+// the room of the previous holder's. They read nothing: the marks of groups
+// the walk only counted are read again before it returns, while ctx lasts,
+// and their rows counted as built.
 func (mt markTable) stream(env *Env) StreamFunc {
 	return func(ctx context.Context, q QueryContext) (Rows, error) {
 		nq, n, err := mt.query(ctx, env, q)
@@ -154,11 +155,11 @@ func (mt markTable) stream(env *Env) StreamFunc {
 			return Rows{}, err
 		}
 		if nq.readsMarksAgain(mt.cols) {
-			rows := nq.markRows(ctx, mt.cols, mt.noMarks, make([]Row, 0, n), keepRows)
+			rows := nq.markRows(ctx, mt.cols, mt.noMarks, make([]Row, 0, n), nil, keepRows)
 			return Rows{len(rows), slices.Values(rows)}, nil
 		}
 		return Rows{n, func(yield func(Row) bool) {
-			nq.markRows(ctx, mt.cols, mt.noMarks, nil, func(rows []Row) ([]Row, bool) {
+			nq.markRows(ctx, mt.cols, mt.noMarks, nil, new(rowRoom), func(rows []Row) ([]Row, bool) {
 				for _, row := range rows {
 					if !yield(row) {
 						return nil, false
@@ -205,10 +206,13 @@ func newMarkLayout(cols []markColumn) markLayout {
 // which returns what to append the next holder's to (rows itself to keep
 // them, rows[:0] to reuse the room, cleared) and false to stop. The room
 // past len(rows) must be zero: zero Rows are not written, so that the pages
-// of a fresh slice of a million of them are not touched.
+// of a fresh slice of a million of them are not touched. With room set,
+// every holder's rows of marks are built in it: next must be done with a
+// holder's rows when it returns.
 func (nq *notifyQuery) markRows(ctx context.Context, cols []markColumn, noMarks func(*fanotify.Group) string,
-	rows []Row, next func([]Row) ([]Row, bool)) []Row {
+	rows []Row, room *rowRoom, next func([]Row) ([]Row, bool)) []Row {
 	b := nq.newMarkRowBuilder(cols, noMarks)
+	b.room = room
 	var marks []procfs.Mark // of the group, decoded into one buffer for all groups
 	for _, g := range nq.groups {
 		if !nq.wantsHolder(g) {
@@ -252,6 +256,8 @@ type markRowBuilder struct {
 	blank []string
 	// last is, for each column with a key, its value for the last mark.
 	last []lastValue
+	// room, when set, holds the rows of marks of one holder at a time.
+	room *rowRoom
 }
 
 // lastValue is a column's value for a mark of the given kind and key.
@@ -306,7 +312,7 @@ func (b *markRowBuilder) appendHolderRows(rows []Row, g *fanotify.Group, i int, 
 	}
 	if g.Info.MarkCount == 0 && b.noMarks != nil {
 		var own []string
-		rows, own = b.own.appendRows(rows, shared, 1)
+		rows, own = b.own.appendRows(rows, shared, 1, nil)
 		if k := slices.IndexFunc(b.cols, func(c markColumn) bool { return c.def.Name == "mark_type" }); b.own.place[k] >= 0 {
 			own[b.own.place[k]] = b.noMarks(g)
 		}
@@ -329,7 +335,7 @@ func (b *markRowBuilder) appendHolderRows(rows []Row, g *fanotify.Group, i int, 
 	if b.withPath {
 		paths = b.nq.snap.MarkPaths(g.Holders[i], marks)
 	}
-	rows, own := b.own.appendRows(rows, shared, len(marks))
+	rows, own := b.own.appendRows(rows, shared, len(marks), b.room)
 	for j := range marks {
 		values := own[j*b.own.width : (j+1)*b.own.width]
 		for v, k := range b.used {

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -46,7 +47,7 @@ func TestMountPointsSkipsUnreadableNamespace(t *testing.T) {
 	if err != nil {
 		t.Fatalf("one bad namespace failed the query: %v", err)
 	}
-	rows := tbl.Named(generated, q)
+	rows := tbl.Named(slices.Values(generated), q)
 	var got []string
 	for _, r := range rows {
 		got = append(got, r["mnt_ns"]+" "+r["source"])

@@ -44,7 +44,7 @@ func generateMounts(t testing.TB, env *Env, constraints map[string][]Constraint)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return tbl.Named(rows, q)
+	return tbl.Named(slices.Values(rows), q)
 }
 
 // privateNamespace is a mount namespace held by a sleeping child.
@@ -456,7 +456,7 @@ func TestMountPointsSkipsUnreadableProcesses(t *testing.T) {
 		}
 		tbl, q := mountPoints(env), NewQueryContext(nil, nil)
 		rows, err := tbl.Generate(context.Background(), q)
-		done <- result{tbl.Named(rows, q), err}
+		done <- result{tbl.Named(slices.Values(rows), q), err}
 	}()
 	res := <-done
 	if res.err != nil {

@@ -44,7 +44,7 @@ func query(t testing.TB, r *Runner, table string, constraints map[string][]Const
 		t.Fatal(err)
 	}
 	tbl, _ := r.Table(table)
-	return tbl.Named(rows, q)
+	return tbl.Named(slices.Values(rows), q)
 }
 
 // namedRow is a row by column name, as osquery's protocol carries it.
@@ -569,13 +569,13 @@ func TestStreamYieldsTheRowsItAnnounces(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					streamed := slices.Collect(rows.All)
+					tbl, _ := r.Table(table)
+					streamed := tbl.Named(rows.All, q)
 					generated, err := r.Generate(context.Background(), table, q)
 					if err != nil {
 						t.Fatal(err)
 					}
-					tbl, _ := r.Table(table)
-					if len(streamed) != rows.Len || len(streamed) == 0 || !sameRows(tbl.Named(streamed, q), tbl.Named(generated, q)) {
+					if len(streamed) != rows.Len || len(streamed) == 0 || !sameRows(streamed, tbl.Named(slices.Values(generated), q)) {
 						t.Errorf("%s, columns %q, constraints %v: %d rows announced, %d streamed, %d generated",
 							table, cols, constraints, rows.Len, len(streamed), len(generated))
 					}
@@ -635,7 +635,7 @@ func TestCountStarGetsARowPerMark(t *testing.T) {
 // pid, COUNT(*) ... GROUP BY pid) one set of values per holder that all its
 // rows point to, not a slice of values per mark.
 func TestAggregateRowsCostAPointerEach(t *testing.T) {
-	env := envOverWatches(t, 2000)
+	env := envOverWatches(t, 2000, 1)
 	for _, cols := range [][]string{{}, {"pid"}} {
 		if per := bytesPerRow(t, env, cols, 2000); per > 24 {
 			t.Errorf("columns %q: %.1f bytes allocated per row, want a pointer's 8 and little more", cols, per)
@@ -647,23 +647,64 @@ func TestAggregateRowsCostAPointerEach(t *testing.T) {
 // of the table: a row of one mark column costs at least 16 bytes less per
 // column it does not read than a row of all of them.
 func TestRowsHoldTheColumnsReadOnly(t *testing.T) {
-	env := envOverWatches(t, 2000)
-	all := []string{"pid"}
-	for _, c := range inotifyWatchColumns {
-		all = append(all, c.def.Name)
-	}
+	env := envOverWatches(t, 2000, 1)
 	one := bytesPerRow(t, env, []string{"pid", "mask"}, 2000)
-	every := bytesPerRow(t, env, all, 2000)
+	every := bytesPerRow(t, env, watchColumnsShown(), 2000)
 	if unread := len(inotifyWatchColumns) - 1; every-one < float64(16*unread) {
 		t.Errorf("%.1f bytes allocated per row reading one mark column, %.1f reading all: want %d less", one, every, 16*unread)
 	}
 }
 
+// A stream builds each holder's rows where the previous holder's were:
+// streaming the rows of an instance held through ten fds allocates their
+// values and places once, not ten times, so that the rows cost at most
+// half of what building them all does (formatting the values of each mark
+// is the rest).
+func TestStreamBuildsEachHoldersRowsInTheRoomOfThePrevious(t *testing.T) {
+	env := envOverWatches(t, 500, 10)
+	cols := watchColumnsShown()
+	kept := bytesPerRow(t, env, cols, 5000)
+	r := NewRunner(All(env), time.Minute, 4, env.Log)
+	streamed := -1.0
+	for range 3 {
+		rows, err := r.Stream(context.Background(), "inotify_watches", NewQueryContext(nil, cols))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		n := 0
+		for range rows.All {
+			n++
+		}
+		runtime.ReadMemStats(&after)
+		if n < 5000 || n != rows.Len {
+			t.Fatalf("%d rows streamed, %d announced, want at least 5000", n, rows.Len)
+		}
+		if per := float64(after.TotalAlloc-before.TotalAlloc) / float64(n); streamed < 0 || per < streamed {
+			streamed = per
+		}
+	}
+	if streamed > kept/2 {
+		t.Errorf("%.1f bytes allocated per row streamed, %.1f per row built at once: want at most half", streamed, kept)
+	}
+}
+
+// watchColumnsShown are the columns of inotify_watches SELECT * reads
+// besides the holder's: pid, and every column of the watch but path.
+func watchColumnsShown() []string {
+	cols := []string{"pid"}
+	for _, c := range inotifyWatchColumns {
+		cols = append(cols, c.def.Name)
+	}
+	return cols
+}
+
 // envOverWatches is an Env on a host where one process holds an instance
-// of n watches.
-func envOverWatches(t *testing.T, n int) *Env {
+// of n watches, through as many fds as holders.
+func envOverWatches(t *testing.T, n, holders int) *Env {
 	in := fanotifytest.Inotify(t, fanotifytest.Files(t, n)...)
-	fanotifytest.Hold(t, nil, in)
+	fanotifytest.Hold(t, nil, slices.Repeat([]int{in}, holders)...)
 	fanotifytest.Close(in)
 	env := NewEnv(config.Default(), slog.New(slog.DiscardHandler))
 	t.Cleanup(env.Close)
@@ -688,7 +729,7 @@ func bytesPerRow(t *testing.T, env *Env, cols []string, minRows int) float64 {
 	for range 3 {
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
-		rows := nq.markRows(ctx, inotifyWatchColumns, nil, make([]Row, 0, n), keepRows)
+		rows := nq.markRows(ctx, inotifyWatchColumns, nil, make([]Row, 0, n), nil, keepRows)
 		runtime.ReadMemStats(&after)
 		if len(rows) < minRows {
 			t.Fatalf("columns %q: %d rows, want at least %d", cols, len(rows), minRows)

@@ -58,17 +58,40 @@ func newRowLayout(cols int, used []int) *rowLayout {
 	return l
 }
 
-// appendRows appends n rows sharing shared, in one block allocated at once,
-// and returns the rows and their own values in order (width per row) for
-// the caller to fill.
-func (l *rowLayout) appendRows(rows []Row, shared []string, n int) ([]Row, []string) {
-	b := &rowBlock{shared: shared, own: make([]string, n*l.width), layout: l}
-	perRow := make([]rowValues, n)
-	for j := range perRow {
-		perRow[j] = rowValues{b, j * l.width}
-		rows = append(rows, Row{&perRow[j]})
+// appendRows appends n rows sharing shared, in one block allocated at once
+// (in room, when given), and returns the rows and their own values in order
+// (width per row) for the caller to fill.
+func (l *rowLayout) appendRows(rows []Row, shared []string, n int, room *rowRoom) ([]Row, []string) {
+	if room == nil {
+		room = new(rowRoom)
+	}
+	b := &room.block
+	*b = rowBlock{shared: shared, own: resized(b.own, n*l.width), layout: l}
+	room.places = resized(room.places, n)
+	for j := range room.places {
+		room.places[j] = rowValues{b, j * l.width}
+		rows = append(rows, Row{&room.places[j]})
 	}
 	return rows, b.own
+}
+
+// rowRoom holds a block of rows, which a stream builds each holder's rows
+// in once the previous holder's are written: a 50,000-row reply through
+// osqueryd's protocol then allocates the values of one holder's rows, not
+// of every row.
+type rowRoom struct {
+	block  rowBlock
+	places []rowValues
+}
+
+// resized is s with n zero elements, in s's array when it has room.
+func resized[E any](s []E, n int) []E {
+	if cap(s) < n {
+		return make([]E, n)
+	}
+	s = s[:n]
+	clear(s)
+	return s
 }
 
 // RowOf is the row of values, in column order.
@@ -111,7 +134,9 @@ type GenerateFunc func(ctx context.Context, q QueryContext) ([]Row, error)
 // yields it never holds them all.
 type Rows struct {
 	Len int
-	All iter.Seq[Row] // yields Len rows, which stay valid
+	// All yields Len rows, each valid until the next is yielded: a stream
+	// may build a holder's rows where the previous holder's were.
+	All iter.Seq[Row]
 }
 
 // StreamFunc produces the rows of one query as Rows: what can fail (reading
@@ -194,7 +219,7 @@ func rowsOf[E any](cols []column[*E], used []int, vs []E) []Row {
 	if len(used) == 0 {
 		return make([]Row, len(vs))
 	}
-	rows, own := newRowLayout(len(cols), used).appendRows(make([]Row, 0, len(vs)), nil, len(vs))
+	rows, own := newRowLayout(len(cols), used).appendRows(make([]Row, 0, len(vs)), nil, len(vs), nil)
 	for j := range vs {
 		for k, i := range used {
 			own[j*len(used)+k] = cols[i].value(&vs[j])
@@ -223,15 +248,15 @@ func namedRows(t *Table, gen func(context.Context, QueryContext) ([]Values, erro
 
 // Named returns rows with their values by column name, for the columns q
 // reads: the form osquery's protocol carries.
-func (t *Table) Named(rows []Row, q QueryContext) []map[string]string {
+func (t *Table) Named(rows iter.Seq[Row], q QueryContext) []map[string]string {
 	used := t.Used(q)
-	named := make([]map[string]string, len(rows))
-	for r, row := range rows {
+	var named []map[string]string
+	for row := range rows {
 		m := make(map[string]string, len(used))
 		for _, i := range used {
 			m[t.Columns[i].Name] = row.Value(i)
 		}
-		named[r] = m
+		named = append(named, m)
 	}
 	return named
 }
