@@ -90,7 +90,7 @@ stress: $(STRESS)
 .PHONY: bench
 
 # Measures fanotify.ext against raw baselines on a synthetic busy host that it
-# builds and removes (as root, about 10 minutes); writes BENCHMARKS.md. Too
+# builds and removes (as root, about 4 minutes); writes BENCHMARKS.md. Too
 # heavy for `make test` and CI. BENCHFLAGS=-strict fails on a missed goal.
 bench: build
 	$(GO) run ./integration/bench -ext build/fanotify.ext -out BENCHMARKS.md $(BENCHFLAGS)
