@@ -18,7 +18,7 @@ import (
 func mountPoints(env *Env) *Table {
 	return &Table{
 		Name:        "mount_points",
-		Description: "Mounts of every mount namespace (one row per mount per namespace) with the fanotify and inotify marks on them.",
+		Description: "Mounts of every mount namespace a process or thread is in (one row per mount per namespace) with the fanotify and inotify marks on them.",
 		Columns:     definitions(mountColumns),
 		Generate: func(ctx context.Context, q QueryContext) ([]Row, error) {
 			return generateMountPoints(ctx, env, q)
@@ -43,7 +43,7 @@ type viewText struct{ mntNS, pid string }
 var mountColumns = []column[*mount]{
 	{bigint("mnt_ns", "Inode of the mount namespace (/proc/PID/ns/mnt)", index),
 		func(m *mount) string { return m.view.mntNS }},
-	{bigint("pid", "Process through which the namespace was read: its lowest pid, or the pid the query asks for; paths are relative to its root directory", index),
+	{bigint("pid", "Process through which the namespace was read: its lowest pid (a thread id for a namespace only a thread is in), or the pid the query asks for; paths are relative to its root directory", index),
 		func(m *mount) string { return m.view.pid }},
 	{bigint("mount_id", "Mount ID, unique on the host (fdinfo's mnt_id: is the same number in hex)"),
 		func(m *mount) string { return strconv.Itoa(m.info.ID) }},
@@ -129,9 +129,11 @@ type namespaceView struct {
 }
 
 // namespaceViews picks the namespaces the query needs. Without a pid
-// constraint each namespace is read through its lowest pid, falling back
-// to the next if that one exits; with one, each asked-for pid shows its own
-// namespace (a row whose pid differs from the constraint would be dropped).
+// constraint every process and thread is looked at, and each namespace is
+// read through its lowest pid (a thread's id when only threads of other
+// processes are in it), falling back to the next if that one exits; with
+// one, each asked-for pid shows its own namespace (a row whose pid differs
+// from the constraint would be dropped).
 func namespaceViews(ctx context.Context, env *Env, q QueryContext) ([]namespaceView, error) {
 	wantNS, nsNarrowed := q.IntEquals("mnt_ns")
 	asked, pidNarrowed := q.IntEquals("pid")
@@ -149,14 +151,18 @@ func namespaceViews(ctx context.Context, env *Env, q QueryContext) ([]namespaceV
 		}
 	}
 
+	ids := pids
+	if !pidNarrowed {
+		ids = withThreads(env, pids)
+	}
 	var views []namespaceView
 	byNS := make(map[uint64]int) // mnt_ns -> index in views
-	for _, pid := range pids {
+	for _, id := range ids {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		ns, err := env.Proc.NamespaceInode(pid, "mnt")
-		if skipProcess(env, pid, err) {
+		ns, err := env.Proc.NamespaceInode(id, "mnt")
+		if skipProcess(env, id, err) {
 			continue
 		}
 		if err != nil {
@@ -166,13 +172,28 @@ func namespaceViews(ctx context.Context, env *Env, q QueryContext) ([]namespaceV
 			continue
 		}
 		if i, seen := byNS[ns]; seen && !pidNarrowed {
-			views[i].pids = append(views[i].pids, pid)
+			views[i].pids = append(views[i].pids, id)
 			continue
 		}
 		byNS[ns] = len(views)
-		views = append(views, namespaceView{mntNS: ns, pids: []int{pid}})
+		views = append(views, namespaceView{mntNS: ns, pids: []int{id}})
 	}
 	return views, nil
+}
+
+// withThreads is pids followed by their other threads, so that a
+// namespace a process is in is read through a process. A process whose
+// threads cannot be listed keeps its own namespace.
+func withThreads(env *Env, pids []int) []int {
+	ids := slices.Clone(pids)
+	for _, pid := range pids {
+		tids, err := env.Proc.OtherThreads(pid)
+		if err != nil && !skipProcess(env, pid, err) {
+			env.Log.Warn("mount_points: skipping the threads of a process that cannot be listed", "pid", pid, "err", err)
+		}
+		ids = append(ids, tids...)
+	}
+	return ids
 }
 
 // read returns the mounts of the namespace and the pid they were read

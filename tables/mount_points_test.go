@@ -330,6 +330,23 @@ func TestMountPointsEveryNamespace(t *testing.T) {
 	}
 }
 
+// A thread that unshared its mount namespace is in one no process is in:
+// it shows up too, read through the thread, with the mounts only that
+// thread sees.
+func TestMountPointsNamespaceOfAThread(t *testing.T) {
+	dir := t.TempDir()
+	tid, mntNS := fanotifytest.MountNamespaceThread(t, dir)
+	ns := strconv.FormatUint(mntNS, 10)
+	for _, constraints := range []map[string][]Constraint{nil, equals("mnt_ns", ns)} {
+		rows := generateMounts(t, testEnv("/proc"), constraints)
+		if !slices.ContainsFunc(rows, func(r namedRow) bool {
+			return r["mnt_ns"] == ns && r["pid"] == strconv.Itoa(tid) && r["path"] == dir && r["fs_type"] == "tmpfs"
+		}) {
+			t.Errorf("constraints %v: no row of the tmpfs on %s in thread %d's namespace %s", constraints, dir, tid, ns)
+		}
+	}
+}
+
 // namespacesByGlob maps mount namespace inodes to their pids, found
 // independently of procfs.FS through /proc/*/ns/mnt.
 func namespacesByGlob(t *testing.T) map[string][]int {

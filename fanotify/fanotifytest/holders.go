@@ -5,9 +5,11 @@
 package fanotifytest
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -150,4 +152,43 @@ func WaitZombie(t testing.TB, pid int) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	t.Fatalf("pid %d did not exit", pid)
+}
+
+// MountNamespaceThread locks a thread of this process into a private mount
+// namespace of its own, with a tmpfs on dir that only it sees, and returns
+// the thread's id and the namespace's inode. The thread exits at cleanup,
+// taking the namespace with it: it is never unlocked.
+func MountNamespaceThread(t testing.TB, dir string) (tid int, mntNS uint64) {
+	t.Helper()
+	type result struct {
+		tid   int
+		mntNS uint64
+		err   error
+	}
+	ready, done := make(chan result), make(chan struct{})
+	go func() {
+		runtime.LockOSThread()
+		r := result{tid: unix.Gettid()}
+		r.err = unix.Unshare(unix.CLONE_NEWNS)
+		if r.err == nil {
+			r.err = unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, "")
+		}
+		if r.err == nil {
+			r.err = unix.Mount("tmpfs", dir, "tmpfs", 0, "size=1m")
+		}
+		if r.err == nil {
+			var link string
+			if link, r.err = os.Readlink("/proc/" + strconv.Itoa(r.tid) + "/ns/mnt"); r.err == nil {
+				_, r.err = fmt.Sscanf(link, "mnt:[%d]", &r.mntNS)
+			}
+		}
+		ready <- r
+		<-done
+	}()
+	r := <-ready
+	t.Cleanup(func() { close(done) })
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	return r.tid, r.mntNS
 }

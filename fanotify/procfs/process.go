@@ -36,24 +36,50 @@ type Identity struct {
 }
 
 // Pids lists the processes (thread-group leaders) in ascending order.
-func (fs FS) Pids() ([]int, error) {
-	dir, err := unix.Open(fs.Root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+func (fs FS) Pids() ([]int, error) { return listIDs(fs.Root) }
+
+// OtherThreads lists the threads of process pid besides pid itself: a
+// thread may sit in a mount namespace of its own (one that called
+// unshare(CLONE_NEWNS)), and /proc/TID/... reads it as /proc/PID/... reads
+// the process. The link count of /proc/PID/task is 2 plus the number of
+// threads, so that a single-threaded process costs one stat. The error
+// wraps ErrProcessGone when the process exited.
+func (fs FS) OtherThreads(pid int) ([]int, error) {
+	dir := fs.Path(strconv.Itoa(pid), "task")
+	var st unix.Stat_t
+	if err := unix.Stat(dir, &st); err != nil {
+		return nil, pidError(pid, &os.PathError{Op: "stat", Path: dir, Err: err})
+	}
+	if st.Nlink <= 3 {
+		return nil, nil
+	}
+	tids, err := listIDs(dir)
 	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: fs.Root, Err: err}
+		return nil, pidError(pid, err)
+	}
+	return slices.DeleteFunc(tids, func(tid int) bool { return tid == pid }), nil
+}
+
+// listIDs lists the numeric entries of a directory (pids, thread ids) in
+// increasing order.
+func listIDs(path string) ([]int, error) {
+	dir, err := unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
 	}
 	defer unix.Close(dir)
 	names, err := dirNames(dir)
 	if err != nil {
-		return nil, fmt.Errorf("listing %s: %w", fs.Root, err)
+		return nil, fmt.Errorf("listing %s: %w", path, err)
 	}
-	pids := make([]int, 0, len(names))
+	ids := make([]int, 0, len(names))
 	for _, name := range names {
-		if pid, err := strconv.Atoi(name); err == nil && pid > 0 {
-			pids = append(pids, pid)
+		if id, err := strconv.Atoi(name); err == nil && id > 0 {
+			ids = append(ids, id)
 		}
 	}
-	slices.Sort(pids)
-	return pids, nil
+	slices.Sort(ids)
+	return ids, nil
 }
 
 // ReadOwner sets id's EUID and UserNS, what the process's fanotify groups

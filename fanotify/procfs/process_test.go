@@ -271,6 +271,58 @@ func TestNamespaceInodeLive(t *testing.T) {
 	}
 }
 
+// OtherThreads lists a process's threads but the process itself (a Go
+// test process runs several), none for a single-threaded process, and
+// ErrProcessGone for one reaped.
+func TestOtherThreads(t *testing.T) {
+	fsys := NewFS(DefaultRoot)
+	self := os.Getpid()
+	before := threadsOfSelf(t)
+	got, err := fsys.OtherThreads(self)
+	after := threadsOfSelf(t)
+	if err != nil || len(got) == 0 || slices.Contains(got, self) {
+		t.Errorf("OtherThreads(self) = %v, %v; want the threads but %d", got, err, self)
+	}
+	for _, tid := range got {
+		if !slices.Contains(before, tid) && !slices.Contains(after, tid) {
+			t.Errorf("OtherThreads(self) lists %d, not a thread of this process", tid)
+		}
+	}
+	for _, tid := range before {
+		if tid != self && slices.Contains(after, tid) && !slices.Contains(got, tid) {
+			t.Errorf("OtherThreads(self) = %v misses thread %d", got, tid)
+		}
+	}
+	if got, err := fsys.OtherThreads(fanotifytest.Hold(t, nil)); len(got) != 0 || err != nil {
+		t.Errorf("OtherThreads(sleep) = %v, %v; want none", got, err)
+	}
+	reaped := exec.Command("true")
+	if err := reaped.Run(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fsys.OtherThreads(reaped.Process.Pid); !errors.Is(err, ErrProcessGone) {
+		t.Errorf("OtherThreads(reaped) error = %v, want ErrProcessGone", err)
+	}
+}
+
+// threadsOfSelf lists /proc/self/task with os.ReadDir.
+func threadsOfSelf(t *testing.T) []int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tids []int
+	for _, e := range entries {
+		tid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			t.Fatal(err)
+		}
+		tids = append(tids, tid)
+	}
+	return tids
+}
+
 // TestIdentityExited covers both ways a process disappears under a walk:
 // as a zombie (files readable, namespaces gone) and once reaped.
 func TestIdentityExited(t *testing.T) {

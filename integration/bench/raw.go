@@ -93,29 +93,57 @@ func readIdentity(dir string, link []byte, buf *[]byte) int {
 	return total
 }
 
-// rawMountinfo finds every mount namespace (readlink /proc/PID/ns/mnt) and
-// reads the mountinfo of one process in each. It returns the bytes read.
+// rawMountinfo reads the mountinfo of one process or thread in every mount
+// namespace (mountNamespaceReaders). It returns the bytes read.
 func rawMountinfo(buf []byte) (int, error) {
-	pids, err := listDir("/proc")
-	if err != nil {
-		return 0, err
-	}
-	link := make([]byte, 64)
-	seen := make(map[string]bool)
+	readers, err := mountNamespaceReaders()
 	total := 0
-	for _, pid := range pids {
-		if pid[0] < '0' || pid[0] > '9' {
-			continue
-		}
-		n, err := unix.Readlink("/proc/"+pid+"/ns/mnt", link)
-		if err != nil || seen[string(link[:n])] {
-			continue
-		}
-		seen[string(link[:n])] = true
-		n, _ = readAll("/proc/"+pid+"/mountinfo", &buf)
+	for _, id := range readers {
+		n, _ := readAll("/proc/"+id+"/mountinfo", &buf)
 		total += n
 	}
-	return total, nil
+	return total, err
+}
+
+// mountNamespaceReaders finds every mount namespace (readlink
+// /proc/PID/ns/mnt, and /proc/TID/ns/mnt of the other threads of processes
+// whose task directory counts more than one) and returns the first process
+// or thread found in each, by namespace link.
+func mountNamespaceReaders() (map[string]string, error) {
+	names, err := listDir("/proc")
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, pid := range names {
+		if pid[0] >= '0' && pid[0] <= '9' {
+			ids = append(ids, pid)
+		}
+	}
+	for _, pid := range ids {
+		var st unix.Stat_t
+		if unix.Stat("/proc/"+pid+"/task", &st) != nil || st.Nlink <= 3 {
+			continue
+		}
+		tids, _ := listDir("/proc/" + pid + "/task")
+		for _, tid := range tids {
+			if tid != pid {
+				ids = append(ids, tid)
+			}
+		}
+	}
+	link := make([]byte, 64)
+	readers := make(map[string]string)
+	for _, id := range ids {
+		n, err := unix.Readlink("/proc/"+id+"/ns/mnt", link)
+		if err != nil {
+			continue
+		}
+		if _, seen := readers[string(link[:n])]; !seen {
+			readers[string(link[:n])] = id
+		}
+	}
+	return readers, nil
 }
 
 // rawMountinfoAndWalk is what mount_points with its mark counts reads: the

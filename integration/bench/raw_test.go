@@ -1,8 +1,12 @@
 package main
 
 import (
+	"fmt"
 	"os"
+	"strconv"
 	"testing"
+
+	"github.com/osquery-fanotify/osquery-fanotify/fanotify/fanotifytest"
 )
 
 // The identity baseline reads what the holder columns show: both namespace
@@ -26,5 +30,18 @@ func TestReadIdentityReadsTheHolderColumnsSources(t *testing.T) {
 	buf := make([]byte, 16)
 	if got := readIdentity("/proc/self", make([]byte, 64), &buf); got != want {
 		t.Fatalf("read %d bytes of the identity, want %d", got, want)
+	}
+}
+
+// The mountinfo baseline finds the namespace only a thread is in, as
+// mount_points does, and reads it through that thread.
+func TestMountNamespaceReadersFindAThreadsNamespace(t *testing.T) {
+	tid, mntNS := fanotifytest.MountNamespaceThread(t, t.TempDir())
+	readers, err := mountNamespaceReaders()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readers[fmt.Sprintf("mnt:[%d]", mntNS)]; got != strconv.Itoa(tid) {
+		t.Errorf("namespace %d of thread %d read through %q", mntNS, tid, got)
 	}
 }
