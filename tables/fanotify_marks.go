@@ -204,11 +204,11 @@ func newMarkLayout(cols []markColumn) markLayout {
 // are computed: SELECT COUNT(*) decodes no mark, resolves no path and gets
 // zero Rows. Each holder's rows are appended to rows and handed to next,
 // which returns what to append the next holder's to (rows itself to keep
-// them, rows[:0] to reuse the room, cleared) and false to stop. The room
-// past len(rows) must be zero: zero Rows are not written, so that the pages
-// of a fresh slice of a million of them are not touched. With room set,
-// every holder's rows of marks are built in it: next must be done with a
-// holder's rows when it returns.
+// them, rows[:0], cleared, to reuse the slice) and false to stop. The
+// slice's capacity past len(rows) must hold zero Rows only: they are not
+// written, so that the pages of a fresh slice of a million of them are not
+// touched. With room set, every holder's rows of marks are built in it:
+// next must be done with a holder's rows when it returns.
 func (nq *notifyQuery) markRows(ctx context.Context, cols []markColumn, noMarks func(*fanotify.Group) string,
 	rows []Row, room *rowRoom, next func([]Row) ([]Row, bool)) []Row {
 	b := nq.newMarkRowBuilder(cols, noMarks)
@@ -311,6 +311,8 @@ func (b *markRowBuilder) appendHolderRows(rows []Row, g *fanotify.Group, i int, 
 		shared = b.holderValues(g, i)
 	}
 	if g.Info.MarkCount == 0 && b.noMarks != nil {
+		// A block of its own, not b.room: the marks' rows below take over
+		// the room after it, even when there are none.
 		var own []string
 		rows, own = b.own.appendRows(rows, shared, 1, nil)
 		if k := slices.IndexFunc(b.cols, func(c markColumn) bool { return c.def.Name == "mark_type" }); b.own.place[k] >= 0 {
