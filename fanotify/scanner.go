@@ -14,9 +14,6 @@ import (
 // queries arriving together share one walk.
 const snapshotMaxAge = time.Second
 
-// scanWorkers bounds the goroutines reading /proc during a walk.
-const scanWorkers = 4
-
 // KeptMarks is how many marks a snapshot keeps parsed, about 40 MB of them:
 // osquery's watchdog stops an extension over 200 MB, and the watches of a
 // host are bounded only by sysctls. Past it, a snapshot counts marks, and
@@ -97,7 +94,7 @@ func (s *Scanner) walk(sc *scan, need procfs.Reads, from *Snapshot) {
 	} else {
 		taken := time.Now()
 		var walk *procfs.NotifyWalk
-		if walk, sc.err = s.fs.WalkNotifyFDs(ctx, scanWorkers, need, s.keep); sc.err == nil {
+		if walk, sc.err = s.fs.WalkNotifyFDs(ctx, need, s.keep); sc.err == nil {
 			s.mu.Lock()
 			prev := s.last
 			s.mu.Unlock()

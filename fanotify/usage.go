@@ -278,7 +278,7 @@ func (s *Snapshot) Covers(need procfs.Reads) bool {
 // completed is the snapshot with what need asks read too, from the fds its
 // walk found; it shares s's processes and paths.
 func (s *Snapshot) completed(ctx context.Context, need procfs.Reads) *Snapshot {
-	walk := s.fs.ReadMore(ctx, s.walk, scanWorkers, need)
+	walk := s.fs.ReadMore(ctx, s.walk, need)
 	return newSnapshot(s.fs, walk, s.Taken, s, s.processes)
 }
 

@@ -185,7 +185,7 @@ func TestSnapshotDedupIgnoresCloseOnExec(t *testing.T) {
 // group of its own, and the snapshot says so.
 func TestDedupWithoutKcmpCountsPerFD(t *testing.T) {
 	h := fanotifytest.HoldKnownObjects(t, testUID)
-	walk, err := procfs.NewFS(procfs.DefaultRoot).WalkNotifyFDs(context.Background(), 2, procfs.AllMarks, KeptMarks)
+	walk, err := procfs.NewFS(procfs.DefaultRoot).WalkNotifyFDs(context.Background(), procfs.AllMarks, KeptMarks)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -574,7 +574,7 @@ func TestSnapshotReadsIdentitiesOnDemand(t *testing.T) {
 
 func TestSnapshotChargesNothingForExitedHolder(t *testing.T) {
 	h := fanotifytest.HoldKnownObjects(t, testUID)
-	walk, err := procfs.NewFS(procfs.DefaultRoot).WalkNotifyFDs(context.Background(), 2, procfs.AllMarks, KeptMarks)
+	walk, err := procfs.NewFS(procfs.DefaultRoot).WalkNotifyFDs(context.Background(), procfs.AllMarks, KeptMarks)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -608,7 +608,7 @@ func TestSnapshotChargesNothingForExitedHolder(t *testing.T) {
 func pathOfFile(t *testing.T, prev *Snapshot, pid int, ino uint64) (*Snapshot, string) {
 	t.Helper()
 	fs := procfs.NewFS(procfs.DefaultRoot)
-	walk, err := fs.WalkNotifyFDs(context.Background(), 2, procfs.AllMarks, KeptMarks)
+	walk, err := fs.WalkNotifyFDs(context.Background(), procfs.AllMarks, KeptMarks)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,6 @@ import (
 	"os"
 	"slices"
 	"strconv"
-	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -131,26 +130,33 @@ func (w *NotifyWalk) Complete() bool {
 }
 
 // WalkNotifyFDs finds every fanotify and inotify fd on the host, and reads
-// the fdinfo of those of the subsystems in read as far as it says, with
-// workers goroutines over the processes. Processes and fds that vanish
-// meanwhile are skipped. When ctx ends the walk stops early and the result
-// is marked TimedOut rather than failing.
+// the fdinfo of those of the subsystems in read as far as it says.
+// Processes and fds that vanish meanwhile are skipped. When ctx ends the
+// walk stops early and the result is marked TimedOut rather than failing.
+//
+// The walk visits one process at a time, on the caller's goroutine. The
+// kernel takes the superblock's s_umount for every mark it prints, so two
+// CPUs reading fdinfo at once bounce that lock between them: a walk over
+// four goroutines cost a quarter more CPU than this one where instances hold
+// a thousand watches each, and more on a host of small instances too, where
+// handing the processes to the goroutines woke threads.
 //
 // The walk and those ReadMore makes of it keep about keep marks at most:
 // past that, the marks of further fds are counted only (their Info is not
 // Kept), and ReadNotifyFD reads them again for a query that wants them.
-func (fs FS) WalkNotifyFDs(ctx context.Context, workers int, read Reads, keep int) (*NotifyWalk, error) {
+func (fs FS) WalkNotifyFDs(ctx context.Context, read Reads, keep int) (*NotifyWalk, error) {
 	pids, err := fs.Pids()
 	if err != nil {
 		return nil, err
 	}
 	walk := &NotifyWalk{Read: read, budget: newMarkBudget(keep)}
 	childUserNS := fs.inChildUserNS()
-	var mu sync.Mutex
-	walk.TimedOut = !parallel(ctx, workers, pids, func(pid int) {
+	for _, pid := range pids {
+		if ctx.Err() != nil {
+			walk.TimedOut = true
+			break
+		}
 		fds, unread, err := fs.processNotifyFDs(pid, childUserNS, read, walk.budget)
-		mu.Lock()
-		defer mu.Unlock()
 		switch {
 		case errors.Is(err, ErrProcessGone):
 		case err != nil:
@@ -159,7 +165,7 @@ func (fs FS) WalkNotifyFDs(ctx context.Context, workers int, read Reads, keep in
 			walk.FDs = append(walk.FDs, fds...)
 			walk.Unread = append(walk.Unread, unread...)
 		}
-	})
+	}
 	sortFDs(walk.FDs)
 	sortFDs(walk.Unread)
 	return walk, nil
@@ -170,7 +176,7 @@ func (fs FS) WalkNotifyFDs(ctx context.Context, workers int, read Reads, keep in
 // only counted. Fds closed or reused since the walk, and those of processes
 // that exited, are dropped; a process whose fdinfo can no longer be read
 // counts as Unreadable. When ctx ends first, the result is marked TimedOut.
-func (fs FS) ReadMore(ctx context.Context, w *NotifyWalk, workers int, read Reads) *NotifyWalk {
+func (fs FS) ReadMore(ctx context.Context, w *NotifyWalk, read Reads) *NotifyWalk {
 	out := *w
 	out.Read |= read
 	out.FDs, out.Unread = nil, nil
@@ -195,65 +201,24 @@ func (fs FS) ReadMore(ctx context.Context, w *NotifyWalk, workers int, read Read
 			out.Unread = append(out.Unread, f)
 		}
 	}
-	type result struct {
-		fd       NotifyFD
-		ok       bool
-		readable bool
-	}
-	results := make([]result, len(todo))
-	timedOut := !parallel(ctx, workers, indexes(len(todo)), func(i int) {
-		f, r := todo[i], &results[i]
-		_, marks := out.Read.of(f.Subsystem)
-		var err error
-		r.fd, r.ok, err = fs.readNotifyFD(f.PID, strconv.Itoa(f.FD), f.Subsystem, marks, w.budget)
-		r.readable = err == nil || errors.Is(err, ErrProcessGone)
-	})
 	unreadable := make(map[int]bool)
-	for i, r := range results {
+	for _, f := range todo {
+		if ctx.Err() != nil {
+			out.TimedOut = true
+			break
+		}
+		_, marks := out.Read.of(f.Subsystem)
+		again, ok, err := fs.readNotifyFD(f.PID, strconv.Itoa(f.FD), f.Subsystem, marks, w.budget)
 		switch {
-		case r.ok:
-			out.FDs = append(out.FDs, r.fd)
-		case !r.readable:
-			unreadable[todo[i].PID] = true
+		case ok:
+			out.FDs = append(out.FDs, again)
+		case err != nil && !errors.Is(err, ErrProcessGone):
+			unreadable[f.PID] = true
 		}
 	}
 	sortFDs(out.FDs)
-	out.TimedOut = w.TimedOut || timedOut
 	out.Unreadable += len(unreadable)
 	return &out
-}
-
-// indexes is 0, 1, ..., n-1.
-func indexes(n int) []int {
-	idx := make([]int, n)
-	for i := range idx {
-		idx[i] = i
-	}
-	return idx
-}
-
-// parallel calls do for each item on workers goroutines, and reports
-// whether it got to every item before ctx ended.
-func parallel[T any](ctx context.Context, workers int, items []T, do func(T)) (finished bool) {
-	next := make(chan T)
-	var wg sync.WaitGroup
-	for range max(1, workers) {
-		wg.Go(func() {
-			for item := range next {
-				do(item)
-			}
-		})
-	}
-	defer wg.Wait()
-	defer close(next)
-	for _, item := range items {
-		select {
-		case next <- item:
-		case <-ctx.Done():
-			return false
-		}
-	}
-	return true
 }
 
 func sortFDs(fds []NotifyFD) {

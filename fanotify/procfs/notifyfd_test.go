@@ -49,7 +49,7 @@ func TestWalkNotifyFDs(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	walk, err := NewFS(DefaultRoot).WalkNotifyFDs(context.Background(), 2, AllMarks, keepAll)
+	walk, err := NewFS(DefaultRoot).WalkNotifyFDs(context.Background(), AllMarks, keepAll)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +83,7 @@ func TestWalkNotifyFDsReadsOnlyWhatIsAsked(t *testing.T) {
 	fanotifytest.Mark(t, fan, 0, unix.FAN_MODIFY, t.TempDir())
 	defer fanotifytest.Close(in, fan)
 	fs := NewFS(DefaultRoot)
-	walk, err := fs.WalkNotifyFDs(context.Background(), 2, Fanotify, keepAll)
+	walk, err := fs.WalkNotifyFDs(context.Background(), Fanotify, keepAll)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +99,7 @@ func TestWalkNotifyFDsReadsOnlyWhatIsAsked(t *testing.T) {
 	}
 	unix.Close(gone)
 
-	full := fs.ReadMore(context.Background(), walk, 2, Inotify)
+	full := fs.ReadMore(context.Background(), walk, Inotify)
 	if f := findFD(full, pid, in); f == nil || f.Info.MarkCount != 1 || f.Err != nil {
 		t.Fatalf("inotify fd %d after ReadMore: %+v", in, f)
 	}
@@ -128,7 +128,7 @@ func TestWalkNotifyFDsCountsMarks(t *testing.T) {
 	fanotifytest.Mark(t, fan, 0, unix.FAN_MODIFY, dir)
 	defer fanotifytest.Close(in, fan)
 	fs := NewFS(DefaultRoot)
-	counted, err := fs.WalkNotifyFDs(context.Background(), 2, InotifyCounts|Fanotify, keepAll)
+	counted, err := fs.WalkNotifyFDs(context.Background(), InotifyCounts|Fanotify, keepAll)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +140,7 @@ func TestWalkNotifyFDsCountsMarks(t *testing.T) {
 	if f := findFD(counted, pid, fan); f == nil || len(slices.Collect(f.Info.All())) != 1 {
 		t.Fatalf("fanotify fd %d: %+v, want its mark parsed", fan, f)
 	}
-	parsed := fs.ReadMore(context.Background(), counted, 2, Inotify)
+	parsed := fs.ReadMore(context.Background(), counted, Inotify)
 	p := findFD(parsed, pid, in)
 	if p == nil || len(slices.Collect(p.Info.All())) != 3 || p.Info.Sum != c.Info.Sum || parsed.Read != AllMarks {
 		t.Fatalf("inotify fd %d after ReadMore: %+v (read %v), want its 3 watches parsed, sum %x", in, p, parsed.Read, c.Info.Sum)
@@ -158,7 +158,7 @@ func TestReadMoreAfterExit(t *testing.T) {
 	pid := fanotifytest.HoldCommand(t, cmd, nil, in)
 	fanotifytest.Close(in)
 	fs := NewFS(DefaultRoot)
-	walk, err := fs.WalkNotifyFDs(context.Background(), 2, Fanotify, keepAll)
+	walk, err := fs.WalkNotifyFDs(context.Background(), Fanotify, keepAll)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +167,7 @@ func TestReadMoreAfterExit(t *testing.T) {
 	}
 	cmd.Process.Kill()
 	cmd.Wait()
-	full := fs.ReadMore(context.Background(), walk, 2, Inotify)
+	full := fs.ReadMore(context.Background(), walk, Inotify)
 	if slices.ContainsFunc(full.FDs, func(f NotifyFD) bool { return f.PID == pid }) {
 		t.Error("the fds of an exited process were kept")
 	}
@@ -179,12 +179,37 @@ func TestReadMoreAfterExit(t *testing.T) {
 func TestWalkNotifyFDsOverBudget(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	walk, err := NewFS(DefaultRoot).WalkNotifyFDs(ctx, 2, AllMarks, keepAll)
+	walk, err := NewFS(DefaultRoot).WalkNotifyFDs(ctx, AllMarks, keepAll)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !walk.TimedOut || walk.Complete() {
 		t.Fatalf("a walk whose context ended is not marked incomplete: %+v", walk)
+	}
+}
+
+// ReadMore stopped by its context marks the result timed out; the
+// processes it did not get to are missing from it, as from a walk that
+// timed out, not unreadable.
+func TestReadMoreOverBudget(t *testing.T) {
+	in := fanotifytest.Inotify(t, t.TempDir())
+	defer fanotifytest.Close(in)
+	fs := NewFS(DefaultRoot)
+	walk, err := fs.WalkNotifyFDs(context.Background(), Fanotify, keepAll)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	more := fs.ReadMore(ctx, walk, Inotify)
+	if !more.TimedOut || more.Complete() {
+		t.Fatalf("ReadMore whose context ended is not marked incomplete: %+v", more)
+	}
+	if more.Unreadable != walk.Unreadable {
+		t.Errorf("processes not reached counted as unreadable: %d, walk %d", more.Unreadable, walk.Unreadable)
+	}
+	if findFD(more, os.Getpid(), in) != nil {
+		t.Errorf("inotify fd %d read after the context ended", in)
 	}
 }
 
@@ -223,7 +248,7 @@ func TestWalkNotifyFDsEmptyInstance(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unix.Close(in)
-	walk, err := NewFS(DefaultRoot).WalkNotifyFDs(context.Background(), 2, AllMarks, keepAll)
+	walk, err := NewFS(DefaultRoot).WalkNotifyFDs(context.Background(), AllMarks, keepAll)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,7 +267,7 @@ func TestWalkNotifyFDsLargeInstance(t *testing.T) {
 	if err != nil || len(text) <= 64<<10 {
 		t.Fatalf("fdinfo of %d bytes (%v): want more than the read buffer", len(text), err)
 	}
-	walk, err := NewFS(DefaultRoot).WalkNotifyFDs(context.Background(), 2, AllMarks, keepAll)
+	walk, err := NewFS(DefaultRoot).WalkNotifyFDs(context.Background(), AllMarks, keepAll)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,15 +332,15 @@ func TestWalkNotifyFDsKeepsWithinItsBudget(t *testing.T) {
 	fanotifytest.Mark(t, fan, 0, unix.FAN_MODIFY, t.TempDir())
 	defer fanotifytest.Close(in, fan)
 	fs, pid := NewFS(DefaultRoot), os.Getpid()
-	all, err := fs.WalkNotifyFDs(context.Background(), 2, AllMarks, keepAll)
+	all, err := fs.WalkNotifyFDs(context.Background(), AllMarks, keepAll)
 	if err != nil {
 		t.Fatal(err)
 	}
-	none, err := fs.WalkNotifyFDs(context.Background(), 2, Fanotify, 0)
+	none, err := fs.WalkNotifyFDs(context.Background(), Fanotify, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	none = fs.ReadMore(context.Background(), none, 2, Inotify)
+	none = fs.ReadMore(context.Background(), none, Inotify)
 	for _, fd := range []int{in, fan} {
 		kept, counted := findFD(all, pid, fd), findFD(none, pid, fd)
 		if kept == nil || !kept.Info.Kept() || counted == nil {
