@@ -3,7 +3,10 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"testing"
 
 	"github.com/osquery-fanotify/osquery-fanotify/extension/sqlengine"
@@ -108,5 +111,19 @@ func TestSubcommandsCollectLessOftenUnlessGOGCIsSet(t *testing.T) {
 	collectLessOften()
 	if got := debug.SetGCPercent(100); got != 100 {
 		t.Errorf("GC percent %d with GOGC=100 set, want 100", got)
+	}
+}
+
+// A file being tried out with query shows its mistake rather than running
+// on the defaults, as report does (exit 3).
+func TestQueryRefusesABadConfig(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "bad.json")
+	if err := os.WriteFile(bad, []byte(`{"risk_warning_pct": 75, "bogus": 1}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	err := runSQL(&out, "SELECT 1", bad, false, false, 0)
+	if err == nil || !strings.Contains(err.Error(), `"bogus"`) || out.Len() != 0 {
+		t.Errorf("runSQL with %s: error %v, output %q; want the key named and nothing printed", bad, err, out.String())
 	}
 }
