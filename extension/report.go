@@ -144,7 +144,7 @@ func (p printer) report(r tables.LimitRating) {
 	fmt.Fprintf(p.w, "fanotify/inotify limits, kernel %s\n", r.Kernel)
 	switch {
 	case !r.Visible:
-		fmt.Fprintln(p.w, "Other processes are hidden or their file descriptors not readable (run as root): usage is a lower bound.")
+		fmt.Fprintln(p.w, "Other processes are out of sight (another pid namespace, hidepid) or their file descriptors not readable (run as root, in the host's pid namespace): usage is a lower bound.")
 	case !r.Snapshot.Complete:
 		fmt.Fprintln(p.w, "The scan did not finish (budget, unreadable fdinfo): usage is a lower bound.")
 	}

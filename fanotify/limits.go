@@ -100,7 +100,8 @@ type LimitsInput struct {
 	// mount mark covers yet; negative when unknown.
 	UnmarkedMounts int64
 	// Visible is false when other processes' file descriptors cannot be
-	// read (unprivileged, hidepid): usage is then a lower bound.
+	// seen or read (unprivileged, hidepid, a child pid namespace): usage is
+	// then a lower bound.
 	Visible bool
 	// Complete is false when the scan ran out of its time budget.
 	Complete bool

@@ -86,7 +86,8 @@ type LimitRating struct {
 	// max_user_marks was rated (the only limit with a projection).
 	Mounts []NamespaceMounts
 	// Visible is false when other processes could not be seen (no
-	// permission, hidepid): usage is then a lower bound.
+	// permission, hidepid, a child pid namespace): usage is then a lower
+	// bound.
 	Visible bool
 }
 
@@ -183,10 +184,15 @@ func MountsPerNamespace(ctx context.Context, env *Env, snap *fanotify.Snapshot) 
 	return out, nil
 }
 
-// procHidesOthers reports whether /proc is mounted with hidepid and this
-// process is not root: other users' processes are then invisible, not
-// merely unreadable, so the walk cannot notice what it misses.
+// procHidesOthers reports whether some processes are invisible to the
+// walk, not merely unreadable, so that it cannot notice what it misses: a
+// proc of a child pid namespace lists that namespace's processes only
+// (while the limits are charged across the host), and one mounted with
+// hidepid lists only the processes of a user who is not root.
 func procHidesOthers(env *Env) bool {
+	if !env.Proc.ListsEveryProcess() {
+		return true
+	}
 	if os.Geteuid() == 0 {
 		return false
 	}

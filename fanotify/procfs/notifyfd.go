@@ -231,8 +231,27 @@ func sortFDs(fds []NotifyFD) {
 	})
 }
 
-// initialUserNS is the inode of the initial user namespace (PROC_USER_INIT_INO).
-const initialUserNS = 0xEFFFFFFD
+// The inodes of the initial user and pid namespaces (PROC_USER_INIT_INO,
+// PROC_PID_INIT_INO).
+const (
+	initialUserNS = 0xEFFFFFFD
+	initialPIDNS  = 0xEFFFFFFC
+)
+
+// ListsEveryProcess reports whether fs is the proc of the initial pid
+// namespace and this process runs in it. A proc mounted in a child pid
+// namespace (a container without the host's, unshare --pid --mount-proc)
+// lists that namespace's processes only. (Whose namespace pid 1 is in
+// would tell without the second condition, but reading it takes ptrace
+// access to pid 1, which a security module may refuse even root.)
+func (fs FS) ListsEveryProcess() bool {
+	self, err := os.Readlink(fs.Path("self"))
+	if err != nil || self != strconv.Itoa(os.Getpid()) {
+		return false // a proc of another pid namespace than this process's
+	}
+	ino, err := fs.NamespaceInode(os.Getpid(), "pid")
+	return err == nil && ino == initialPIDNS
+}
 
 // inChildUserNS reports whether this process runs in a user namespace other
 // than the initial one, as fs shows it (a fixture tree shows none).
