@@ -3,6 +3,7 @@ package fanotify
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -208,7 +209,7 @@ func (c *Collector) markMask(kind markKind, path string) (mask uint64, lost stri
 
 // markOnce adds the mark unless an earlier path already added the same one.
 func (c *Collector) markOnce(kind markKind, path string, mask uint64, marked map[string]bool, w *watch) error {
-	key, err := markObject(kind, path)
+	key, err := c.markObject(kind, path)
 	if err != nil {
 		return err
 	}
@@ -224,20 +225,32 @@ func (c *Collector) markOnce(kind markKind, path string, mask uint64, marked map
 }
 
 // markObject identifies the kernel object a mark of kind on path attaches
-// to: the superblock, the mount or the inode.
-func markObject(kind markKind, path string) (string, error) {
-	var stx unix.Statx_t
-	if err := unix.Statx(unix.AT_FDCWD, path, 0, unix.STATX_INO|unix.STATX_MNT_ID, &stx); err != nil {
-		return "", fmt.Errorf("statx %s: %w", path, err)
+// to: the superblock, the mount or the inode. (statx reports the mount ID
+// only from Linux 5.8, and not at all before 4.11.)
+func (c *Collector) markObject(kind markKind, path string) (string, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return "", &os.PathError{Op: "stat", Path: path, Err: err}
 	}
-	dev := fmt.Sprintf("%d:%d", stx.Dev_major, stx.Dev_minor)
 	switch kind {
 	case markMount:
-		return fmt.Sprintf("mount %d", stx.Mnt_id), nil
+		id, err := c.mountID(path)
+		return fmt.Sprintf("mount %d", id), err
 	case markInode:
-		return fmt.Sprintf("inode %s %d", dev, stx.Ino), nil
+		return fmt.Sprintf("inode %d %d", st.Dev, st.Ino), nil
 	}
-	return "filesystem " + dev, nil
+	return fmt.Sprintf("filesystem %d", st.Dev), nil
+}
+
+// mountID is the ID of the mount path is on, from the fdinfo of an O_PATH
+// fd opened on it.
+func (c *Collector) mountID(path string) (uint64, error) {
+	fd, err := unix.Open(path, unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return 0, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer unix.Close(fd)
+	return c.proc.FDMountID(os.Getpid(), fd)
 }
 
 // addMountFD keeps an fd on the filesystem of path, per fsid, for

@@ -2,6 +2,7 @@ package fanotify
 
 import (
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -511,4 +512,31 @@ func readSysctl(t testing.TB, path string) int64 {
 		t.Fatal(err)
 	}
 	return v
+}
+
+// A mark's object is keyed by what statx reports on this kernel (from 5.8;
+// markObject reads the mount ID from fdinfo, which older kernels have).
+func TestMarkObjectKeysTheMarkedObject(t *testing.T) {
+	c := &Collector{proc: procfs.NewFS(procfs.DefaultRoot)}
+	dir := t.TempDir()
+	sub := filepath.Join(dir, "sub")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{"/", "/proc", dir, sub} {
+		var stx unix.Statx_t
+		if err := unix.Statx(unix.AT_FDCWD, path, 0, unix.STATX_INO|unix.STATX_MNT_ID, &stx); err != nil || stx.Mask&unix.STATX_MNT_ID == 0 {
+			t.Skipf("statx without the mount ID: %v", err)
+		}
+		dev := unix.Mkdev(stx.Dev_major, stx.Dev_minor)
+		for kind, want := range map[markKind]string{
+			markFilesystem: fmt.Sprintf("filesystem %d", dev),
+			markMount:      fmt.Sprintf("mount %d", stx.Mnt_id),
+			markInode:      fmt.Sprintf("inode %d %d", dev, stx.Ino),
+		} {
+			if got, err := c.markObject(kind, path); err != nil || got != want {
+				t.Errorf("%s, %v mark: %q, %v; want %q", path, kind, got, err, want)
+			}
+		}
+	}
 }

@@ -626,3 +626,24 @@ var hexDigits = func() (t [256]byte) {
 }()
 
 const notHex = 0xff
+
+// ParseFdinfoMountID reads the mount ID of the header every fd's fdinfo
+// starts with ("mnt_id:\t43", decimal like mountinfo's, since Linux 3.15):
+// the mount the open file is on.
+func ParseFdinfoMountID(data []byte) (uint64, error) {
+	for line := range bytes.Lines(data) {
+		if value, ok := bytes.CutPrefix(line, []byte("mnt_id:")); ok {
+			return parseDecimal(bytes.TrimSpace(value))
+		}
+	}
+	return 0, errors.New("fdinfo has no mnt_id line (Linux before 3.15)")
+}
+
+// FDMountID reads the mount ID of pid's fd from its fdinfo.
+func (fs FS) FDMountID(pid, fd int) (uint64, error) {
+	data, err := readFile(fs.Path(strconv.Itoa(pid), "fdinfo", strconv.Itoa(fd)))
+	if err != nil {
+		return 0, err
+	}
+	return ParseFdinfoMountID(data)
+}

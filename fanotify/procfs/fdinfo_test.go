@@ -399,3 +399,17 @@ func TestParserBudgetAfterError(t *testing.T) {
 		t.Errorf("%d left after a text that did not parse, want 5", left)
 	}
 }
+
+// The header's mnt_id is decimal, unlike a mount mark's.
+func TestParseFdinfoMountID(t *testing.T) {
+	for name, want := range map[string]uint64{"fanotify-6.18.txt": 17, "inotify-4.4-no-fhandle.txt": 9} {
+		if got, err := ParseFdinfoMountID(readFdinfoFixture(t, name)); err != nil || got != want {
+			t.Errorf("%s: mount ID %d, %v; want %d", name, got, err, want)
+		}
+	}
+	for _, text := range []string{"inotify wd:1 ino:13 sdev mask:100\n", "mnt_id:\t2b\n"} {
+		if got, err := ParseFdinfoMountID([]byte(text)); err == nil {
+			t.Errorf("%q: mount ID %d, want an error", text, got)
+		}
+	}
+}
