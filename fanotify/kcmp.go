@@ -2,6 +2,7 @@ package fanotify
 
 import (
 	"errors"
+	"fmt"
 
 	"golang.org/x/sys/unix"
 
@@ -11,17 +12,29 @@ import (
 // kcmpFile is KCMP_FILE: compare two fds' open files.
 const kcmpFile = 0
 
-// sameOpenFile asks the kernel whether two fds are the same open file:
-// kcmp(2) returns 0 for the same file. An fd or process gone since the walk
-// is not the same file. An error means kcmp is missing (no CONFIG_KCMP) or
-// refused (no ptrace access to one of the processes).
-func sameOpenFile(a, b *procfs.NotifyFD) (bool, error) {
+// errGone is an fd closed, or a process exited, since the walk.
+var errGone = errors.New("fd closed or process exited")
+
+// kernelFileOrder orders two fds' open files as kcmp(2) does: 0 for the
+// same file, 1 and 2 for before and after in an order of the kernel's own
+// (its pointers, obfuscated), 3 for unordered. Another error means kcmp is
+// missing (no CONFIG_KCMP) or refused (no ptrace access to one of the
+// processes).
+func kernelFileOrder(a, b *procfs.NotifyFD) (int, error) {
 	r, _, errno := unix.Syscall6(unix.SYS_KCMP, uintptr(a.PID), uintptr(b.PID), kcmpFile, uintptr(a.FD), uintptr(b.FD), 0)
 	switch {
-	case errno == 0:
-		return r == 0, nil
 	case errors.Is(errno, unix.ESRCH), errors.Is(errno, unix.EBADF):
-		return false, nil
+		return 0, errGone
+	case errno != 0:
+		return 0, errno
 	}
-	return false, errno
+	switch r {
+	case 0:
+		return 0, nil
+	case 1:
+		return -1, nil
+	case 2:
+		return 1, nil
+	}
+	return 0, fmt.Errorf("kcmp: files of pid %d fd %d and pid %d fd %d are unordered", a.PID, a.FD, b.PID, b.FD)
 }

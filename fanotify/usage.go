@@ -2,6 +2,7 @@ package fanotify
 
 import (
 	"context"
+	"errors"
 	"iter"
 	"slices"
 	"strconv"
@@ -241,7 +242,7 @@ func (s *Snapshot) GroupMarks() []GroupMarks {
 // Group.Holder and ReadOwners; processes holds them (see processesOf). The
 // paths prev resolved (nil for none) are checked and reused.
 func newSnapshot(fs procfs.FS, walk *procfs.NotifyWalk, taken time.Time, prev *Snapshot, processes map[int]*process) *Snapshot {
-	groups, exact := dedup(walk.FDs, processes, sameOpenFile)
+	groups, exact := dedup(walk.FDs, processes, kernelFileOrder)
 	s := &Snapshot{
 		Taken:      taken,
 		Complete:   walk.Complete(),
@@ -339,27 +340,34 @@ func (s *Snapshot) Untranslated() map[uint64]bool {
 	return s.untranslated
 }
 
-// sameFileFunc reports whether two fds are the same open file. An error
-// means the kernel cannot tell (kcmp unavailable or refused).
-type sameFileFunc func(a, b *procfs.NotifyFD) (bool, error)
+// fileOrder compares the open files of two fds in the kernel's order
+// (kcmp): negative, zero for the same file, or positive. errGone means one
+// of the fds was closed, or its process exited, since the walk; another
+// error that the kernel cannot tell (kcmp missing or refused).
+type fileOrder func(a, b *procfs.NotifyFD) (int, error)
 
-// dedup turns a walk's fds into groups held by processes (by pid). Only
-// fds of the same subsystem with the same group flags and marks can be one
-// open file, and same confirms it; when same cannot tell, the fds stay
-// separate groups and exact is false. fds are sorted by pid and fd, so each
-// group's first fd is its primary holder and groups come out ordered by it.
-func dedup(fds []procfs.NotifyFD, processes map[int]*process, same sameFileFunc) (groups []*Group, exact bool) {
+// dedup turns a walk's fds into groups held by processes (by pid). Each
+// subsystem's groups are kept sorted in the kernel's order of their open
+// files, so an fd finds its group, or its place for a new one, in about
+// log2(groups) comparisons. The fdinfo texts cannot decide it: two reads
+// of one group differ when its marks changed in between, and every empty
+// instance reads the same. When order cannot tell, the fd stays a group of
+// its own and exact is false. fds are sorted by pid and fd, so each group's
+// first fd is its primary holder and groups come out ordered by it.
+func dedup(fds []procfs.NotifyFD, processes map[int]*process, order fileOrder) (groups []*Group, exact bool) {
 	exact = true
-	type content struct {
-		subsystem string
-		sum       uint64
-	}
-	candidates := make(map[content][]*Group)
+	sorted := make(map[string]*[]*Group) // by subsystem
 	for i := range fds {
 		fd := &fds[i]
 		holder := Holder{process: processes[fd.PID], FD: fd.FD}
-		key := content{fd.Subsystem, fd.Info.Sum}
-		if g := findGroup(candidates[key], fd, same, &exact); g != nil {
+		same := sorted[fd.Subsystem]
+		if same == nil {
+			same = new([]*Group)
+			sorted[fd.Subsystem] = same
+		}
+		k, found, err := place(same, fd, order)
+		if found {
+			g := (*same)[k]
 			g.Holders = append(g.Holders, holder)
 			continue
 		}
@@ -371,24 +379,44 @@ func dedup(fds []procfs.NotifyFD, processes map[int]*process, same sameFileFunc)
 			ParseErr:  fd.Err,
 			first:     fd,
 		}
-		candidates[key] = append(candidates[key], g)
 		groups = append(groups, g)
+		switch {
+		case err == nil:
+			*same = slices.Insert(*same, k, g)
+		case !errors.Is(err, errGone):
+			exact = false // cannot tell: counted separately
+		}
 	}
 	return groups, exact
 }
 
-// findGroup returns the group among candidates, groups of fd's subsystem
-// and Sum, that fd is an fd of.
-func findGroup(candidates []*Group, fd *procfs.NotifyFD, same sameFileFunc, exact *bool) *Group {
-	for _, g := range candidates {
-		ok, err := same(g.first, fd)
-		if err != nil {
-			*exact = false
-			return nil // cannot tell: count it separately
+// place finds fd's group in sorted (found), or where a new group of fd's
+// file goes. A group whose first fd is gone since the walk cannot be
+// compared with: it leaves sorted, keeping its count. err is errGone when
+// fd itself is, or order's error.
+func place(sorted *[]*Group, fd *procfs.NotifyFD, order fileOrder) (k int, found bool, err error) {
+	lo, hi := 0, len(*sorted)
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		c, err := order(fd, (*sorted)[mid].first)
+		if errors.Is(err, errGone) {
+			if _, err := order(fd, fd); err != nil {
+				return 0, false, err
+			}
+			*sorted = slices.Delete(*sorted, mid, mid+1)
+			hi--
+			continue
 		}
-		if ok {
-			return g
+		switch {
+		case err != nil:
+			return 0, false, err
+		case c == 0:
+			return mid, true, nil
+		case c < 0:
+			hi = mid
+		default:
+			lo = mid + 1
 		}
 	}
-	return nil
+	return lo, false, nil
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"iter"
 	"math"
 	"strconv"
@@ -95,12 +94,6 @@ type Fdinfo struct {
 	GroupFlags, EventFlags uint32
 	// MarkCount is the number of marks (fanotify) or watches (inotify).
 	MarkCount int
-	// Sum identifies what the text says of the group: its group and mark
-	// lines, not the header (pos:, flags:, ...), which differs between fds
-	// of one open file (flags: shows each fd's close-on-exec flag). Fds of
-	// one group have equal Sums whether their marks were parsed or counted;
-	// fds of different groups may too.
-	Sum uint64
 	// packed holds the MarkCount marks in text order; empty when they were
 	// only counted.
 	packed []byte
@@ -136,7 +129,6 @@ type fdinfoParser struct {
 	info   Fdinfo
 	marks  bool       // keep the marks, parsed
 	line   lineFields // the line being read
-	sum    maphash.Hash
 	bufp   *[]byte
 	packed []byte // the marks so far, in a pooled buffer
 	err    error
@@ -146,9 +138,6 @@ type fdinfoParser struct {
 	taken  int64
 }
 
-// sumSeed makes the Sums of every read comparable.
-var sumSeed = maphash.MakeSeed()
-
 // newFdinfoParser returns a parser that keeps the marks or counts them.
 // One that keeps them within budget (nil: no bound) counts them instead
 // from the piece of text that runs it out, and keeps none of the text's.
@@ -157,7 +146,6 @@ var sumSeed = maphash.MakeSeed()
 func newFdinfoParser(marks bool, budget *markBudget) fdinfoParser {
 	bufp := packBuffers.Get().(*[]byte)
 	p := fdinfoParser{marks: marks, bufp: bufp, packed: (*bufp)[:0], budget: budget}
-	p.sum.SetSeed(sumSeed)
 	return p
 }
 
@@ -183,7 +171,6 @@ func (p *fdinfoParser) feed(lines []byte) {
 		if sub == "" {
 			continue // the generic header (pos:, flags:, mnt_id:, ino:)
 		}
-		p.sum.Write(line)
 		if p.marks || !startsMark(rest, sub) {
 			isMark, err := p.info.parseLine(rest, sub, &p.line)
 			if err != nil {
@@ -242,7 +229,6 @@ func (p *fdinfoParser) finish() (Fdinfo, error) {
 		return Fdinfo{}, p.err
 	}
 	info := p.info
-	info.Sum = p.sum.Sum64()
 	info.kept = p.marks || info.MarkCount == 0
 	if len(p.packed) > 0 {
 		info.packed = bytes.Clone(p.packed)
