@@ -207,8 +207,8 @@ func (p printer) holders(snap *fanotify.Snapshot) {
 		title, groups, marks string
 		list                 []*fanotify.Group
 	}{
-		{"Top fanotify holders", "GROUPS", "MARKS", snap.Fanotify},
-		{"Top inotify holders", "INSTANCES", "WATCHES", snap.Inotify},
+		{"Top fanotify holders", "GROUPS", "MARKS", snap.Fanotify()},
+		{"Top inotify holders", "INSTANCES", "WATCHES", snap.Inotify()},
 	} {
 		p.heading(sub.title)
 		top := topByMarks(sub.list)

@@ -194,7 +194,7 @@ func TestReportReadsListedHoldersOnly(t *testing.T) {
 		}
 	}
 	read := 0
-	for _, g := range snap.Inotify {
+	for _, g := range snap.Inotify() {
 		if h := g.Holders[0]; h.Comm != "" {
 			read++
 			if !listed[strconv.Itoa(h.PID)] {
@@ -202,9 +202,9 @@ func TestReportReadsListedHoldersOnly(t *testing.T) {
 			}
 		}
 	}
-	if len(snap.Inotify) != topHolders+2 || len(listed) != topHolders || read != topHolders {
+	if len(snap.Inotify()) != topHolders+2 || len(listed) != topHolders || read != topHolders {
 		t.Errorf("%d instances, %d listed, %d holders read; want %d, %d, %d:\n%s",
-			len(snap.Inotify), len(listed), read, topHolders+2, topHolders, topHolders, out.String())
+			len(snap.Inotify()), len(listed), read, topHolders+2, topHolders, topHolders, out.String())
 	}
 }
 

@@ -29,7 +29,7 @@ func TestMarkPathsResolvesEveryMarkAndClosesMountFDs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := groupHeldBy(t, snap.Inotify, pid, 3)
+	g := groupHeldBy(t, snap.Inotify(), pid, 3)
 
 	before := openFDs(t)
 	got := snap.MarkPaths(g.Primary(), slices.Collect(g.Info.All()))

@@ -98,18 +98,13 @@ func (s *Scanner) walk(sc *scan, need procfs.Reads, from *Snapshot) {
 			s.mu.Lock()
 			prev := s.last
 			s.mu.Unlock()
-			sc.snap = newSnapshot(s.fs, walk, taken, prev, processesOf(walk))
+			sc.snap = newSnapshot(s.fs, s.log, walk, taken, prev, processesOf(walk))
 		}
 	}
 	cancel()
-	if sc.err == nil {
-		if sc.snap.TimedOut {
-			s.log.Warn("fanotify/inotify scan ran out of its budget: usage counts are incomplete",
-				"budget", s.budget, "fds_found", len(sc.snap.walk.FDs))
-		}
-		if !sc.snap.DedupExact {
-			s.log.Warn("kcmp is unavailable or refused: a group held through several fds counts once per fd")
-		}
+	if sc.err == nil && sc.snap.TimedOut {
+		s.log.Warn("fanotify/inotify scan ran out of its budget: usage counts are incomplete",
+			"budget", s.budget, "fds_found", len(sc.snap.walk.FDs))
 	}
 
 	s.mu.Lock()

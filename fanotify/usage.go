@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"iter"
+	"log/slog"
 	"slices"
 	"strconv"
 	"sync"
@@ -25,9 +26,6 @@ const (
 type Snapshot struct {
 	// Taken is when the walk started.
 	Taken time.Time
-	// Fanotify holds the fanotify groups and Inotify the inotify instances,
-	// each ordered by primary holder (pid, then fd).
-	Fanotify, Inotify []*Group
 	// Complete is false when the walk ran out of its time budget, some
 	// process could not be read, or some fdinfo did not parse: counts are
 	// then lower bounds.
@@ -37,16 +35,21 @@ type Snapshot struct {
 	// Visible is false when some processes' fds could not be read (no
 	// permission): their groups and instances are missing.
 	Visible bool
-	// DedupExact is false when kcmp was unavailable or refused: a group
-	// held through several fds (dup, fork, SCM_RIGHTS) then counts once per
-	// fd instead of once.
-	DedupExact bool
-	paths      pathResolver
+	paths   pathResolver
 
 	fs        procfs.FS
+	log       *slog.Logger
 	walk      *procfs.NotifyWalk
 	processes map[int]*process // by pid, shared with the snapshots completing this one
-	owners    sync.Once
+	// Set by group: the groups of each subsystem, and whether kcmp told
+	// every fd's.
+	grouped           sync.Once
+	fanotify, inotify []*Group
+	exact             bool
+	// Set by FDGroups: each fd a group of its own.
+	fdGrouped             sync.Once
+	fdFanotify, fdInotify []*Group
+	owners                sync.Once
 	// Set by ReadOwners; see Ancestors and Untranslated.
 	ancestors    map[uint64][]Charge
 	untranslated map[uint64]bool
@@ -202,7 +205,7 @@ func (g *Group) ChargedMarks() int64 {
 func (s *Snapshot) Direct() map[Charge]Counts {
 	s.ReadOwners()
 	direct := make(map[Charge]Counts)
-	for _, g := range s.Fanotify {
+	for _, g := range s.Fanotify() {
 		if !g.charged {
 			continue
 		}
@@ -211,7 +214,7 @@ func (s *Snapshot) Direct() map[Charge]Counts {
 		c.Marks += g.ChargedMarks()
 		direct[g.Charge()] = c
 	}
-	for _, g := range s.Inotify {
+	for _, g := range s.Inotify() {
 		if !g.charged {
 			continue
 		}
@@ -227,8 +230,8 @@ func (s *Snapshot) Direct() map[Charge]Counts {
 // limit of kernels before 5.13.
 func (s *Snapshot) GroupMarks() []GroupMarks {
 	s.ReadOwners()
-	out := make([]GroupMarks, 0, len(s.Fanotify))
-	for _, g := range s.Fanotify {
+	out := make([]GroupMarks, 0, len(s.Fanotify()))
+	for _, g := range s.Fanotify() {
 		if !g.charged {
 			continue
 		}
@@ -237,29 +240,21 @@ func (s *Snapshot) GroupMarks() []GroupMarks {
 	return out
 }
 
-// newSnapshot groups the fds of a walk whose fdinfo it read by open file.
-// Holders' identities, and the charges that depend on them, wait for
-// Group.Holder and ReadOwners; processes holds them (see processesOf). The
-// paths prev resolved (nil for none) are checked and reused.
-func newSnapshot(fs procfs.FS, walk *procfs.NotifyWalk, taken time.Time, prev *Snapshot, processes map[int]*process) *Snapshot {
-	groups, exact := dedup(walk.FDs, processes, kernelFileOrder)
+// newSnapshot keeps the fds of a walk whose fdinfo it read, to group by
+// open file when a query asks (Groups, FDGroups). Holders' identities, and
+// the charges that depend on them, wait for Group.Holder and ReadOwners;
+// processes holds them (see processesOf). The paths prev resolved (nil for
+// none) are checked and reused.
+func newSnapshot(fs procfs.FS, log *slog.Logger, walk *procfs.NotifyWalk, taken time.Time, prev *Snapshot, processes map[int]*process) *Snapshot {
 	s := &Snapshot{
-		Taken:      taken,
-		Complete:   walk.Complete(),
-		TimedOut:   walk.TimedOut,
-		Visible:    walk.Unreadable == 0,
-		DedupExact: exact,
-		fs:         fs,
-		walk:       walk,
-		processes:  processes,
-	}
-	for _, g := range groups {
-		g.snap = s
-		if g.Subsystem == procfs.SubsystemFanotify {
-			s.Fanotify = append(s.Fanotify, g)
-		} else {
-			s.Inotify = append(s.Inotify, g)
-		}
+		Taken:     taken,
+		Complete:  walk.Complete(),
+		TimedOut:  walk.TimedOut,
+		Visible:   walk.Unreadable == 0,
+		fs:        fs,
+		log:       log,
+		walk:      walk,
+		processes: processes,
 	}
 	var prevPaths *pathResolver
 	if prev != nil {
@@ -267,6 +262,75 @@ func newSnapshot(fs procfs.FS, walk *procfs.NotifyWalk, taken time.Time, prev *S
 	}
 	s.paths.init(fs, prevPaths)
 	return s
+}
+
+// Fanotify returns the fanotify groups and Inotify the inotify instances
+// (see Groups).
+func (s *Snapshot) Fanotify() []*Group { return s.Groups(procfs.SubsystemFanotify) }
+func (s *Snapshot) Inotify() []*Group  { return s.Groups(procfs.SubsystemInotify) }
+
+// Groups returns the groups (or instances) of subsystem sub, each open file
+// once however many fds hold it, ordered by primary holder (pid, then fd).
+// The first call of a snapshot matches its fds to open files, about
+// log2(groups) kcmp calls an fd: a query that shows no group's identity
+// takes FDGroups instead.
+func (s *Snapshot) Groups(sub string) []*Group {
+	s.group()
+	return ofSubsystem(sub, s.fanotify, s.inotify)
+}
+
+// DedupExact is false when kcmp was unavailable or refused: a group held
+// through several fds (dup, fork, SCM_RIGHTS) then counts once per fd
+// instead of once.
+func (s *Snapshot) DedupExact() bool {
+	s.group()
+	return s.exact
+}
+
+func (s *Snapshot) group() {
+	s.grouped.Do(func() {
+		var groups []*Group
+		groups, s.exact = dedup(s.walk.FDs, s.processes, kernelFileOrder)
+		s.fanotify, s.inotify = s.split(groups)
+		if !s.exact {
+			s.log.Warn("kcmp is unavailable or refused: a group held through several fds counts once per fd")
+		}
+	})
+}
+
+// FDGroups returns the fds of subsystem sub each as a group of one holder,
+// ordered by pid and fd, without matching fds to open files: a group held
+// through several fds is there once for each, with the Info its fd read.
+// For the queries that show holders and marks, not groups.
+func (s *Snapshot) FDGroups(sub string) []*Group {
+	s.fdGrouped.Do(func() {
+		groups := make([]*Group, len(s.walk.FDs))
+		for i := range s.walk.FDs {
+			groups[i] = newGroup(&s.walk.FDs[i], s.processes)
+		}
+		s.fdFanotify, s.fdInotify = s.split(groups)
+	})
+	return ofSubsystem(sub, s.fdFanotify, s.fdInotify)
+}
+
+// split ties groups to s and sorts them by subsystem, keeping their order.
+func (s *Snapshot) split(groups []*Group) (fan, in []*Group) {
+	for _, g := range groups {
+		g.snap = s
+		if g.Subsystem == procfs.SubsystemFanotify {
+			fan = append(fan, g)
+		} else {
+			in = append(in, g)
+		}
+	}
+	return fan, in
+}
+
+func ofSubsystem(sub string, fan, in []*Group) []*Group {
+	if sub == procfs.SubsystemFanotify {
+		return fan
+	}
+	return in
 }
 
 // Covers reports whether the snapshot read what need asks of each
@@ -280,7 +344,7 @@ func (s *Snapshot) Covers(need procfs.Reads) bool {
 // walk found; it shares s's processes and paths.
 func (s *Snapshot) completed(ctx context.Context, need procfs.Reads) *Snapshot {
 	walk := s.fs.ReadMore(ctx, s.walk, need)
-	return newSnapshot(s.fs, walk, s.Taken, s, s.processes)
+	return newSnapshot(s.fs, s.log, walk, s.Taken, s, s.processes)
 }
 
 // ReadOwners reads every holder's effective uid and user namespace and
@@ -291,7 +355,7 @@ func (s *Snapshot) completed(ctx context.Context, need procfs.Reads) *Snapshot {
 // missed it.
 func (s *Snapshot) ReadOwners() {
 	s.owners.Do(func() {
-		groups := slices.Concat(s.Fanotify, s.Inotify)
+		groups := slices.Concat(s.Fanotify(), s.Inotify())
 		// Every holder's: the charges put uids in the terms of each user
 		// namespace through a process living in it. The parts of an
 		// identity are fields of their own: one can be read while the
@@ -359,7 +423,6 @@ func dedup(fds []procfs.NotifyFD, processes map[int]*process, order fileOrder) (
 	sorted := make(map[string]*[]*Group) // by subsystem
 	for i := range fds {
 		fd := &fds[i]
-		holder := Holder{process: processes[fd.PID], FD: fd.FD}
 		same := sorted[fd.Subsystem]
 		if same == nil {
 			same = new([]*Group)
@@ -368,17 +431,10 @@ func dedup(fds []procfs.NotifyFD, processes map[int]*process, order fileOrder) (
 		k, found, err := place(same, fd, order)
 		if found {
 			g := (*same)[k]
-			g.Holders = append(g.Holders, holder)
+			g.Holders = append(g.Holders, Holder{process: processes[fd.PID], FD: fd.FD})
 			continue
 		}
-		g := &Group{
-			ID:        strconv.Itoa(fd.PID) + ":" + strconv.Itoa(fd.FD),
-			Subsystem: fd.Subsystem,
-			Holders:   []Holder{holder},
-			Info:      fd.Info,
-			ParseErr:  fd.Err,
-			first:     fd,
-		}
+		g := newGroup(fd, processes)
 		groups = append(groups, g)
 		switch {
 		case err == nil:
@@ -388,6 +444,18 @@ func dedup(fds []procfs.NotifyFD, processes map[int]*process, order fileOrder) (
 		}
 	}
 	return groups, exact
+}
+
+// newGroup is the group of fd's open file, with fd its primary holder.
+func newGroup(fd *procfs.NotifyFD, processes map[int]*process) *Group {
+	return &Group{
+		ID:        strconv.Itoa(fd.PID) + ":" + strconv.Itoa(fd.FD),
+		Subsystem: fd.Subsystem,
+		Holders:   []Holder{{process: processes[fd.PID], FD: fd.FD}},
+		Info:      fd.Info,
+		ParseErr:  fd.Err,
+		first:     fd,
+	}
 }
 
 // place finds fd's group in sorted (found), or where a new group of fd's

@@ -57,12 +57,12 @@ func TestSnapshotCountsSharedGroups(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !snap.DedupExact {
+	if !snap.DedupExact() {
 		t.Fatal("kcmp is available as root, yet dedup is not exact")
 	}
 
-	a := groupHeldBy(t, snap.Fanotify, h.PID1, 3)
-	if a != groupHeldBy(t, snap.Fanotify, h.PID1, 4) || a != groupHeldBy(t, snap.Fanotify, h.PID2, 3) {
+	a := groupHeldBy(t, snap.Fanotify(), h.PID1, 3)
+	if a != groupHeldBy(t, snap.Fanotify(), h.PID1, 4) || a != groupHeldBy(t, snap.Fanotify(), h.PID2, 3) {
 		t.Fatal("a dup and a fork of one group show up as different groups")
 	}
 	wantID := strconv.Itoa(min(h.PID1, h.PID2)) + ":3"
@@ -77,20 +77,20 @@ func TestSnapshotCountsSharedGroups(t *testing.T) {
 		t.Errorf("group A charged to %+v", a.Charge())
 	}
 
-	b := groupHeldBy(t, snap.Fanotify, h.PID2, 5)
+	b := groupHeldBy(t, snap.Fanotify(), h.PID2, 5)
 	if !b.UnlimitedMarks() || b.Info.MarkCount != 1 || b.ChargedMarks() != 0 {
 		t.Errorf("FAN_UNLIMITED_MARKS group: unlimited %v, %d marks, charged %d; want true, 1, 0",
 			b.UnlimitedMarks(), b.Info.MarkCount, b.ChargedMarks())
 	}
-	c := groupHeldBy(t, snap.Fanotify, h.PID2, 6)
+	c := groupHeldBy(t, snap.Fanotify(), h.PID2, 6)
 	if got := countKinds(c); got[procfs.MarkMntNS] != 1 || c.Info.MarkCount != 1 {
 		t.Errorf("FAN_REPORT_MNT group marks %v, want one mntns mark", got)
 	}
 
-	if i1 := groupHeldBy(t, snap.Inotify, h.PID1, 5); i1.Info.MarkCount != 2 || len(i1.Holders) != 1 {
+	if i1 := groupHeldBy(t, snap.Inotify(), h.PID1, 5); i1.Info.MarkCount != 2 || len(i1.Holders) != 1 {
 		t.Errorf("instance I1: %d watches, %d holders; want 2 and 1", i1.Info.MarkCount, len(i1.Holders))
 	}
-	if i2 := groupHeldBy(t, snap.Inotify, h.PID2, 4); i2.Info.MarkCount != 0 {
+	if i2 := groupHeldBy(t, snap.Inotify(), h.PID2, 4); i2.Info.MarkCount != 0 {
 		t.Errorf("instance I2: %d watches, want 0", i2.Info.MarkCount)
 	}
 
@@ -106,7 +106,7 @@ func TestSnapshotMarkPaths(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := groupHeldBy(t, snap.Fanotify, h.PID1, 3)
+	a := groupHeldBy(t, snap.Fanotify(), h.PID1, 3)
 	holder := a.Holders[slices.IndexFunc(a.Holders, func(x Holder) bool { return x.PID == h.PID1 })]
 	var paths []string
 	for _, m := range slices.Collect(a.Info.All()) {
@@ -117,7 +117,7 @@ func TestSnapshotMarkPaths(t *testing.T) {
 	if !slices.Equal(paths, want) {
 		t.Errorf("mark paths %q, want %q", paths, want)
 	}
-	i1 := groupHeldBy(t, snap.Inotify, h.PID1, 5)
+	i1 := groupHeldBy(t, snap.Inotify(), h.PID1, 5)
 	for _, m := range slices.Collect(i1.Info.All()) {
 		if p := markPath(snap, holder, m); p != h.Files[0] && p != filepath.Dir(h.Files[0]) {
 			t.Errorf("watch wd %d resolves to %q", m.WD, p)
@@ -147,7 +147,7 @@ func TestSnapshotChargingChain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := groupHeldBy(t, snap.Inotify, pid, 3)
+	g := groupHeldBy(t, snap.Inotify(), pid, 3)
 	if g.Charge().UserNS != inner {
 		t.Fatalf("instance charged in user ns %d, want the holder's %d", g.Charge().UserNS, inner)
 	}
@@ -175,9 +175,32 @@ func TestSnapshotDedupIgnoresCloseOnExec(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := groupHeldBy(t, snap.Inotify, os.Getpid(), fd)
-	if g != groupHeldBy(t, snap.Inotify, os.Getpid(), dup) || len(g.Holders) != 2 {
+	g := groupHeldBy(t, snap.Inotify(), os.Getpid(), fd)
+	if g != groupHeldBy(t, snap.Inotify(), os.Getpid(), dup) || len(g.Holders) != 2 {
 		t.Errorf("fd %d and its dup %d: holders %+v, want one instance held twice", fd, dup, g.Holders)
+	}
+}
+
+// FDGroups makes every fd a group of its own without matching fds to open
+// files: a dup and a fork of one group are three groups there, and one
+// group of three holders in Groups.
+func TestFDGroupsMatchNoFDs(t *testing.T) {
+	h := fanotifytest.HoldKnownObjects(t, testUID)
+	snap, err := newTestScanner().Snapshot(context.Background(), procfs.AllMarks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fds := snap.FDGroups(procfs.SubsystemFanotify)
+	if snap.fanotify != nil || snap.inotify != nil {
+		t.Error("FDGroups matched the fds to open files")
+	}
+	for _, held := range [][2]int{{h.PID1, 3}, {h.PID1, 4}, {h.PID2, 3}} {
+		if g := groupHeldBy(t, fds, held[0], held[1]); len(g.Holders) != 1 || g.ID != strconv.Itoa(held[0])+":"+strconv.Itoa(held[1]) {
+			t.Errorf("pid %d fd %d: group %s of %d holders, want its own", held[0], held[1], g.ID, len(g.Holders))
+		}
+	}
+	if a := groupHeldBy(t, snap.Fanotify(), h.PID2, 3); len(a.Holders) != 3 {
+		t.Errorf("group A in Groups: %d holders, want 3", len(a.Holders))
 	}
 }
 
@@ -221,9 +244,9 @@ func TestSnapshotCountingMatchesParsing(t *testing.T) {
 	}{{h.PID1, 3, false}, {h.PID2, 5, false}, {h.PID2, 6, false}, {h.PID1, 5, true}, {h.PID2, 4, true}} {
 		from := func(s *Snapshot) *Group {
 			if held.inotify {
-				return groupHeldBy(t, s.Inotify, held.pid, held.fd)
+				return groupHeldBy(t, s.Inotify(), held.pid, held.fd)
 			}
-			return groupHeldBy(t, s.Fanotify, held.pid, held.fd)
+			return groupHeldBy(t, s.Fanotify(), held.pid, held.fd)
 		}
 		p, c := from(parsed), from(counted)
 		if c.ID != p.ID || len(c.Holders) != len(p.Holders) || c.Info.MarkCount != p.Info.MarkCount ||
@@ -253,7 +276,7 @@ func TestSnapshotMarksPastWhatItKeeps(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, held := range []struct{ pid, fd int }{{h.PID1, 3}, {h.PID2, 5}, {h.PID2, 6}} {
-		k, c := groupHeldBy(t, kept.Fanotify, held.pid, held.fd), groupHeldBy(t, counted.Fanotify, held.pid, held.fd)
+		k, c := groupHeldBy(t, kept.Fanotify(), held.pid, held.fd), groupHeldBy(t, counted.Fanotify(), held.pid, held.fd)
 		if c.Info.Kept() || c.Info.MarkCount != k.Info.MarkCount || len(slices.Collect(c.Info.All())) != 0 {
 			t.Errorf("pid %d fd %d: %+v past the budget, want %d marks counted, none kept", held.pid, held.fd, c.Info, k.Info.MarkCount)
 		}
@@ -261,7 +284,7 @@ func TestSnapshotMarksPastWhatItKeeps(t *testing.T) {
 			t.Errorf("pid %d fd %d: marks read again %+v, kept %+v", held.pid, held.fd, got, want)
 		}
 	}
-	i1 := groupHeldBy(t, counted.Inotify, h.PID1, 5)
+	i1 := groupHeldBy(t, counted.Inotify(), h.PID1, 5)
 	if n := len(slices.Collect(i1.Marks(context.Background()))); n != 2 {
 		t.Errorf("instance I1: %d watches read again, want 2", n)
 	}
@@ -270,7 +293,7 @@ func TestSnapshotMarksPastWhatItKeeps(t *testing.T) {
 	if n := len(slices.Collect(i1.Marks(ended))); n != 0 {
 		t.Errorf("instance I1 for a query that gave up: %d watches read again, want none", n)
 	}
-	if n := len(slices.Collect(groupHeldBy(t, kept.Inotify, h.PID1, 5).Marks(ended))); n != 2 {
+	if n := len(slices.Collect(groupHeldBy(t, kept.Inotify(), h.PID1, 5).Marks(ended))); n != 2 {
 		t.Errorf("instance I1 kept by its walk, for a query that gave up: %d watches, want its 2", n)
 	}
 	syscall.Kill(h.PID1, syscall.SIGKILL)
@@ -404,10 +427,10 @@ func TestSnapshotCompletedFromItsWalk(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !fan.Covers(procfs.Fanotify) || fan.Covers(procfs.Inotify) || len(fan.Inotify) != 0 {
-		t.Fatalf("a fanotify snapshot covers inotify %v, holds %d instances", fan.Covers(procfs.Inotify), len(fan.Inotify))
+	if !fan.Covers(procfs.Fanotify) || fan.Covers(procfs.Inotify) || len(fan.Inotify()) != 0 {
+		t.Fatalf("a fanotify snapshot covers inotify %v, holds %d instances", fan.Covers(procfs.Inotify), len(fan.Inotify()))
 	}
-	group := groupHeldBy(t, fan.Fanotify, h.PID1, 3)
+	group := groupHeldBy(t, fan.Fanotify(), h.PID1, 3)
 	group.Primary()
 
 	both, err := s.Snapshot(context.Background(), procfs.Inotify)
@@ -417,10 +440,10 @@ func TestSnapshotCompletedFromItsWalk(t *testing.T) {
 	if both == fan || !both.Covers(procfs.AllMarks) || !both.Taken.Equal(fan.Taken) {
 		t.Fatalf("completed snapshot: new %v, covers both %v, taken %v (first %v)", both != fan, both.Covers(procfs.AllMarks), both.Taken, fan.Taken)
 	}
-	if in := groupHeldBy(t, both.Inotify, h.PID1, 5); in.Info.MarkCount != 2 {
+	if in := groupHeldBy(t, both.Inotify(), h.PID1, 5); in.Info.MarkCount != 2 {
 		t.Errorf("inotify instance of pid %d: %d watches, want 2", h.PID1, in.Info.MarkCount)
 	}
-	again := groupHeldBy(t, both.Fanotify, h.PID1, 3)
+	again := groupHeldBy(t, both.Fanotify(), h.PID1, 3)
 	if again.ID != group.ID || again.Holders[0].process != group.Holders[0].process {
 		t.Error("the completed snapshot does not share the first one's processes")
 	}
@@ -437,7 +460,7 @@ func TestPrimaryReadsItsHolderOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := groupHeldBy(t, snap.Fanotify, h.PID1, 3) // group A: held by both processes
+	g := groupHeldBy(t, snap.Fanotify(), h.PID1, 3) // group A: held by both processes
 	p := g.Primary()
 	if p.PID != min(h.PID1, h.PID2) || p.Comm != "sleep" || p.EUID != testUID {
 		t.Errorf("primary holder %+v, want pid %d, sleep, euid %d", p.Identity, min(h.PID1, h.PID2), testUID)
@@ -457,7 +480,7 @@ func TestSnapshotCountsCompletedWithMarks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := groupHeldBy(t, counted.Inotify, h.PID1, 5)
+	in := groupHeldBy(t, counted.Inotify(), h.PID1, 5)
 	if in.Info.MarkCount != 2 || len(slices.Collect(in.Info.All())) != 0 {
 		t.Fatalf("counted instance: %d watches, %d kept; want 2 and none", in.Info.MarkCount, len(slices.Collect(in.Info.All())))
 	}
@@ -469,7 +492,7 @@ func TestSnapshotCountsCompletedWithMarks(t *testing.T) {
 		t.Fatalf("completed snapshot: new %v, taken %v (first %v), covers inotify marks %v, fanotify marks %v",
 			parsed != counted, parsed.Taken, counted.Taken, parsed.Covers(procfs.Inotify), parsed.Covers(procfs.Fanotify))
 	}
-	again := groupHeldBy(t, parsed.Inotify, h.PID1, 5)
+	again := groupHeldBy(t, parsed.Inotify(), h.PID1, 5)
 	if again.ID != in.ID || len(slices.Collect(again.Info.All())) != 2 {
 		t.Errorf("completed instance %s: %d watches parsed; want %s, 2",
 			again.ID, len(slices.Collect(again.Info.All())), in.ID)
@@ -502,9 +525,9 @@ func TestSnapshotSubsystemsAskedTogether(t *testing.T) {
 		if snap == nil || !snap.Covers(need) {
 			t.Fatalf("caller %d asked for %v and got %+v", i, need, snap)
 		}
-		groups, fd := snap.Fanotify, 3
+		groups, fd := snap.Fanotify(), 3
 		if need == procfs.Inotify {
-			groups, fd = snap.Inotify, 5
+			groups, fd = snap.Inotify(), 5
 		}
 		if p := groupHeldBy(t, groups, h.PID1, fd).Primary(); p.Comm != "sleep" || p.EUID != testUID {
 			t.Errorf("caller %d: primary holder %+v, want sleep as uid %d", i, p.Identity, testUID)
@@ -588,7 +611,7 @@ func TestSnapshotReadsIdentitiesOnDemand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := groupHeldBy(t, snap.Fanotify, h.PID1, 3)
+	a := groupHeldBy(t, snap.Fanotify(), h.PID1, 3)
 	for _, x := range a.Holders {
 		if x.Comm != "" || x.UserNS != 0 {
 			t.Fatalf("holder %d read before any query asked for it: %+v", x.PID, x)
@@ -611,7 +634,7 @@ func TestSnapshotReadsIdentitiesOnDemand(t *testing.T) {
 			_ = a.Holder(0, Details).Cgroup
 		})
 		wg.Go(func() {
-			for _, g := range snap.Fanotify {
+			for _, g := range snap.Fanotify() {
 				for _, x := range g.Holders {
 					_ = x.PID
 				}
@@ -642,8 +665,8 @@ func TestSnapshotChargesNothingForExitedHolder(t *testing.T) {
 	}
 	gone.PID = 1 << 30
 	walk.FDs = append(walk.FDs, gone)
-	snap := newSnapshot(procfs.NewFS(procfs.DefaultRoot), walk, time.Now(), nil, processesOf(walk))
-	g := groupHeldBy(t, snap.Inotify, gone.PID, gone.FD)
+	snap := newSnapshot(procfs.NewFS(procfs.DefaultRoot), slog.New(slog.DiscardHandler), walk, time.Now(), nil, processesOf(walk))
+	g := groupHeldBy(t, snap.Inotify(), gone.PID, gone.FD)
 	if g.Primary().Comm != "" || g.Charge() != (Charge{}) {
 		t.Errorf("exited holder: %+v charged %+v", g.Primary(), g.Charge())
 	}
@@ -666,8 +689,8 @@ func pathOfFile(t *testing.T, prev *Snapshot, pid int, ino uint64) (*Snapshot, s
 	if err != nil {
 		t.Fatal(err)
 	}
-	snap := newSnapshot(fs, walk, time.Now(), prev, processesOf(walk))
-	g := groupHeldBy(t, snap.Fanotify, pid, 3)
+	snap := newSnapshot(fs, slog.New(slog.DiscardHandler), walk, time.Now(), prev, processesOf(walk))
+	g := groupHeldBy(t, snap.Fanotify(), pid, 3)
 	for _, m := range slices.Collect(g.Info.All()) {
 		if m.Kind == procfs.MarkInode && m.Inode == ino {
 			return snap, markPath(snap, Holder{process: &process{Identity: procfs.Identity{PID: pid}}, FD: 3}, m)

@@ -34,7 +34,7 @@ func fanotifyGroups(env *Env) *Table {
 		Columns:     cols,
 	}, func(ctx context.Context, q QueryContext) ([]Values, error) {
 		byKind := slices.ContainsFunc(markKindColumns, q.Uses)
-		nq, err := newNotifyQuery(ctx, env, q, procfs.SubsystemFanotify, "group_id", byKind)
+		nq, err := newNotifyQuery(ctx, env, q, procfs.SubsystemFanotify, "group_id", byKind, true)
 		if err != nil {
 			return nil, err
 		}

@@ -143,7 +143,7 @@ func addUsage(env *Env, snap *fanotify.Snapshot, in *fanotify.LimitsInput) {
 	in.Groups = snap.GroupMarks()
 	in.Ancestors = snap.Ancestors()
 	in.Complete = snap.Complete
-	in.DedupExact = snap.DedupExact
+	in.DedupExact = snap.DedupExact()
 	in.Untranslated = snap.Untranslated()
 	in.Visible = snap.Visible && !procHidesOthers(env)
 }
@@ -159,7 +159,7 @@ type NamespaceMounts struct {
 // views as mount_points) and counts its mounts without a mount mark.
 func MountsPerNamespace(ctx context.Context, env *Env, snap *fanotify.Snapshot) ([]NamespaceMounts, error) {
 	marked := make(map[uint64]bool)
-	for _, g := range snap.Fanotify {
+	for _, g := range snap.Fanotify() {
 		for m := range g.Marks(ctx) {
 			if m.Kind == procfs.MarkMount {
 				marked[m.MountID] = true

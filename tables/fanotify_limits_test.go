@@ -603,22 +603,21 @@ func BenchmarkFanotifyLimitsHost(b *testing.B) {
 	}
 }
 
-// A snapshot taken without kcmp may count a shared group once per fd:
-// every rated usage is then estimated.
-func TestFanotifyLimitsEstimatedWithoutExactDedup(t *testing.T) {
+// The limits know whether the snapshot matched every fd to its open file
+// (without, usage is estimated: fanotify.TestAttributionEstimatedWithoutExactDedup).
+func TestFanotifyLimitsTakeTheSnapshotsDedup(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: kcmp of every process")
+	}
 	env := NewEnv(config.Default(), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	defer env.Close()
-	sysctls, err := env.Proc.ReadSysctls()
+	snap, err := env.Usage.Snapshot(context.Background(), procfs.FanotifyCounts|procfs.InotifyCounts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for exact, want := range map[bool]string{true: fanotify.AttributionExact, false: fanotify.AttributionEstimated} {
-		in := fanotify.LimitsInput{Sysctls: sysctls, WarningPct: 75, CriticalPct: 90}
-		addUsage(env, &fanotify.Snapshot{Visible: true, Complete: true, DedupExact: exact}, &in)
-		for _, a := range fanotify.AssessLimits(in) {
-			if a.UsedKnown && a.Attribution != want {
-				t.Errorf("dedup exact %v: %s attribution %q, want %q", exact, a.Sysctl, a.Attribution, want)
-			}
-		}
+	var in fanotify.LimitsInput
+	addUsage(env, snap, &in)
+	if !in.DedupExact || !snap.DedupExact() {
+		t.Errorf("limits' dedup exact %v, snapshot's %v; want both, as root", in.DedupExact, snap.DedupExact())
 	}
 }

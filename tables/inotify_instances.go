@@ -21,7 +21,7 @@ func inotifyInstances(env *Env) *Table {
 		Description: "inotify instances, one row each however many fds hold them, with their watches and charge.",
 		Columns:     cols,
 	}, func(ctx context.Context, q QueryContext) ([]Values, error) {
-		nq, err := newNotifyQuery(ctx, env, q, procfs.SubsystemInotify, "instance_id", false)
+		nq, err := newNotifyQuery(ctx, env, q, procfs.SubsystemInotify, "instance_id", false, true)
 		if err != nil {
 			return nil, err
 		}

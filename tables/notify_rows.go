@@ -34,8 +34,10 @@ type notifyQuery struct {
 // primary_holder do not depend on the pids a query asks for: constraints
 // only skip rows. A query constrained to some pids or groups has the marks
 // of those groups read again (Group.Marks) rather than every mark on the
-// host parsed and kept.
-func newNotifyQuery(ctx context.Context, env *Env, q QueryContext, subsystem, idCol string, marks bool) (*notifyQuery, error) {
+// host parsed and kept. Unless the query shows or constrains which group
+// an fd holds (groups), each fd is a group of its own (Snapshot.FDGroups):
+// matching fds to open files takes system calls COUNT(*) has no use for.
+func newNotifyQuery(ctx context.Context, env *Env, q QueryContext, subsystem, idCol string, marks, groups bool) (*notifyQuery, error) {
 	nq := &notifyQuery{q: q, idCol: idCol}
 	nq.pids, nq.byPID = q.IntEquals("pid")
 	nq.ids, nq.byID = q.Equals(idCol)
@@ -43,9 +45,9 @@ func newNotifyQuery(ctx context.Context, env *Env, q QueryContext, subsystem, id
 	if err != nil {
 		return nil, err
 	}
-	nq.snap, nq.groups = snap, snap.Inotify
-	if subsystem == procfs.SubsystemFanotify {
-		nq.groups = snap.Fanotify
+	nq.snap, nq.groups = snap, snap.FDGroups(subsystem)
+	if groups || nq.byID {
+		nq.groups = snap.Groups(subsystem)
 	}
 	return nq, nil
 }
@@ -185,7 +187,7 @@ func markCounts(ctx context.Context, env *Env) (*markTally, error) {
 		return nil, err
 	}
 	t := &markTally{byMount: make(map[uint64]int), byDev: make(map[procfs.Dev]mountMarks)}
-	for _, groups := range [][]*fanotify.Group{snap.Fanotify, snap.Inotify} {
+	for _, groups := range [][]*fanotify.Group{snap.Fanotify(), snap.Inotify()} {
 		for _, g := range groups {
 			for m := range g.Marks(ctx) {
 				t.add(m)

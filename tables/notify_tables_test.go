@@ -163,6 +163,27 @@ func TestFanotifyMarksHolderColumnsOnly(t *testing.T) {
 	}
 }
 
+// A query that shows no group's identity takes each fd as a group of its
+// own, with no kcmp: a shared group's holders get the same rows as when the
+// query shows group_id and the fds are matched to their open file.
+func TestFanotifyMarksWithoutGroupIdentity(t *testing.T) {
+	k := fanotifytest.HoldKnownObjects(t, notifyTestUID)
+	r := notifyRunner(t)
+	tally := func(cols ...string) map[string]int {
+		n := map[string]int{}
+		for _, row := range query(t, r, "fanotify_marks", map[string][]Constraint{"pid": {
+			{OpEquals, strconv.Itoa(k.PID1)}, {OpEquals, strconv.Itoa(k.PID2)}}}, cols) {
+			n[row["pid"]+"/"+row["fd"]+"/"+row["mark_type"]+"/"+row["mask"]]++
+		}
+		return n
+	}
+	want := tally("pid", "fd", "mark_type", "mask", "group_id")
+	got := tally("pid", "fd", "mark_type", "mask")
+	if !maps.Equal(got, want) || len(want) < 10 {
+		t.Errorf("without group_id: %v, want %v", got, want)
+	}
+}
+
 // A query that reads only mark columns gets them in their columns, with
 // the holder's columns left empty: each known group's marks by type.
 func TestFanotifyMarksMarkColumnsOnly(t *testing.T) {
@@ -399,7 +420,7 @@ func TestFanotifyTablesUnparsableFdinfo(t *testing.T) {
 // primaryOf is the primary holder of the fanotify group groupID in snap.
 func primaryOf(t *testing.T, snap *fanotify.Snapshot, groupID string) fanotify.Holder {
 	t.Helper()
-	for _, g := range snap.Fanotify {
+	for _, g := range snap.Fanotify() {
 		if g.ID == groupID {
 			return g.Holders[0]
 		}
@@ -720,7 +741,7 @@ func bytesPerRow(t *testing.T, env *Env, cols []string, minRows int) float64 {
 	t.Helper()
 	q := NewQueryContext(nil, cols)
 	ctx := context.Background()
-	nq, err := newNotifyQuery(ctx, env, q, procfs.SubsystemInotify, "instance_id", readsMarks(q, inotifyWatchColumns))
+	nq, err := newNotifyQuery(ctx, env, q, procfs.SubsystemInotify, "instance_id", readsMarks(q, inotifyWatchColumns), q.Uses("instance_id") || q.Uses("primary_holder"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -773,7 +794,7 @@ func TestPidConstrainedQueryReadsItsHoldersOnly(t *testing.T) {
 		t.Error("a pid-constrained query had every watch on the host parsed")
 	}
 	found := false
-	for _, g := range snap.Inotify {
+	for _, g := range snap.Inotify() {
 		if h := g.Holders[0]; h.PID == otherPID {
 			found = true
 			if h.Comm != "" || h.UserNS != 0 {
