@@ -121,7 +121,7 @@ type markTable struct {
 // result whole, and a host with a million watches would push osqueryd's
 // worker over its watchdog's memory limit.
 func (mt markTable) query(ctx context.Context, env *Env, q QueryContext) (nq *notifyQuery, rows int, err error) {
-	nq, err = newNotifyQuery(ctx, env, q, mt.subsystem, mt.idCol, readsMarks(q, mt.cols), q.Uses(mt.idCol) || q.Uses("primary_holder"))
+	nq, err = newNotifyQuery(ctx, env, q, mt.subsystem, mt.idCol, readsMarks(q, mt.cols), showsGroup(q, mt.idCol))
 	if err != nil {
 		return nil, 0, err
 	}

@@ -52,6 +52,12 @@ func newNotifyQuery(ctx context.Context, env *Env, q QueryContext, subsystem, id
 	return nq, nil
 }
 
+// showsGroup tells that a query on a per-mark table shows which group each
+// row's fd holds.
+func showsGroup(q QueryContext, idCol string) bool {
+	return q.Uses(idCol) || q.Uses("primary_holder")
+}
+
 // wantGroup applies the id constraint.
 func (nq *notifyQuery) wantGroup(g *fanotify.Group) bool {
 	return !nq.byID || slices.Contains(nq.ids, g.ID)

@@ -741,7 +741,7 @@ func bytesPerRow(t *testing.T, env *Env, cols []string, minRows int) float64 {
 	t.Helper()
 	q := NewQueryContext(nil, cols)
 	ctx := context.Background()
-	nq, err := newNotifyQuery(ctx, env, q, procfs.SubsystemInotify, "instance_id", readsMarks(q, inotifyWatchColumns), q.Uses("instance_id") || q.Uses("primary_holder"))
+	nq, err := newNotifyQuery(ctx, env, q, procfs.SubsystemInotify, "instance_id", readsMarks(q, inotifyWatchColumns), showsGroup(q, "instance_id"))
 	if err != nil {
 		t.Fatal(err)
 	}
