@@ -32,7 +32,7 @@ func fanotifyLimits(env *Env) *Table {
 			bigint("used", "Groups, marks, instances or watches charged here, including those made in child namespaces owned by this uid; NULL for queue limits"),
 			bigint("headroom", "limit_value - used, at least 0"),
 			double("utilization", "used as a percentage of limit_value"),
-			bigint("projected_need", "For max_user_marks of uid 0 in the initial namespace: used plus the mounts of every mount namespace not yet covered by a mount mark (what marking every mount would take); NULL elsewhere"),
+			bigint("projected_need", "For max_user_marks of uid 0 in the initial namespace: used plus the mounts of every mount namespace not yet covered by a mount mark of its own (another user's, or one of a FAN_UNLIMITED_MARKS group, still leaves a mark to take: what marking every mount would take); NULL elsewhere"),
 			text("risk", "ok, warning, critical or unknown (limit or processes not visible from here)"),
 			text("risk_reason", "usage, projection or no_access; empty when ok"),
 			bigint("recommended", "Smallest power of two keeping the need at or below 50%, never below the current value"),
@@ -156,10 +156,17 @@ type NamespaceMounts struct {
 }
 
 // MountsPerNamespace reads every mount namespace once (through the same
-// views as mount_points) and counts its mounts without a mount mark.
+// views as mount_points) and counts its mounts without a mount mark charged
+// to root in the initial user namespace, the budget projected: a mark is
+// one group's, so a mount marked by another user's group, or by a group
+// whose marks are not charged (FAN_UNLIMITED_MARKS), still takes a mark of
+// root's collector.
 func MountsPerNamespace(ctx context.Context, env *Env, snap *fanotify.Snapshot) ([]NamespaceMounts, error) {
 	marked := make(map[uint64]bool)
 	for _, g := range snap.Fanotify() {
+		if g.UnlimitedMarks() || g.Charge() != (fanotify.Charge{UserNS: fanotify.InitialUserNS}) {
+			continue
+		}
 		for m := range g.Marks(ctx) {
 			if m.Kind == procfs.MarkMount {
 				marked[m.MountID] = true

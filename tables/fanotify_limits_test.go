@@ -484,15 +484,24 @@ func TestFanotifyLimitsProjectionCountsUnmarkedMounts(t *testing.T) {
 	if got := unmarked(); got != mounts {
 		t.Errorf("before any mark: %d unmarked, want all %d", got, mounts)
 	}
-	// /proc/PID/root reaches the namespace's own root mount.
-	fd, err := unix.FanotifyInit(unix.FAN_CLASS_NOTIF|unix.FAN_CLOEXEC, unix.O_RDONLY)
-	if err != nil {
-		t.Fatal(err)
+	// /proc/PID/root reaches the namespace's own root mount. A group whose
+	// marks root's budget does not pay for leaves it to be marked.
+	markRoot := func(flags uint) {
+		t.Helper()
+		fd, err := unix.FanotifyInit(unix.FAN_CLASS_NOTIF|unix.FAN_CLOEXEC|flags, unix.O_RDONLY)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { unix.Close(fd) })
+		if err := unix.FanotifyMark(fd, unix.FAN_MARK_ADD|unix.FAN_MARK_MOUNT, unix.FAN_CLOSE_WRITE, unix.AT_FDCWD, fmt.Sprintf("/proc/%d/root/", ns.pid)); err != nil {
+			t.Fatal(err)
+		}
 	}
-	defer unix.Close(fd)
-	if err := unix.FanotifyMark(fd, unix.FAN_MARK_ADD|unix.FAN_MARK_MOUNT, unix.FAN_CLOSE_WRITE, unix.AT_FDCWD, fmt.Sprintf("/proc/%d/root/", ns.pid)); err != nil {
-		t.Fatal(err)
+	markRoot(unix.FAN_UNLIMITED_MARKS)
+	if got := unmarked(); got != mounts {
+		t.Errorf("after an uncharged mark of its root mount: %d unmarked, want all %d", got, mounts)
 	}
+	markRoot(0)
 	if got := unmarked(); got != mounts-1 {
 		t.Errorf("after marking its root mount: %d unmarked, want %d", got, mounts-1)
 	}
