@@ -250,7 +250,7 @@ func (c *Collector) mountID(path string) (uint64, error) {
 		return 0, &os.PathError{Op: "open", Path: path, Err: err}
 	}
 	defer unix.Close(fd)
-	return c.proc.FDMountID(os.Getpid(), fd)
+	return c.proc.OwnFDMountID(fd)
 }
 
 // addMountFD keeps an fd on the filesystem of path, per fsid, for

@@ -18,6 +18,7 @@ import (
 	"go.uber.org/goleak"
 	"golang.org/x/sys/unix"
 
+	"github.com/osquery-fanotify/osquery-fanotify/fanotify/fanotifytest"
 	"github.com/osquery-fanotify/osquery-fanotify/fanotify/procfs"
 )
 
@@ -516,7 +517,13 @@ func readSysctl(t testing.TB, path string) int64 {
 
 // A mark's object is keyed by what statx reports on this kernel (from 5.8;
 // markObject reads the mount ID from fdinfo, which older kernels have).
+// The child runs in a pid namespace of its own with the host's /proc, where
+// its pid (1) is another process's.
 func TestMarkObjectKeysTheMarkedObject(t *testing.T) {
+	if !fanotifytest.IsChild(t) {
+		fanotifytest.RunChild(t, nil, "unshare", "--pid", "--fork")
+		return
+	}
 	c := &Collector{proc: procfs.NewFS(procfs.DefaultRoot)}
 	dir := t.TempDir()
 	sub := filepath.Join(dir, "sub")

@@ -625,9 +625,11 @@ func ParseFdinfoMountID(data []byte) (uint64, error) {
 	return 0, errors.New("fdinfo has no mnt_id line (Linux before 3.15)")
 }
 
-// FDMountID reads the mount ID of pid's fd from its fdinfo.
-func (fs FS) FDMountID(pid, fd int) (uint64, error) {
-	data, err := readFile(fs.Path(strconv.Itoa(pid), "fdinfo", strconv.Itoa(fd)))
+// OwnFDMountID reads the mount ID of this process's fd from its fdinfo,
+// through /proc/self: in a proc of another pid namespace, this process's
+// pid is some other process's, or none.
+func (fs FS) OwnFDMountID(fd int) (uint64, error) {
+	data, err := readFile(fs.Path("self", "fdinfo", strconv.Itoa(fd)))
 	if err != nil {
 		return 0, err
 	}
