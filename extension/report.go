@@ -257,7 +257,7 @@ func topByMarks(groups []*fanotify.Group) []holderUsage {
 func (p printer) mountsReport(r tables.LimitRating) {
 	p.heading("Mounts per mount namespace")
 	tw := tabwriter.NewWriter(p.w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "MNT NS\tMOUNTS\tWITHOUT A MOUNT MARK OF UID 0")
+	fmt.Fprintln(tw, "MNT NS\tMOUNTS\tNOT MARKED BY THE COLLECTOR")
 	var unmarked int64
 	for _, m := range r.Mounts {
 		fmt.Fprintf(tw, "%d\t%d\t%d\n", m.MntNS, m.Mounts, m.Unmarked)

@@ -32,7 +32,7 @@ func fanotifyLimits(env *Env) *Table {
 			bigint("used", "Groups, marks, instances or watches charged here, including those made in child namespaces owned by this uid; NULL for queue limits"),
 			bigint("headroom", "limit_value - used, at least 0"),
 			double("utilization", "used as a percentage of limit_value"),
-			bigint("projected_need", "For max_user_marks of uid 0 in the initial namespace: used plus the mounts of every mount namespace not yet covered by a mount mark of its own (another user's, or one of a FAN_UNLIMITED_MARKS group, still leaves a mark to take: what marking every mount would take); NULL elsewhere"),
+			bigint("projected_need", "For max_user_marks of uid 0 in the initial namespace: used plus the mounts of every mount namespace that the group of uid 0 marking the most mounts has not marked yet (what that collector marking every mount would take; a mount another group marks still takes one of its marks); NULL elsewhere"),
 			text("risk", "ok, warning, critical or unknown (limit or processes not visible from here)"),
 			text("risk_reason", "usage, projection or no_access; empty when ok"),
 			bigint("recommended", "Smallest power of two keeping the need at or below 50%, never below the current value"),
@@ -149,30 +149,17 @@ func addUsage(env *Env, snap *fanotify.Snapshot, in *fanotify.LimitsInput) {
 }
 
 // NamespaceMounts counts the mounts of one mount namespace, and those that
-// no fanotify mount mark covers yet.
+// root's collector has not marked yet (see collectorMounts).
 type NamespaceMounts struct {
 	MntNS            uint64
 	Mounts, Unmarked int64
 }
 
 // MountsPerNamespace reads every mount namespace once (through the same
-// views as mount_points) and counts its mounts without a mount mark charged
-// to root in the initial user namespace, the budget projected: a mark is
-// one group's, so a mount marked by another user's group, or by a group
-// whose marks are not charged (FAN_UNLIMITED_MARKS), still takes a mark of
-// root's collector.
+// views as mount_points) and counts its mounts, and those root's collector
+// has not marked.
 func MountsPerNamespace(ctx context.Context, env *Env, snap *fanotify.Snapshot) ([]NamespaceMounts, error) {
-	marked := make(map[uint64]bool)
-	for _, g := range snap.Fanotify() {
-		if g.UnlimitedMarks() || g.Charge() != (fanotify.Charge{UserNS: fanotify.InitialUserNS}) {
-			continue
-		}
-		for m := range g.Marks(ctx) {
-			if m.Kind == procfs.MarkMount {
-				marked[m.MountID] = true
-			}
-		}
-	}
+	marked := collectorMounts(ctx, snap)
 	views, err := namespaceViews(ctx, env, NewQueryContext(nil, nil))
 	if err != nil {
 		return nil, err
@@ -189,6 +176,31 @@ func MountsPerNamespace(ctx context.Context, env *Env, snap *fanotify.Snapshot) 
 		out = append(out, ns)
 	}
 	return out, nil
+}
+
+// collectorMounts are the mounts marked by the group taken for the collector
+// whose marking every mount root's budget is projected for: of the groups
+// root pays the marks of in the initial user namespace, the one with the
+// most mount marks. A mark is one group's: a mount marked by any other
+// group (another user's, a FAN_UNLIMITED_MARKS group's, another of root's)
+// still takes a mark of the collector's.
+func collectorMounts(ctx context.Context, snap *fanotify.Snapshot) map[uint64]bool {
+	var most map[uint64]bool
+	for _, g := range snap.Fanotify() {
+		if g.UnlimitedMarks() || g.Charge() != (fanotify.Charge{UserNS: fanotify.InitialUserNS}) {
+			continue
+		}
+		marked := make(map[uint64]bool)
+		for m := range g.Marks(ctx) {
+			if m.Kind == procfs.MarkMount {
+				marked[m.MountID] = true
+			}
+		}
+		if len(marked) > len(most) {
+			most = marked
+		}
+	}
+	return most
 }
 
 // procHidesOthers reports whether some processes are invisible to the

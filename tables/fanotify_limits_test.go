@@ -448,7 +448,7 @@ func TestFanotifyLimitsIdleHost(t *testing.T) {
 }
 
 // Marking every mount is projected for root: a namespace's mounts count
-// until a mount mark covers them.
+// until root's collector, its group marking the most mounts, marks them.
 func TestFanotifyLimitsProjectionCountsUnmarkedMounts(t *testing.T) {
 	if ownUserNS(t) != fanotify.InitialUserNS || os.Geteuid() != 0 {
 		t.Skip("needs root in the initial user namespace")
@@ -504,6 +504,19 @@ func TestFanotifyLimitsProjectionCountsUnmarkedMounts(t *testing.T) {
 	markRoot(0)
 	if got := unmarked(); got != mounts-1 {
 		t.Errorf("after marking its root mount: %d unmarked, want %d", got, mounts-1)
+	}
+	// Another group of root's marking another mount: the collector, the
+	// group with the most mount marks, still has as many left to mark.
+	other, err := unix.FanotifyInit(unix.FAN_CLASS_NOTIF|unix.FAN_CLOEXEC, unix.O_RDONLY)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(other)
+	if err := unix.FanotifyMark(other, unix.FAN_MARK_ADD|unix.FAN_MARK_MOUNT, unix.FAN_CLOSE_WRITE, unix.AT_FDCWD, fmt.Sprintf("/proc/%d/root/proc", ns.pid)); err != nil {
+		t.Fatal(err)
+	}
+	if got := unmarked(); got != mounts-1 {
+		t.Errorf("after another group marked another mount: %d unmarked, want %d", got, mounts-1)
 	}
 	r := limitRowFor(t, generateLimits(t, nil), procfs.FanotifyMarks, fanotify.InitialUserNS, 0)
 	used, _ := strconv.ParseInt(r["used"], 10, 64)
