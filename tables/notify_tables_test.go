@@ -1,6 +1,7 @@
 package tables
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -164,8 +165,8 @@ func TestFanotifyMarksHolderColumnsOnly(t *testing.T) {
 }
 
 // A query that shows no group's identity takes each fd as a group of its
-// own, with no kcmp: a shared group's holders get the same rows as when the
-// query shows group_id and the fds are matched to their open file.
+// own: a shared group's holders get the same rows as when the query shows
+// group_id and the fds are matched to their open file.
 func TestFanotifyMarksWithoutGroupIdentity(t *testing.T) {
 	k := fanotifytest.HoldKnownObjects(t, notifyTestUID)
 	r := notifyRunner(t)
@@ -181,6 +182,36 @@ func TestFanotifyMarksWithoutGroupIdentity(t *testing.T) {
 	got := tally("pid", "fd", "mark_type", "mask")
 	if !maps.Equal(got, want) || len(want) < 10 {
 		t.Errorf("without group_id: %v, want %v", got, want)
+	}
+}
+
+// Only a query that shows which group an fd holds matches fds to open
+// files: run where kcmp is refused, it alone logs so.
+func TestOnlyGroupIdentityCallsKcmp(t *testing.T) {
+	if !fanotifytest.IsChild(t) {
+		fanotifytest.RunChild(t, nil, "env")
+		return
+	}
+	fanotifytest.HoldKnownObjects(t, notifyTestUID)
+	fanotifytest.RefuseSyscall(t, unix.SYS_KCMP)
+	var logged bytes.Buffer
+	env := NewEnv(config.Default(), slog.New(slog.NewTextHandler(&logged, nil)))
+	defer env.Close()
+	r := NewRunner(All(env), time.Minute, 4, env.Log)
+	for _, q := range []struct {
+		table string
+		cols  []string
+		kcmp  bool
+	}{
+		{"fanotify_marks", []string{}, false},
+		{"inotify_watches", []string{"pid", "fd", "wd", "mask"}, false},
+		{"fanotify_marks", []string{"pid", "fd", "group_id"}, true},
+	} {
+		logged.Reset()
+		query(t, r, q.table, nil, q.cols)
+		if called := strings.Contains(logged.String(), "kcmp"); called != q.kcmp {
+			t.Errorf("%s reading %q: kcmp called %v, want %v (log %q)", q.table, q.cols, called, q.kcmp, logged.String())
+		}
 	}
 }
 
