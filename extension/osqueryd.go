@@ -104,31 +104,51 @@ type session struct {
 	client   *osqueryclient.ExtensionManagerClient
 	uuid     osquery.ExtensionRouteUUID
 	server   *thrift.TSimpleServer
+	path     string // the server's socket, PATH.<uuid>
 	interval time.Duration
 	log      *slog.Logger
 }
 
-// start registers and starts serving on PATH.<uuid>. Serving errors that
-// happen later are reported through fail.
+// start listens, registers and serves on PATH.<uuid>. osqueryd may call an
+// extension the moment it is registered (a query held by
+// --extensions_require), and a socket not listening yet would refuse it:
+// the server listens first, beside osqueryd's socket, and its socket moves
+// to PATH.<uuid> once the registration has named it (".~PID" fits wherever
+// ".<uuid>" does, see checkSocketPath). Serving errors that happen later
+// are reported through fail.
 func start(ctx context.Context, opts options, h *handler, log *slog.Logger, fail func(error)) (*session, error) {
-	client, uuid, err := register(ctx, opts, h.registry(), log)
+	early := fmt.Sprintf("%s.~%d", opts.socket, os.Getpid())
+	server, err := listen(early, h)
 	if err != nil {
 		return nil, err
 	}
-	s := &session{client: client, uuid: uuid, interval: opts.interval, log: log}
-	path := fmt.Sprintf("%s.%d", opts.socket, uuid)
-	s.server, err = listen(path, h)
+	client, uuid, err := register(ctx, opts, h.registry(), log)
 	if err != nil {
+		_ = server.Stop()
+		return nil, err
+	}
+	s := &session{client: client, uuid: uuid, server: server, path: fmt.Sprintf("%s.%d", opts.socket, uuid),
+		interval: opts.interval, log: log}
+	if err := moveSocket(early, s.path); err != nil {
 		s.close(true)
 		return nil, err
 	}
 	go func() {
 		if err := s.server.AcceptLoop(); err != nil {
-			fail(fmt.Errorf("serving %s: %w", path, err))
+			fail(fmt.Errorf("serving %s: %w", s.path, err))
 		}
 	}()
-	log.Info("registered", "uuid", uuid, "socket", path, "tables", len(h.routes))
+	log.Info("registered", "uuid", uuid, "socket", s.path, "tables", len(h.routes))
 	return s, nil
+}
+
+// moveSocket renames the listening socket at from to path, in place of a
+// socket a killed process left there.
+func moveSocket(from, path string) error {
+	if err := removeStaleSocket(path); err != nil {
+		return err
+	}
+	return os.Rename(from, path)
 }
 
 // register announces the tables to osqueryd. Waiting for its socket is
@@ -267,9 +287,10 @@ func (s *session) close(deregister bool) {
 			}
 		})
 	}
-	if s.server != nil {
-		within(stopStep, func() { _ = s.server.Stop() })
-	}
+	within(stopStep, func() { _ = s.server.Stop() })
+	// Closing the listener unlinks the name it was bound to, not the one
+	// it was moved to.
+	_ = os.Remove(s.path)
 	s.client.Close()
 }
 

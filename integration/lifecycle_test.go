@@ -2,6 +2,7 @@ package integration_test
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -62,6 +63,39 @@ func waitExit(t *testing.T, p *standin.Process, limit time.Duration) (int, time.
 		t.Errorf("exited after %s, want within %s", took, limit)
 	}
 	return code, took
+}
+
+// osqueryd may call an extension as soon as it is registered: by then its
+// server listens. (It listens beside osqueryd's socket, then moves there.)
+func TestListensBeforeRegistering(t *testing.T) {
+	m := standin.New(t)
+	listening := make(chan bool, 1)
+	m.OnRegister(func() {
+		early, _ := filepath.Glob(m.Socket + ".~*")
+		ok := len(early) == 1
+		for _, path := range early {
+			conn, err := net.Dial("unix", path)
+			if err != nil {
+				ok = false
+				continue
+			}
+			conn.Close()
+		}
+		select {
+		case listening <- ok:
+		default:
+		}
+	})
+	p, ext := launchUnder(t, m, false)
+	if !<-listening {
+		t.Error("no socket listening beside osqueryd's when the extension registered")
+	}
+	if _, err := m.Columns("fanotify_limits"); err != nil {
+		t.Errorf("a call at %s: %v\nstderr:\n%s", m.ExtensionSocket(ext.UUID), err, p.Stderr())
+	}
+	if early, _ := filepath.Glob(m.Socket + ".~*"); len(early) != 0 {
+		t.Errorf("sockets left beside osqueryd's: %v", early)
+	}
 }
 
 func TestStopsOnRequest(t *testing.T) {

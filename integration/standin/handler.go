@@ -49,6 +49,12 @@ func (h managerHandler) Options(context.Context) (osquery.InternalOptionList, er
 func (h managerHandler) RegisterExtension(_ context.Context, info *osquery.InternalExtensionInfo, registry osquery.ExtensionRegistry) (*osquery.ExtensionStatus, error) {
 	m := h.m
 	m.mu.Lock()
+	onRegister := m.onRegister
+	m.mu.Unlock()
+	if onRegister != nil {
+		onRegister()
+	}
+	m.mu.Lock()
 	defer m.mu.Unlock()
 	if info == nil {
 		return nil, errors.New("registerExtension without info")

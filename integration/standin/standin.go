@@ -37,6 +37,7 @@
 //     osqueryd does after failed pings. Sweep(): ping every extension and
 //     drop those that do not answer. Stop(): osqueryd is gone. Hang():
 //     osqueryd stops answering but keeps its connections open.
+//   - OnRegister(f): f runs in every registerExtension before it answers.
 //   - Rejections(name): registrations refused as duplicates.
 //     Reserve(tables...): table names to refuse, besides CoreTables.
 //
@@ -95,6 +96,7 @@ type Manager struct {
 	reserved   []string
 	conns      map[net.Conn]bool
 	stopped    bool
+	onRegister func() // see OnRegister
 	// hung is closed by Hang; calls then wait for done, closed by Stop.
 	hung, done chan struct{}
 }
@@ -240,6 +242,14 @@ func (m *Manager) Extensions() map[string]*Extension {
 func (m *Manager) Extension(name string) (*Extension, bool) {
 	e, ok := m.Extensions()[name]
 	return e, ok
+}
+
+// OnRegister has f called by every registerExtension before it answers:
+// osqueryd may act on a registration at once.
+func (m *Manager) OnRegister(f func()) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.onRegister = f
 }
 
 // WaitRegistered waits until an extension called name is registered and
