@@ -420,14 +420,10 @@ type fileOrder func(a, b *procfs.NotifyFD) (int, error)
 // first fd is its primary holder and groups come out ordered by it.
 func dedup(fds []procfs.NotifyFD, processes map[int]*process, order fileOrder) (groups []*Group, exact bool) {
 	exact = true
-	sorted := make(map[string]*[]*Group) // by subsystem
+	sorted := map[string]*[]*Group{procfs.SubsystemFanotify: new([]*Group), procfs.SubsystemInotify: new([]*Group)}
 	for i := range fds {
 		fd := &fds[i]
 		same := sorted[fd.Subsystem]
-		if same == nil {
-			same = new([]*Group)
-			sorted[fd.Subsystem] = same
-		}
 		k, found, err := place(same, fd, order)
 		if found {
 			g := (*same)[k]

@@ -45,9 +45,11 @@ func newNotifyQuery(ctx context.Context, env *Env, q QueryContext, subsystem, id
 	if err != nil {
 		return nil, err
 	}
-	nq.snap, nq.groups = snap, snap.FDGroups(subsystem)
+	nq.snap = snap
 	if groups || nq.byID {
 		nq.groups = snap.Groups(subsystem)
+	} else {
+		nq.groups = snap.FDGroups(subsystem)
 	}
 	return nq, nil
 }
