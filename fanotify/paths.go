@@ -1,7 +1,6 @@
 package fanotify
 
 import (
-	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -18,7 +17,8 @@ import (
 // previous snapshot's handles: a path still naming the marked inode is
 // reused for one stat instead of a decode.
 type pathResolver struct {
-	fs procfs.FS
+	fs   procfs.FS
+	self int // this process's pid in fs (procfs.FS.SelfPID); 0 when fs does not show it
 
 	mu       sync.Mutex
 	mounts   map[int][]*mountinfo.Info // by pid; nil entry: unreadable
@@ -30,6 +30,7 @@ type pathResolver struct {
 // none, so the cache holds at most two snapshots' paths.
 func (r *pathResolver) init(fs procfs.FS, prev *pathResolver) {
 	r.fs = fs
+	r.self, _ = fs.SelfPID()
 	r.mounts = make(map[int][]*mountinfo.Info)
 	r.handles = make(map[string]string)
 	if prev != nil {
@@ -157,6 +158,14 @@ func (r *pathResolver) mountsOf(pid int) []*mountinfo.Info {
 	return mounts
 }
 
+// ownMountOfDev is mountOfDev in this process's mount namespace.
+func (r *pathResolver) ownMountOfDev(dev procfs.Dev) *mountinfo.Info {
+	if r.self == 0 {
+		return nil
+	}
+	return mountOfDev(r.mountsOf(r.self), dev)
+}
+
 // mountOfDev returns a mount of the filesystem dev, preferring one of its
 // root directory: handles decode to a reachable path through it.
 func mountOfDev(mounts []*mountinfo.Info, dev procfs.Dev) *mountinfo.Info {
@@ -191,7 +200,7 @@ func (r *pathResolver) handlePath(pid int, m procfs.Mark, batch *handleBatch) st
 		return p
 	}
 	var p string
-	if mi := mountOfDev(r.mountsOf(os.Getpid()), m.Dev); mi != nil {
+	if mi := r.ownMountOfDev(m.Dev); mi != nil {
 		p = batch.openByHandle(mi.Mountpoint, m.Handle)
 	} else if mi := mountOfDev(r.mountsOf(pid), m.Dev); mi != nil {
 		p = batch.openByHandle(filepath.Join(r.fs.Path(strconv.Itoa(pid), "root"), mi.Mountpoint), m.Handle)

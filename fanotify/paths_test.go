@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/osquery-fanotify/osquery-fanotify/fanotify/fanotifytest"
 	"github.com/osquery-fanotify/osquery-fanotify/fanotify/procfs"
 )
@@ -50,4 +52,54 @@ func TestMarkPathsResolvesEveryMarkAndClosesMountFDs(t *testing.T) {
 // markPath is the path of one mark's object, as MarkPaths resolves it.
 func markPath(snap *Snapshot, h Holder, m procfs.Mark) string {
 	return snap.MarkPaths(h, []procfs.Mark{m})[0]
+}
+
+// In a child pid namespace that kept the initial one's proc, os.Getpid()
+// names another process there (pid 1 or 2 of the host, in the initial
+// mount namespace): handles decode through the mounts of this process's
+// own namespace, where the host's tmpfs was moved to another directory.
+func TestMarkPathsThroughOwnMountsInAChildPidNamespace(t *testing.T) {
+	if fanotifytest.IsChild(t) {
+		hostMount := os.Getenv("PATHS_TEST_MOUNT")
+		moved := filepath.Join(filepath.Dir(hostMount), "moved")
+		if err := unix.Mount(hostMount, moved, "", unix.MS_MOVE, ""); err != nil {
+			t.Fatal(err)
+		}
+		file := filepath.Join(moved, "watched")
+		if err := os.WriteFile(file, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		in := fanotifytest.Inotify(t, file)
+		defer fanotifytest.Close(in)
+		snap, err := newTestScanner().Snapshot(context.Background(), procfs.AllMarks)
+		if err != nil {
+			t.Fatal(err)
+		}
+		self, err := procfs.NewFS(procfs.DefaultRoot).SelfPID()
+		if err != nil || self == os.Getpid() {
+			t.Fatalf("pid %d in /proc (%v), %d here: not a child pid namespace with the host's proc", self, err, os.Getpid())
+		}
+		g := groupHeldBy(t, snap.Inotify(), self, in)
+		if got := snap.MarkPaths(g.Primary(), slices.Collect(g.Info.All())); !slices.Equal(got, []string{file}) {
+			t.Errorf("paths %q, want [%q]", got, file)
+		}
+		return
+	}
+	dir := t.TempDir()
+	hostMount, moved := filepath.Join(dir, "host"), filepath.Join(dir, "moved")
+	for _, d := range []string{hostMount, moved} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := unix.Mount("paths", hostMount, "tmpfs", 0, "size=1m"); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Unmount(hostMount, unix.MNT_DETACH)
+	// sh stays pid 1, so that this binary is pid 2 there: kthreadd here.
+	cmd := fanotifytest.ChildCommand(t, nil, "unshare", "--pid", "--fork", "--mount", "sh", "-c", `"$@"; exit $?`, "sh")
+	cmd.Env = append(cmd.Env, "PATHS_TEST_MOUNT="+hostMount)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
 }

@@ -279,7 +279,8 @@ func (s *Snapshot) Groups(sub string) []*Group {
 	return ofSubsystem(sub, s.fanotify, s.inotify)
 }
 
-// DedupExact is false when kcmp was unavailable or refused: a group held
+// DedupExact is false when kcmp was unavailable or refused, or could not
+// be given the walk's pids (a proc of another pid namespace): a group held
 // through several fds (dup, fork, SCM_RIGHTS) then counts once per fd
 // instead of once.
 func (s *Snapshot) DedupExact() bool {
@@ -289,6 +290,13 @@ func (s *Snapshot) DedupExact() bool {
 
 func (s *Snapshot) group() {
 	s.grouped.Do(func() {
+		if !s.fs.InOwnPidNamespace() {
+			// kcmp takes pids of this process's namespace: it would
+			// compare other processes' fds, or find none.
+			s.log.Warn("the pids of this proc are not this process's pid namespace's: a group held through several fds counts once per fd")
+			s.fanotify, s.inotify = s.FDGroups(procfs.SubsystemFanotify), s.FDGroups(procfs.SubsystemInotify)
+			return
+		}
 		var groups []*Group
 		groups, s.exact = dedup(s.walk.FDs, s.processes, kernelFileOrder)
 		s.fanotify, s.inotify = s.split(groups)

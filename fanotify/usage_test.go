@@ -223,6 +223,38 @@ func TestDedupWithoutKcmpCountsPerFD(t *testing.T) {
 	}
 }
 
+// In a child pid namespace that kept the host's proc, the walk's pids are
+// not the ones kcmp takes: a dup of one instance counts per fd, and the
+// snapshot says it is not exact.
+func TestDedupWithPidsOfAnotherNamespaceCountsPerFD(t *testing.T) {
+	if !fanotifytest.IsChild(t) {
+		fanotifytest.RunChild(t, nil, "unshare", "--pid", "--fork")
+		return
+	}
+	in := fanotifytest.Inotify(t)
+	dup, err := unix.Dup(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fanotifytest.Close(in, dup)
+	snap, err := newTestScanner().Snapshot(context.Background(), procfs.AllMarks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	self, err := procfs.NewFS(procfs.DefaultRoot).SelfPID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap.DedupExact() {
+		t.Error("dedup through pids of another pid namespace claims to be exact")
+	}
+	for _, fd := range []int{in, dup} {
+		if g := groupHeldBy(t, snap.Inotify(), self, fd); len(g.Holders) != 1 {
+			t.Errorf("fd %d: %d holders, want a group of its own", fd, len(g.Holders))
+		}
+	}
+}
+
 // A snapshot that counts marks finds the groups, holders, counts and
 // charges one that parses them does: the limits read the counts alone.
 func TestSnapshotCountingMatchesParsing(t *testing.T) {

@@ -111,7 +111,7 @@ func RateLimits(ctx context.Context, env *Env, f LimitFilter) (LimitRating, erro
 		WarningPct:     env.Config.RiskWarningPct,
 		CriticalPct:    env.Config.RiskCriticalPct,
 	}
-	if in.OwnUserNS, err = env.Proc.NamespaceInode(os.Getpid(), "user"); err != nil {
+	if in.OwnUserNS, err = env.Proc.OwnNamespaceInode("user"); err != nil {
 		return r, err
 	}
 	if slices.ContainsFunc(sysctls.Initial, func(v procfs.LimitValue) bool { return v.Scope != procfs.ScopeQueue }) {

@@ -568,6 +568,20 @@ func TestFanotifyLimitsUnlistedProcessesAreUnknown(t *testing.T) {
 	}
 }
 
+// A child pid namespace that kept the host's proc sees every process, but
+// kcmp takes the pids of its own namespace, not the proc's: the usage is
+// rated, and estimated.
+func TestFanotifyLimitsFromAChildPidNamespaceWithTheHostsProc(t *testing.T) {
+	if !fanotifytest.IsChild(t) {
+		fanotifytest.RunChild(t, nil, "unshare", "--pid", "--fork")
+		return
+	}
+	row := limitRowFor(t, generateLimits(t, equals("name", "max_user_marks")), procfs.FanotifyMarks, fanotify.InitialUserNS, 0)
+	if row["risk"] == "unknown" || row["attribution"] != "estimated" {
+		t.Errorf("root's max_user_marks: risk %q (%s), attribution %q; want rated and estimated", row["risk"], row["risk_reason"], row["attribution"])
+	}
+}
+
 func TestHidesPids(t *testing.T) {
 	for opts, want := range map[string]bool{
 		"rw":                      false,

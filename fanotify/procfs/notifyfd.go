@@ -231,32 +231,37 @@ func sortFDs(fds []NotifyFD) {
 	})
 }
 
-// The inodes of the initial user and pid namespaces (PROC_USER_INIT_INO,
-// PROC_PID_INIT_INO).
+// initialUserNS is the inode of the initial user namespace
+// (PROC_USER_INIT_INO).
+const initialUserNS = 0xEFFFFFFD
+
+// kthreaddPID is kthreadd's pid in the initial pid namespace, and
+// pfKthread the flag of a kernel thread in /proc/PID/stat (PF_KTHREAD).
 const (
-	initialUserNS = 0xEFFFFFFD
-	initialPIDNS  = 0xEFFFFFFC
+	kthreaddPID = 2
+	pfKthread   = 0x00200000
 )
 
 // ListsEveryProcess reports whether fs is the proc of the initial pid
-// namespace and this process runs in it. A proc mounted in a child pid
-// namespace (a container without the host's, unshare --pid --mount-proc)
-// lists that namespace's processes only. (Whose namespace pid 1 is in
-// would tell without the second condition, but reading it takes ptrace
-// access to pid 1, which a security module may refuse even root.)
+// namespace, the only one that lists kernel threads (pid 2 is kthreadd
+// there), whichever pid namespace this process runs in. A proc mounted in
+// a child pid namespace (a container without the host's, unshare --pid
+// --mount-proc) lists that namespace's processes only. Whose namespace
+// pid 1 is in would tell too, but reading that takes ptrace access to pid
+// 1, which a security module may refuse even root.
 func (fs FS) ListsEveryProcess() bool {
-	self, err := os.Readlink(fs.Path("self"))
-	if err != nil || self != strconv.Itoa(os.Getpid()) {
-		return false // a proc of another pid namespace than this process's
+	stat, err := readFile(fs.Path(strconv.Itoa(kthreaddPID), "stat"))
+	if err != nil {
+		return false
 	}
-	ino, err := fs.NamespaceInode(os.Getpid(), "pid")
-	return err == nil && ino == initialPIDNS
+	flags, err := ParseStatFlags(stat)
+	return err == nil && flags&pfKthread != 0
 }
 
 // inChildUserNS reports whether this process runs in a user namespace other
 // than the initial one, as fs shows it (a fixture tree shows none).
 func (fs FS) inChildUserNS() bool {
-	ino, err := fs.NamespaceInode(os.Getpid(), "user")
+	ino, err := fs.OwnNamespaceInode("user")
 	return err == nil && ino != initialUserNS
 }
 

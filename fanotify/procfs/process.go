@@ -38,6 +38,18 @@ type Identity struct {
 // Pids lists the processes (thread-group leaders) in ascending order.
 func (fs FS) Pids() ([]int, error) { return listIDs(fs.Root) }
 
+// SelfPID is this process's pid as fs numbers it, read from /proc/self:
+// os.Getpid() names another process, or none, in a proc of another pid
+// namespace than this process's (unshare --pid --fork without
+// --mount-proc). An error when the proc does not show this process at all.
+func (fs FS) SelfPID() (int, error) {
+	link, err := os.Readlink(fs.Path("self"))
+	if err != nil {
+		return 0, fmt.Errorf("this process is not in the pid namespace of %s: %w", fs.Root, err)
+	}
+	return strconv.Atoi(link)
+}
+
 // OtherThreads lists the threads of process pid besides pid itself: a
 // thread may sit in a mount namespace of its own (one that called
 // unshare(CLONE_NEWNS)), and /proc/TID/... reads it as /proc/PID/... reads
@@ -157,6 +169,37 @@ func (fs FS) NamespaceInode(pid int, kind string) (uint64, error) {
 	return ino, nil
 }
 
+// InOwnPidNamespace reports whether fs is the proc of this process's pid
+// namespace: only then are the pids it lists the ones system calls (kcmp)
+// take. A proc of an ancestor namespace (unshare --pid --fork without
+// --mount-proc) names this process by a pid for each level from its own
+// namespace down to this process's (NSpid); before Linux 4.1, which prints
+// no NSpid, /proc/self naming os.Getpid() stands in.
+func (fs FS) InOwnPidNamespace() bool {
+	status, err := readFile(fs.Path("self", "status"))
+	if err != nil {
+		return false
+	}
+	pids, err := ParseNSpid(status)
+	if err != nil {
+		return false
+	}
+	if pids == nil {
+		self, err := fs.SelfPID()
+		return err == nil && self == os.Getpid()
+	}
+	return len(pids) == 1
+}
+
+// OwnNamespaceInode is NamespaceInode of this process (see SelfPID).
+func (fs FS) OwnNamespaceInode(kind string) (uint64, error) {
+	self, err := fs.SelfPID()
+	if err != nil {
+		return 0, err
+	}
+	return fs.NamespaceInode(self, kind)
+}
+
 // ParseNamespaceLink returns the inode of a namespace link target such as
 // "mnt:[4026531841]".
 func ParseNamespaceLink(link string) (uint64, error) {
@@ -202,6 +245,52 @@ func ParseStatus(data []byte) (Status, error) {
 		return st, nil
 	}
 	return Status{}, errors.New("no Uid line")
+}
+
+// ParseNSpid returns the pids of the "NSpid:" line of /proc/PID/status:
+// the process's pid in each pid namespace from the proc's down to its own.
+// Nil, without error, when there is no such line (Linux before 4.1).
+func ParseNSpid(data []byte) ([]int, error) {
+	for line := range bytes.Lines(data) {
+		rest, ok := bytes.CutPrefix(line, []byte("NSpid:"))
+		if !ok {
+			continue
+		}
+		fields := strings.Fields(string(rest))
+		if len(fields) == 0 {
+			return nil, errors.New("status NSpid line: no pid")
+		}
+		pids := make([]int, len(fields))
+		for i, f := range fields {
+			pid, err := strconv.Atoi(f)
+			if err != nil || pid <= 0 {
+				return nil, fmt.Errorf("status NSpid line: pid %q", f)
+			}
+			pids[i] = pid
+		}
+		return pids, nil
+	}
+	return nil, nil
+}
+
+// ParseStatFlags returns the flags of /proc/PID/stat, its ninth field.
+// The second, the command name in parentheses, may hold spaces and
+// parentheses itself: the fields after it start past the last ')'.
+func ParseStatFlags(data []byte) (uint32, error) {
+	i := bytes.LastIndexByte(data, ')')
+	if i < 0 {
+		return 0, errors.New("stat: no command name in parentheses")
+	}
+	// state, ppid, pgrp, session, tty_nr, tpgid, flags
+	fields := strings.Fields(string(data[i+1:]))
+	if len(fields) < 7 {
+		return 0, fmt.Errorf("stat: %d fields after the command name, want 7 or more", len(fields))
+	}
+	flags, err := strconv.ParseUint(fields[6], 10, 32)
+	if err != nil {
+		return 0, fmt.Errorf("stat flags: %w", err)
+	}
+	return uint32(flags), nil
 }
 
 // ParseCgroup returns the cgroup path from /proc/PID/cgroup: the cgroup v2

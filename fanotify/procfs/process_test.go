@@ -2,6 +2,7 @@ package procfs
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -271,6 +272,89 @@ func TestNamespaceInodeLive(t *testing.T) {
 	}
 }
 
+// How a proc numbers this process and whose processes it lists, from the
+// initial pid namespace (the host's proc), from a child pid namespace that
+// kept the host's proc, and from one that mounted its own. In each, the
+// last NSpid of SelfPID's status is os.Getpid(); a tree without self is an
+// error.
+func TestPidNamespaceViews(t *testing.T) {
+	fsys := NewFS(DefaultRoot)
+	self, err := fsys.SelfPID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", self))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nspid, err := ParseNSpid(status)
+	if err != nil || len(nspid) == 0 || nspid[len(nspid)-1] != os.Getpid() {
+		t.Fatalf("SelfPID %d, whose NSpid is %v (%v): not this process (pid %d here)", self, nspid, err, os.Getpid())
+	}
+	view := os.Getenv("PIDNS_TEST_VIEW")
+	want := map[string]struct{ ownNumbers, own, every bool }{
+		"":                                 {true, true, true},
+		"child namespace, the host's proc": {false, false, true},
+		"child namespace, its own proc":    {true, true, false},
+	}[view]
+	got := struct{ ownNumbers, own, every bool }{self == os.Getpid(), fsys.InOwnPidNamespace(), fsys.ListsEveryProcess()}
+	if got != want {
+		t.Errorf("%q: SelfPID is os.Getpid(), InOwnPidNamespace, ListsEveryProcess: %+v, want %+v", view, got, want)
+	}
+	if fanotifytest.IsChild(t) {
+		return
+	}
+	for view, unshare := range map[string][]string{
+		"child namespace, the host's proc": {"--pid", "--fork"},
+		"child namespace, its own proc":    {"--mount", "--pid", "--fork", "--mount-proc"},
+	} {
+		cmd := fanotifytest.ChildCommand(t, nil, append([]string{"unshare"}, unshare...)...)
+		cmd.Env = append(cmd.Env, "PIDNS_TEST_VIEW="+view)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("%s: %v\n%s", view, err, out)
+		}
+	}
+	if _, err := NewFS(t.TempDir()).SelfPID(); err == nil {
+		t.Error("SelfPID of a tree without self: no error")
+	}
+}
+
+func TestParseStatFlags(t *testing.T) {
+	for name, want := range map[string]uint32{"stat_kthreadd": 0x208040, "stat_odd_comm": 0x400000} {
+		got, err := ParseStatFlags(processFixture(t, name))
+		if err != nil || got != want {
+			t.Errorf("%s: ParseStatFlags = %#x, %v; want %#x", name, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "2 kthreadd S 0 0 0 0 -1 2129984", "2 (kthreadd) S 0 0 0 0 -1", "2 (kthreadd) S 0 0 0 0 -1 x 0"} {
+		if got, err := ParseStatFlags([]byte(bad)); err == nil {
+			t.Errorf("ParseStatFlags(%q) = %#x, no error", bad, got)
+		}
+	}
+}
+
+func TestParseNSpid(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		data []byte
+		want []int
+	}{
+		{"fixture", processFixture(t, "status"), []int{10914}},
+		{"child pid namespace", processFixture(t, "status_child_pidns"), []int{4021, 7}},
+		{"before Linux 4.1", []byte("Name:\tx\nPid:\t7\nUid:\t0\t0\t0\t0\n"), nil},
+	} {
+		got, err := ParseNSpid(tc.data)
+		if err != nil || !slices.Equal(got, tc.want) {
+			t.Errorf("%s: ParseNSpid = %v, %v; want %v", tc.name, got, err, tc.want)
+		}
+	}
+	for _, bad := range []string{"NSpid:\n", "NSpid:\t12\tx\n", "NSpid:\t0\n", "NSpid:\t-3\n"} {
+		if got, err := ParseNSpid([]byte(bad)); err == nil {
+			t.Errorf("ParseNSpid(%q) = %v, no error", bad, got)
+		}
+	}
+}
+
 // OtherThreads lists a process's threads but the process itself (a Go
 // test process runs several), none for a single-threaded process, and
 // ErrProcessGone for one reaped.
@@ -364,6 +448,8 @@ func FuzzParseProcessFiles(f *testing.F) {
 	f.Add([]byte("mnt:[4026531841]"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		ParseStatus(data)
+		ParseNSpid(data)
+		ParseStatFlags(data)
 		ParseCgroup(data)
 		ParseNamespaceLink(string(data))
 	})
