@@ -27,7 +27,7 @@ type Scanner struct {
 	fs     procfs.FS
 	budget time.Duration
 	keep   int
-	log    *slog.Logger
+	log    *onceLog
 
 	mu      sync.Mutex
 	last    *Snapshot
@@ -45,7 +45,20 @@ type scan struct {
 // early and yields a Snapshot marked incomplete; one keeps about keep marks
 // parsed at most (KeptMarks in production).
 func NewScanner(fs procfs.FS, budget time.Duration, keep int, log *slog.Logger) *Scanner {
-	return &Scanner{fs: fs, budget: budget, keep: keep, log: log}
+	return &Scanner{fs: fs, budget: budget, keep: keep, log: &onceLog{Logger: log}}
+}
+
+// onceLog logs each distinct warning of warnOnce once: every snapshot of a
+// host where kcmp is refused would repeat the same one, query after query.
+type onceLog struct {
+	*slog.Logger
+	said sync.Map
+}
+
+func (l *onceLog) warnOnce(msg string) {
+	if _, said := l.said.LoadOrStore(msg, true); !said {
+		l.Warn(msg)
+	}
 }
 
 // Snapshot returns a snapshot at most snapshotMaxAge old that read what

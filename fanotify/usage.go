@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"iter"
-	"log/slog"
 	"slices"
 	"strconv"
 	"sync"
@@ -38,7 +37,7 @@ type Snapshot struct {
 	paths   pathResolver
 
 	fs        procfs.FS
-	log       *slog.Logger
+	log       *onceLog
 	walk      *procfs.NotifyWalk
 	processes map[int]*process // by pid, shared with the snapshots completing this one
 	// Set by group: the groups of each subsystem, and whether kcmp told
@@ -245,7 +244,7 @@ func (s *Snapshot) GroupMarks() []GroupMarks {
 // the charges that depend on them, wait for Group.Holder and ReadOwners;
 // processes holds them (see processesOf). The paths prev resolved (nil for
 // none) are checked and reused.
-func newSnapshot(fs procfs.FS, log *slog.Logger, walk *procfs.NotifyWalk, taken time.Time, prev *Snapshot, processes map[int]*process) *Snapshot {
+func newSnapshot(fs procfs.FS, log *onceLog, walk *procfs.NotifyWalk, taken time.Time, prev *Snapshot, processes map[int]*process) *Snapshot {
 	s := &Snapshot{
 		Taken:     taken,
 		Complete:  walk.Complete(),
@@ -293,7 +292,7 @@ func (s *Snapshot) group() {
 		if !s.fs.InOwnPidNamespace() {
 			// kcmp takes pids of this process's namespace: it would
 			// compare other processes' fds, or find none.
-			s.log.Warn("the pids of this proc are not this process's pid namespace's: a group held through several fds counts once per fd")
+			s.log.warnOnce("the pids of this proc are not this process's pid namespace's: a group held through several fds counts once per fd")
 			s.fanotify, s.inotify = s.FDGroups(procfs.SubsystemFanotify), s.FDGroups(procfs.SubsystemInotify)
 			return
 		}
@@ -301,7 +300,7 @@ func (s *Snapshot) group() {
 		groups, s.exact = dedup(s.walk.FDs, s.processes, kernelFileOrder)
 		s.fanotify, s.inotify = s.split(groups)
 		if !s.exact {
-			s.log.Warn("kcmp is unavailable or refused: a group held through several fds counts once per fd")
+			s.log.warnOnce("kcmp is unavailable or refused: a group held through several fds counts once per fd")
 		}
 	})
 }

@@ -1,6 +1,7 @@
 package fanotify
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -220,6 +222,37 @@ func TestDedupWithoutKcmpCountsPerFD(t *testing.T) {
 		if g := groupHeldBy(t, groups, h.PID1, fd); len(g.Holders) != 1 || g.ID != strconv.Itoa(h.PID1)+":"+strconv.Itoa(fd) {
 			t.Errorf("pid %d fd %d: group %s with %d holders, want its own", h.PID1, fd, g.ID, len(g.Holders))
 		}
+	}
+}
+
+// Where kcmp is refused, the warning is logged once, not by every snapshot
+// that groups fds.
+func TestKcmpWarningLoggedOnce(t *testing.T) {
+	if !fanotifytest.IsChild(t) {
+		fanotifytest.RunChild(t, nil, "env")
+		return
+	}
+	in, other := fanotifytest.Inotify(t), fanotifytest.Inotify(t) // two to compare
+	defer fanotifytest.Close(in, other)
+	fanotifytest.RefuseSyscall(t, unix.SYS_KCMP)
+	var logged bytes.Buffer
+	s := NewScanner(procfs.NewFS(procfs.DefaultRoot), 10*time.Second, KeptMarks, slog.New(slog.NewTextHandler(&logged, nil)))
+	var snaps []*Snapshot
+	for _, need := range []procfs.Reads{procfs.InotifyCounts, procfs.AllMarks} {
+		snap, err := s.Snapshot(context.Background(), need)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if snap.DedupExact() {
+			t.Fatal("dedup without kcmp claims to be exact")
+		}
+		snaps = append(snaps, snap)
+	}
+	if snaps[0] == snaps[1] {
+		t.Fatal("the second query took the first snapshot: nothing to compare")
+	}
+	if n := strings.Count(logged.String(), "kcmp"); n != 1 {
+		t.Errorf("kcmp warning logged %d times, want once:\n%s", n, logged.String())
 	}
 }
 
@@ -697,7 +730,7 @@ func TestSnapshotChargesNothingForExitedHolder(t *testing.T) {
 	}
 	gone.PID = 1 << 30
 	walk.FDs = append(walk.FDs, gone)
-	snap := newSnapshot(procfs.NewFS(procfs.DefaultRoot), slog.New(slog.DiscardHandler), walk, time.Now(), nil, processesOf(walk))
+	snap := newSnapshot(procfs.NewFS(procfs.DefaultRoot), &onceLog{Logger: slog.New(slog.DiscardHandler)}, walk, time.Now(), nil, processesOf(walk))
 	g := groupHeldBy(t, snap.Inotify(), gone.PID, gone.FD)
 	if g.Primary().Comm != "" || g.Charge() != (Charge{}) {
 		t.Errorf("exited holder: %+v charged %+v", g.Primary(), g.Charge())
@@ -721,7 +754,7 @@ func pathOfFile(t *testing.T, prev *Snapshot, pid int, ino uint64) (*Snapshot, s
 	if err != nil {
 		t.Fatal(err)
 	}
-	snap := newSnapshot(fs, slog.New(slog.DiscardHandler), walk, time.Now(), prev, processesOf(walk))
+	snap := newSnapshot(fs, &onceLog{Logger: slog.New(slog.DiscardHandler)}, walk, time.Now(), prev, processesOf(walk))
 	g := groupHeldBy(t, snap.Fanotify(), pid, 3)
 	for _, m := range slices.Collect(g.Info.All()) {
 		if m.Kind == procfs.MarkInode && m.Inode == ino {
