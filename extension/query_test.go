@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -10,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/osquery-fanotify/osquery-fanotify/extension/sqlengine"
+	"github.com/osquery-fanotify/osquery-fanotify/fanotify/fanotifytest"
 )
 
 func TestPrintTableLikeOsqueryi(t *testing.T) {
@@ -125,5 +127,32 @@ func TestQueryRefusesABadConfig(t *testing.T) {
 	err := runSQL(&out, "SELECT 1", bad, false, false, 0)
 	if err == nil || !strings.Contains(err.Error(), `"bogus"`) || out.Len() != 0 {
 		t.Errorf("runSQL with %s: error %v, output %q; want the key named and nothing printed", bad, err, out.String())
+	}
+}
+
+// A query naming a collation gets the rows SQLite keeps, though the
+// constraint reaching the table does not say which collation: the tables
+// narrowing on text (name, instance_id) keep every row that may match.
+func TestNarrowedTextColumnsKeepCollatedMatches(t *testing.T) {
+	in := fanotifytest.Inotify(t)
+	defer fanotifytest.Close(in)
+	instance := fmt.Sprintf("%d:%d", os.Getpid(), in)
+	defaults := filepath.Join(t.TempDir(), "none.json")
+	for _, q := range []struct{ collated, plain string }{
+		{"SELECT COUNT(*) FROM fanotify_limits WHERE name = 'MAX_User_Marks' COLLATE NOCASE",
+			"SELECT COUNT(*) FROM fanotify_limits WHERE lower(name) = 'max_user_marks'"},
+		{"SELECT COUNT(*) FROM inotify_instances WHERE instance_id = '" + instance + "  ' COLLATE RTRIM",
+			"SELECT COUNT(*) FROM inotify_instances WHERE instance_id || '' = '" + instance + "'"},
+	} {
+		var collated, plain bytes.Buffer
+		if err := runSQL(&collated, q.collated, defaults, true, false, 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := runSQL(&plain, q.plain, defaults, true, false, 0); err != nil {
+			t.Fatal(err)
+		}
+		if collated.String() != plain.String() || strings.Contains(plain.String(), `"0"`) {
+			t.Errorf("%s: %s; %s: %s", q.collated, collated.String(), q.plain, plain.String())
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -152,6 +153,16 @@ func (q QueryContext) Equals(col string) ([]string, bool) {
 		}
 	}
 	return vals, len(vals) > 0
+}
+
+// MatchesText reports whether v equals one of vals (from Equals) under
+// any of SQLite's built-in collations: BINARY, NOCASE (case folded) or
+// RTRIM (trailing spaces ignored). A constraint arrives without its
+// collation, osqueryd's as the embedded engine's, so a table narrowing on
+// text keeps every row SQLite may keep, and SQLite drops the others.
+func MatchesText(vals []string, v string) bool {
+	v = strings.TrimRight(v, " ")
+	return slices.ContainsFunc(vals, func(w string) bool { return strings.EqualFold(strings.TrimRight(w, " "), v) })
 }
 
 // IntEquals is Equals for an integer column. A value that is not an integer

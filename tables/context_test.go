@@ -340,3 +340,15 @@ func checkIntRangeSound(t *testing.T, q QueryContext, col string) {
 		}
 	}
 }
+
+func TestMatchesText(t *testing.T) {
+	vals := []string{"max_user_marks", "12:3  "}
+	for v, want := range map[string]bool{
+		"max_user_marks": true, "MAX_User_Marks": true, "max_user_marks  ": true, "12:3": true,
+		"max_user_mark": false, " max_user_marks": false, "12:34": false, "": false,
+	} {
+		if got := MatchesText(vals, v); got != want {
+			t.Errorf("MatchesText(%q, %q) = %v, want %v", vals, v, got, want)
+		}
+	}
+}

@@ -69,7 +69,7 @@ func limitFilter(q QueryContext) LimitFilter {
 }
 
 func (f LimitFilter) allowsName(name string) bool {
-	return f.Names == nil || slices.Contains(f.Names, name)
+	return f.Names == nil || MatchesText(f.Names, name)
 }
 func (f LimitFilter) allowsUID(uid uint32) bool {
 	return f.UIDs == nil || slices.Contains(f.UIDs, int64(uid))

@@ -62,7 +62,7 @@ func showsGroup(q QueryContext, idCol string) bool {
 
 // wantGroup applies the id constraint.
 func (nq *notifyQuery) wantGroup(g *fanotify.Group) bool {
-	return !nq.byID || slices.Contains(nq.ids, g.ID)
+	return !nq.byID || MatchesText(nq.ids, g.ID)
 }
 
 // wantPID applies the pid constraint.

@@ -21,29 +21,30 @@ type Process struct {
 	state  *os.ProcessState
 }
 
-// Launch starts bin as osqueryd autoloads it:
+// Launch starts bin as osqueryd on Linux autoloads it (launchExtension
+// in osquery/core/posix/process.cpp):
 //
-//	BIN [--verbose] --socket PATH --timeout T --interval I [extra...]
+//	argv[0] "osquery extension: BIN", then --socket PATH --timeout T --interval I [--verbose] [extra...]
 //
 // with OSQUERY_EXTENSION holding the extension's own pid. The process is
 // killed when the test ends; its stderr is logged if the test failed.
 func (m *Manager) Launch(t testing.TB, bin string, verbose bool, extra ...string) *Process {
 	t.Helper()
-	args := []string{}
+	args := []string{"--socket", m.Socket, "--timeout", strconv.Itoa(m.Timeout), "--interval", strconv.Itoa(m.Interval)}
 	if verbose {
 		args = append(args, "--verbose")
 	}
-	args = append(args, "--socket", m.Socket, "--timeout", strconv.Itoa(m.Timeout), "--interval", strconv.Itoa(m.Interval))
 	return Start(t, bin, append(args, extra...)...)
 }
 
-// Start runs bin with exactly args, OSQUERY_EXTENSION set to its pid.
+// Start runs bin with exactly args after argv[0] "osquery extension: BIN",
+// OSQUERY_EXTENSION set to its pid.
 func Start(t testing.TB, bin string, args ...string) *Process {
 	t.Helper()
 	// osqueryd sets OSQUERY_EXTENSION after fork; a shell that execs keeps
-	// its pid, so $$ is the extension's pid.
-	shArgs := append([]string{"-c", `OSQUERY_EXTENSION=$$ exec "$0" "$@"`, bin}, args...)
-	p := &Process{cmd: exec.Command("/bin/sh", shArgs...), exited: make(chan struct{})}
+	// its pid, so $$ is the extension's pid. bash's exec -a sets argv[0].
+	shArgs := append([]string{"-c", `OSQUERY_EXTENSION=$$ exec -a "osquery extension: $0" "$0" "$@"`, bin}, args...)
+	p := &Process{cmd: exec.Command("/bin/bash", shArgs...), exited: make(chan struct{})}
 	p.cmd.Stderr = &p.stderr
 	if raceEnabled && os.Getenv("GORACE") == "" {
 		// Report a race by exiting 66 at once, and skip the race runtime's
