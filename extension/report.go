@@ -83,7 +83,8 @@ func report(args []string, out io.Writer, terminal bool, errOut io.Writer) int {
 
 // exitCode is the worst risk: critical, then warning, then unknown. A
 // child namespace's own limit, unreadable from outside it, does not make
-// the host unknown: its usage is rated again where its owner is charged.
+// the host unknown: it is INT_MAX unless the namespace's root lowered it,
+// and its usage is charged, and rated, where its owner is too.
 func exitCode(as []fanotify.Assessment) int {
 	code := exitOK
 	for _, a := range as {
@@ -298,7 +299,7 @@ func (p printer) risks(as []fanotify.Assessment) {
 		fmt.Fprintln(p.w, "none: every limit is below its warning threshold")
 	}
 	if hidden > 0 {
-		fmt.Fprintf(p.w, "%d limits of child user namespaces are readable only inside them (user.max_*); their usage is rated above where their owners are charged.\n", hidden)
+		fmt.Fprintf(p.w, "%d limits of child user namespaces are not rated: only a process inside one reads its user.max_* (unlimited unless its root lowered them; nsenter -U -t PID cat /proc/sys/user/max_inotify_instances shows one). Their usage is also charged, and rated above, where their owners are.\n", hidden)
 	}
 }
 
@@ -311,12 +312,13 @@ func riskWhy(a fanotify.Assessment) string {
 		why = fmt.Sprintf("marking every mount needs %d of %d", a.Projected, a.Value)
 	case fanotify.ReasonNoAccess:
 		why = "other processes are not visible from here"
+	case fanotify.ReasonIncomplete:
+		why = "the scan did not read every process: usage is a lower bound"
 	}
-	switch {
-	case a.Attribution != fanotify.AttributionEstimated:
-	case a.LimitKnown && a.Used > a.Value:
-		why += " (over the limit, so some holders changed uid: attribution estimated)"
-	default:
+	if a.LimitKnown && a.UsedKnown && a.Used > a.Value {
+		why += " (over the limit: it was lowered after these were created, or some holder is not their creator)"
+	}
+	if a.Attribution == fanotify.AttributionEstimated {
 		why += " (attribution estimated: without kcmp a group held through several fds counts once per fd, or the namespace's uids could not be read)"
 	}
 	return why

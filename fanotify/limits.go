@@ -28,6 +28,7 @@ const (
 	ReasonUsage      = "usage"      // utilization reached a threshold
 	ReasonProjection = "projection" // marking every mount would not fit
 	ReasonNoAccess   = "no_access"  // the limit or the usage cannot be seen from here
+	ReasonIncomplete = "incomplete" // the walk ran out of its budget or misread a process: usage is a lower bound
 )
 
 // How much a usage count can be trusted.
@@ -145,10 +146,11 @@ type Assessment struct {
 // Headroom is how many more objects fit before the limit; never negative.
 func (a Assessment) Headroom() int64 { return max(0, a.Value-a.Used) }
 
-// Utilization is used as a percentage of the limit.
+// Utilization is used as a percentage of the limit. A limit of 0 (or
+// less) refuses the next object whatever is used: 100%.
 func (a Assessment) Utilization() float64 {
 	if a.Value <= 0 {
-		return 0
+		return 100
 	}
 	return float64(a.Used) * 100 / float64(a.Value)
 }
@@ -237,10 +239,11 @@ func (in LimitsInput) assess(lv procfs.LimitValue, ch Charge, used int64, usedKn
 	if lv.Limit == procfs.FanotifyMarks && lv.Scope == procfs.ScopeUser && ch == (Charge{InitialUserNS, 0}) && in.UnmarkedMounts >= 0 {
 		a.Projected, a.ProjectedKnown = used+in.UnmarkedMounts, true
 	}
-	// Estimated when shared groups may count once per fd, when uids are
-	// not in their namespace's terms, or when usage over the limit shows
-	// that some holder is not the creator it stands in for.
-	if usedKnown && (!in.DedupExact || in.Untranslated[ch.UserNS] || a.LimitKnown && used > a.Value) {
+	// Estimated when shared groups may count once per fd, or when uids
+	// are not in their namespace's terms. Usage over the limit is no sign
+	// of either: the kernel keeps what was created before a limit was
+	// lowered.
+	if usedKnown && (!in.DedupExact || in.Untranslated[ch.UserNS]) {
 		a.Attribution = AttributionEstimated
 	}
 	a.Risk, a.Reason = in.risk(a)
@@ -259,8 +262,9 @@ func (a Assessment) need() int64 {
 	return a.Used
 }
 
-// risk rates one assessment. Usage read without seeing every process is a
-// lower bound: enough to raise an alarm, never enough to call it ok.
+// risk rates one assessment. Usage read without seeing every process, or
+// by a walk that did not finish, is a lower bound: enough to raise an
+// alarm, never enough to call it ok.
 func (in LimitsInput) risk(a Assessment) (risk, reason string) {
 	if !a.LimitKnown {
 		return RiskUnknown, ReasonNoAccess
@@ -277,6 +281,8 @@ func (in LimitsInput) risk(a Assessment) (risk, reason string) {
 		return RiskWarning, ReasonUsage
 	case !in.Visible:
 		return RiskUnknown, ReasonNoAccess
+	case !a.Complete:
+		return RiskUnknown, ReasonIncomplete
 	}
 	return RiskOK, ""
 }

@@ -131,17 +131,31 @@ func TestProjectionOfMarkingEveryMount(t *testing.T) {
 	}
 }
 
-func TestEstimatedAttribution(t *testing.T) {
-	// 200 groups under uid 1000 cannot exist with a limit of 128: some were
-	// created under another euid before the holder switched uid.
-	in := baseInput(t, "6.18-initial")
+// Usage over a limit is what the kernel keeps after the limit was
+// lowered: the count stays exact, the headroom none, the risk critical.
+func TestOverTheLimitStaysExact(t *testing.T) {
+	in := baseInput(t, "6.18-initial") // max_user_groups 128
 	in.Direct = map[Charge]Counts{user1000: {Groups: 200, Instances: 3}}
-	as := AssessLimits(in)
-	if a := find(t, as, procfs.FanotifyGroups, user1000); a.Attribution != AttributionEstimated || a.Headroom() != 0 {
-		t.Errorf("over the limit: attribution %q headroom %d", a.Attribution, a.Headroom())
+	a := find(t, AssessLimits(in), procfs.FanotifyGroups, user1000)
+	if a.Attribution != AttributionExact || a.Headroom() != 0 || a.Risk != RiskCritical {
+		t.Errorf("over the limit: attribution %q, headroom %d, risk %q; want exact, 0, critical", a.Attribution, a.Headroom(), a.Risk)
 	}
-	if a := find(t, as, procfs.InotifyInstances, user1000); a.Attribution != AttributionExact {
-		t.Errorf("within the limit: attribution %q", a.Attribution)
+}
+
+// A limit of 0 refuses the next object, used or not: critical, 100%.
+func TestZeroLimitIsCritical(t *testing.T) {
+	in := baseInput(t, "6.18-initial")
+	for i, lv := range in.Sysctls.Initial {
+		if lv.Limit == procfs.InotifyInstances {
+			in.Sysctls.Initial[i].Value = 0
+		}
+	}
+	in.Direct = map[Charge]Counts{user1000: {Instances: 5}}
+	as := AssessLimits(in)
+	for ch, used := range map[Charge]int64{root: 0, user1000: 5} {
+		if a := find(t, as, procfs.InotifyInstances, ch); a.Risk != RiskCritical || a.Utilization() != 100 {
+			t.Errorf("limit 0, %d used: risk %q at %.0f%%, want critical at 100%%", used, a.Risk, a.Utilization())
+		}
 	}
 }
 
@@ -245,6 +259,21 @@ func TestUnprivilegedUsageIsALowerBound(t *testing.T) {
 	}
 	if a := find(t, as, procfs.InotifyInstances, user1000); a.Risk != RiskCritical {
 		t.Errorf("120/128 even in a partial view: %q, want critical", a.Risk)
+	}
+}
+
+// A walk that stopped short (its budget, a misread process) counts a lower
+// bound, as a partial view does: low usage is unknown, high usage alarms.
+func TestIncompleteScanIsALowerBound(t *testing.T) {
+	in := baseInput(t, "6.18-initial")
+	in.Complete = false
+	in.Direct = map[Charge]Counts{user1000: {Groups: 2, Instances: 120}}
+	as := AssessLimits(in)
+	if a := find(t, as, procfs.FanotifyGroups, user1000); a.Risk != RiskUnknown || a.Reason != ReasonIncomplete {
+		t.Errorf("low usage, incomplete scan: %q %q, want unknown incomplete", a.Risk, a.Reason)
+	}
+	if a := find(t, as, procfs.InotifyInstances, user1000); a.Risk != RiskCritical {
+		t.Errorf("120/128 even in an incomplete scan: %q, want critical", a.Risk)
 	}
 }
 
