@@ -32,9 +32,10 @@ type Collector struct {
 	eventMask uint64
 	watches   []*watch
 	excludes  []string
-	// mountFDs holds an O_PATH fd per marked filesystem (by fsid), the
-	// reference open_by_handle_at needs to turn handles into paths.
-	mountFDs map[[8]byte]int
+	// mountFDs holds, per marked filesystem (by fsid), an fd on each mount
+	// of it that a watched path is on: the reference open_by_handle_at
+	// needs to turn handles into paths.
+	mountFDs map[[8]byte][]mountFD
 
 	done     chan struct{}
 	stopOnce sync.Once
@@ -50,6 +51,12 @@ type Collector struct {
 	dropped    uint64
 	unresolved uint64
 	readErr    string
+}
+
+// mountFD is an fd on a mount, and the mount's ID.
+type mountFD struct {
+	fd  int
+	mnt uint64
 }
 
 // Stats is the collector's state as the fanotify_collector table shows it.
@@ -94,7 +101,7 @@ func startCollector(cfg config.Collector, log *slog.Logger, opts collectorOption
 		stop:       -1,
 		proc:       procfs.NewFS(procfs.DefaultRoot),
 		started:    time.Now(),
-		mountFDs:   map[[8]byte]int{},
+		mountFDs:   map[[8]byte][]mountFD{},
 		done:       make(chan struct{}),
 		beforeRead: opts.beforeRead,
 		ring:       eventRing{max: max(cfg.BufferMax, 1)}, // config.Parse rejects less
@@ -165,8 +172,10 @@ func (c *Collector) Stop() {
 		<-c.done
 		unix.Close(c.group)
 		unix.Close(c.stop)
-		for _, fd := range c.mountFDs {
-			unix.Close(fd)
+		for _, mounts := range c.mountFDs {
+			for _, m := range mounts {
+				unix.Close(m.fd)
+			}
 		}
 	})
 }

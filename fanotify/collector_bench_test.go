@@ -3,6 +3,7 @@ package fanotify
 import (
 	"encoding/binary"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strconv"
 	"sync/atomic"
@@ -117,4 +118,36 @@ func cpuTime(b *testing.B) int64 {
 		b.Fatal(err)
 	}
 	return ru.Utime.Nano() + ru.Stime.Nano()
+}
+
+// BenchmarkCollectorCPUPerRemovedDirectory reports the reader's CPU time per
+// directory of an rm -rf outside the watched path, on the marked
+// filesystem, once the directory cache holds each directory: a deletion
+// must not search the whole cache.
+func BenchmarkCollectorCPUPerRemovedDirectory(b *testing.B) {
+	root := mountTmpfs(b)
+	watched, other := filepath.Join(root, "watched"), filepath.Join(root, "other")
+	for _, d := range []string{watched, other} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			b.Fatal(err)
+		}
+	}
+	c := startCollector(collectorConfig(watched), slog.Default(), collectorOptions{})
+	defer c.Stop()
+	sentinel := func(name string) {
+		path := filepath.Join(watched, name)
+		run(b, "touch", path)
+		for newestPath(c) != path {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	// A file in each directory puts the directory's handle in the cache.
+	last := strconv.Itoa(b.N - 1)
+	run(b, "sh", "-c", `cd "$1" && seq -f d%g 0 "$2" | xargs mkdir && seq -f d%g/f 0 "$2" | xargs touch`, "sh", other, last)
+	sentinel("created")
+	b.ResetTimer()
+	start := cpuTime(b)
+	run(b, "rm", "-rf", other)
+	sentinel("removed")
+	b.ReportMetric(float64(cpuTime(b)-start)/float64(b.N), "cpu-ns/dir")
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -20,7 +21,8 @@ import (
 )
 
 // helperEnv selects a helper mode when the test binary runs itself as a
-// child process: "chunks DIR N" or "userns DIR HOSTDIR".
+// child process: "chunks DIR N", "userns DIR HOSTDIR" or "events DIR
+// [mount]".
 const helperEnv = "FANOTIFY_COLLECTOR_HELPER"
 
 // TestCollectorHelperProcess is not a test: it is the body of the child
@@ -37,6 +39,8 @@ func TestCollectorHelperProcess(t *testing.T) {
 		err = createChunks(args[1], n)
 	case "userns":
 		err = usernsLimitChild(args[1], args[2])
+	case "events":
+		err = eventsChild(args[1], slices.Contains(args, "mount"))
 	default:
 		err = fmt.Errorf("unknown helper %q", args[0])
 	}
@@ -157,6 +161,50 @@ func usernsLimitChild(dir, hostDir string) error {
 		c := StartCollector(cfg, slog.Default())
 		defer c.Stop()
 		*run.out = c.Stats().Watches
+	}
+	return json.NewEncoder(os.Stdout).Encode(res)
+}
+
+// eventsResult is what eventsChild reports: the event of the file it had
+// created, and the events the collector could not resolve.
+type eventsResult struct {
+	Path, Process   string
+	PID, CreatorPID int
+	UID             int64
+	Unresolved      uint64
+}
+
+// eventsChild watches DIR/w (with a tmpfs mounted on DIR first, if asked)
+// and reports the event of DIR/w/sub/f, created by another process in a
+// new directory.
+func eventsChild(dir string, mount bool) error {
+	if mount {
+		if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=1m"); err != nil {
+			return fmt.Errorf("mount tmpfs: %w", err)
+		}
+	}
+	watched := filepath.Join(dir, "w")
+	if err := os.Mkdir(watched, 0o755); err != nil {
+		return err
+	}
+	c := StartCollector(collectorConfig(watched), slog.Default())
+	defer c.Stop()
+	file := filepath.Join(watched, "sub", "f")
+	creator := exec.Command("sh", "-c", `mkdir "$1" && : > "$2"`, "sh", filepath.Dir(file), file)
+	if out, err := creator.CombinedOutput(); err != nil {
+		return fmt.Errorf("creating %s: %v: %s", file, err, out)
+	}
+	res := eventsResult{CreatorPID: creator.Process.Pid}
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		res.Unresolved = c.Stats().Unresolved
+		if evs := c.Events(func(e *Event) bool { return e.Path() == file }); len(evs) > 0 {
+			e := &evs[0]
+			res.Path, res.Process, res.PID, res.UID = e.Path(), e.Process(), int(e.PID), -1
+			if uid, ok := e.EffectiveUID(); ok {
+				res.UID = int64(uid)
+			}
+			break
+		}
 	}
 	return json.NewEncoder(os.Stdout).Encode(res)
 }

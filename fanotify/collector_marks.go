@@ -253,8 +253,9 @@ func (c *Collector) mountID(path string) (uint64, error) {
 	return c.proc.OwnFDMountID(fd)
 }
 
-// addMountFD keeps an fd on the filesystem of path, per fsid, for
-// open_by_handle_at. fd mode needs none.
+// addMountFD keeps an fd on the mount path is on, one per mount of each
+// marked filesystem (by fsid), for open_by_handle_at (see openHandle). fd
+// mode needs none.
 func (c *Collector) addMountFD(path string) {
 	if !c.fidMode {
 		return
@@ -264,14 +265,17 @@ func (c *Collector) addMountFD(path string) {
 		return
 	}
 	id := fsidKey(st.Fsid.Val[0], st.Fsid.Val[1])
-	if _, ok := c.mountFDs[id]; ok {
-		return
-	}
 	// Not O_PATH: open_by_handle_at refuses O_PATH fds (EBADF).
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
-	if err == nil {
-		c.mountFDs[id] = fd
+	if err != nil {
+		return
 	}
+	mnt, err := c.proc.OwnFDMountID(fd)
+	if err != nil || slices.ContainsFunc(c.mountFDs[id], func(m mountFD) bool { return m.mnt == mnt }) {
+		unix.Close(fd)
+		return
+	}
+	c.mountFDs[id] = append(c.mountFDs[id], mountFD{fd: fd, mnt: mnt})
 }
 
 // matchPaths resolves symlinks so configured paths compare with the paths

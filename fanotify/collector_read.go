@@ -91,8 +91,12 @@ func (c *Collector) waitReadable() bool {
 type eventReader struct {
 	c    *Collector
 	self int32
-	// dirs maps a directory's fsid+file handle to its path (FID mode).
-	dirs map[string]string
+	// ownPids tells that /proc numbers processes as events do (see
+	// readProcess).
+	ownPids bool
+	// dirs maps a directory's fsid+file handle to its path (FID mode), and
+	// dirKeys its path back to the handle.
+	dirs, dirKeys map[string]string
 	// dirsPerRead empties dirs before each read: mount marks cannot see
 	// directory renames, which would leave stale paths behind.
 	dirsPerRead bool
@@ -118,13 +122,15 @@ type procInfo struct {
 
 func newEventReader(c *Collector) *eventReader {
 	r := &eventReader{
-		c:     c,
-		self:  int32(os.Getpid()),
-		dirs:  map[string]string{},
-		procs: map[int32]procInfo{},
-		known: map[int32]procInfo{},
-		link:  make([]byte, unix.PathMax),
-		empty: unique.Make(""),
+		c:       c,
+		self:    int32(os.Getpid()),
+		ownPids: c.proc.InOwnPidNamespace(),
+		dirs:    map[string]string{},
+		dirKeys: map[string]string{},
+		procs:   map[int32]procInfo{},
+		known:   map[int32]procInfo{},
+		link:    make([]byte, unix.PathMax),
+		empty:   unique.Make(""),
 	}
 	for _, w := range c.watches {
 		r.dirsPerRead = r.dirsPerRead || (c.fidMode && w.Strategy == markMount.name)
@@ -136,7 +142,7 @@ func newEventReader(c *Collector) *eventReader {
 func (r *eventReader) decode(buf []byte, nowNs int64) []Event {
 	clear(r.procs)
 	if r.dirsPerRead {
-		clear(r.dirs)
+		r.forgetDirs()
 	}
 	r.out = r.out[:0]
 	r.unresolved = 0
@@ -252,10 +258,10 @@ func (r *eventReader) fidPath(records []byte, mask uint64) (string, bool) {
 	// The object's own handle names it when its directory's cannot be
 	// opened: a watched file, without CAP_DAC_READ_SEARCH.
 	if !ok && objKey != nil {
-		path, ok = r.handlePath(objKey)
+		path, ok = r.handlePath(objKey, mask&unix.FAN_ONDIR != 0)
 	}
 	if ok && mask&unix.FAN_ONDIR != 0 && mask&cacheEvents != 0 {
-		r.forgetDirs(path)
+		r.forgetDir(mask, path)
 	}
 	return path, ok
 }
@@ -295,51 +301,79 @@ func (r *eventReader) dirPath(key []byte) (string, bool) {
 	if p, ok := r.dirs[string(key)]; ok {
 		return p, true
 	}
-	p, ok := r.handlePath(key)
+	p, ok := r.handlePath(key, true)
 	if !ok {
 		return "", false
 	}
 	if len(r.dirs) >= maxCachedDirs {
-		clear(r.dirs)
+		r.forgetDirs()
 	}
 	r.dirs[string(key)] = p
+	r.dirKeys[p] = string(key)
 	return p, true
 }
 
-// forgetDirs drops the cached paths at or below a renamed or deleted
-// directory.
-func (r *eventReader) forgetDirs(path string) {
-	for k, p := range r.dirs {
-		if under(p, path) {
-			delete(r.dirs, k)
-		}
+// forgetDir keeps the directory cache right after a directory at path
+// went. A deleted directory was empty: its own entry is all that goes (by
+// path: the event carries no handle of the directory itself). A moved one
+// takes every path below it along: the cache starts over. Searching the
+// cache for the paths below would cost all of it per event, and an rm -rf
+// anywhere on a marked filesystem quadratic time.
+func (r *eventReader) forgetDir(mask uint64, path string) {
+	if mask&unix.FAN_DELETE != 0 {
+		delete(r.dirs, r.dirKeys[path])
+		delete(r.dirKeys, path)
+		return
 	}
+	r.forgetDirs()
 }
 
-// handlePath resolves a handle (fsid, handle_bytes, handle_type, f_handle):
-// opened on the filesystem it came from, or else one of the marked paths.
-func (r *eventReader) handlePath(key []byte) (string, bool) {
-	if p, ok := r.openHandle(key); ok {
+func (r *eventReader) forgetDirs() {
+	clear(r.dirs)
+	clear(r.dirKeys)
+}
+
+// handlePath resolves a handle (fsid, handle_bytes, handle_type, f_handle)
+// of a directory (isDir) or another file: opened on the filesystem it came
+// from, or else one of the marked paths.
+func (r *eventReader) handlePath(key []byte, isDir bool) (string, bool) {
+	if p, ok := r.openHandle(key, isDir); ok {
 		return p, true
 	}
 	return r.c.markedPath(key)
 }
 
-// openHandle opens a handle on the filesystem it came from and reads the
-// path back.
-func (r *eventReader) openHandle(key []byte) (string, bool) {
-	mountFD, ok := r.c.mountFDs[[8]byte(key[:8])]
-	if !ok {
-		return "", false
-	}
+// openHandle opens a handle through each mount of its filesystem that a
+// watched path is on, and reads the path back: the first that a watch
+// takes, else the first read (an event outside every watch). A file reads
+// back through a mount only as that mount reaches it: a file below a bind
+// mount's root has another path through the whole filesystem's mount, and
+// one outside it none. A directory is opened O_DIRECTORY, which
+// open_by_handle_at asks of a caller without CAP_DAC_READ_SEARCH (Linux
+// 6.10+, in a user namespace owning the filesystem or mount).
+func (r *eventReader) openHandle(key []byte, isDir bool) (string, bool) {
 	n := binary.NativeEndian.Uint32(key[8:])
 	handle := unix.NewFileHandle(int32(binary.NativeEndian.Uint32(key[12:])), key[16:16+n])
-	fd, err := unix.OpenByHandleAt(mountFD, handle, unix.O_PATH|unix.O_CLOEXEC)
-	if err != nil {
-		return "", false
+	flags := unix.O_PATH | unix.O_CLOEXEC
+	if isDir {
+		flags |= unix.O_DIRECTORY
 	}
-	defer unix.Close(fd)
-	return r.fdPath(fd)
+	first, found := "", false
+	for _, m := range r.c.mountFDs[[8]byte(key[:8])] {
+		fd, err := unix.OpenByHandleAt(m.fd, handle, flags)
+		if err != nil {
+			continue
+		}
+		p, ok := r.fdPath(fd)
+		unix.Close(fd)
+		switch {
+		case ok && r.c.watchFor(p) != nil:
+			return p, true
+		case ok && !found:
+			first, found = p, true
+		}
+	}
+	return first, found
 }
 
 // fdPath reads the path of one of this process's fds.
@@ -370,9 +404,14 @@ func (r *eventReader) process(pid int32) procInfo {
 	return p
 }
 
-// readProcess reads pid's command name and effective uid from /proc.
+// readProcess reads pid's command name and effective uid from /proc, when
+// /proc numbers processes as the events do: the kernel gives an event the
+// pid its process has in this process's pid namespace (0 when it has none).
 func (r *eventReader) readProcess(pid int32) (procInfo, bool) {
 	p := procInfo{comm: r.empty, uid: unknownUID}
+	if !r.ownPids {
+		return p, false
+	}
 	dir := strconv.Itoa(int(pid))
 	comm, err := os.ReadFile(r.c.proc.Path(dir, "comm"))
 	if err != nil {

@@ -120,6 +120,67 @@ func collectorScenario(t *testing.T, root string, fdMode bool) {
 	}
 }
 
+// Two paths on one filesystem reached through different mounts (a bind
+// mount of one directory, the filesystem's own mount of another): each
+// path's events read back through its own mount, whichever is configured
+// first.
+func TestCollectorWatchesThroughBindMounts(t *testing.T) {
+	root := mountTmpfs(t)
+	a, b := filepath.Join(root, "A"), filepath.Join(root, "B")
+	bind := filepath.Join(t.TempDir(), "bindA")
+	for _, d := range []string{a, b, bind} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := unix.Mount(a, bind, "", unix.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(bind, unix.MNT_DETACH) })
+	for i, paths := range [][]string{{bind, b}, {b, bind}} {
+		c := startTestCollector(t, collectorConfig(paths...), collectorOptions{})
+		for _, dir := range paths {
+			file := filepath.Join(dir, "f"+strconv.Itoa(i))
+			waitMask(t, c, file, run(t, "touch", file), unix.FAN_CREATE)
+		}
+		c.Stop()
+	}
+}
+
+// Decoding a directory's handle without CAP_DAC_READ_SEARCH in the initial
+// user namespace takes O_DIRECTORY (Linux 6.10+): root of a user
+// namespace resolves the events of a tmpfs mounted in it.
+func TestCollectorResolvesEventsInAUserNamespace(t *testing.T) {
+	res := eventsHelper(t, []string{"unshare", "--user", "--map-root-user", "--mount"}, "mount")
+	if res.Unresolved != 0 || res.Path == "" {
+		t.Errorf("event of a new file: %+v, want it resolved", res)
+	}
+}
+
+// In a child pid namespace that kept the host's /proc, an event's pid
+// (this namespace's) names another process there: the process is left
+// unknown rather than misnamed.
+func TestCollectorLeavesProcessesUnknownWithTheHostsProc(t *testing.T) {
+	res := eventsHelper(t, []string{"unshare", "--pid", "--fork", "--mount"}, "mount")
+	if res.Path == "" || res.PID != res.CreatorPID || res.Process != "" || res.UID != -1 {
+		t.Errorf("event of a new file: %+v, want pid %d with process and uid unknown", res, res.CreatorPID)
+	}
+}
+
+// eventsHelper runs eventsChild in wrapper, on a directory of its own.
+func eventsHelper(t *testing.T, wrapper []string, args ...string) eventsResult {
+	t.Helper()
+	out, err := helperCommand(t, wrapper, append([]string{"events", t.TempDir()}, args...)...).Output()
+	if err != nil {
+		t.Fatalf("%v: %v", wrapper, err)
+	}
+	var res eventsResult
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatalf("%v: output %q: %v", wrapper, out, err)
+	}
+	return res
+}
+
 func TestCollectorShowsInvalidUTF8AsEscapes(t *testing.T) {
 	root := mountTmpfs(t)
 	c := startTestCollector(t, collectorConfig(root), collectorOptions{})
