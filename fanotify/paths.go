@@ -123,7 +123,14 @@ func (b *handleBatch) openByHandle(mountPath string, h procfs.Handle) string {
 	if mountFD < 0 || b.selfFDs < 0 {
 		return ""
 	}
-	fd, err := unix.OpenByHandleAt(mountFD, unix.NewFileHandle(h.Type, h.Raw), unix.O_PATH|unix.O_CLOEXEC)
+	handle := unix.NewFileHandle(h.Type, h.Raw)
+	fd, err := unix.OpenByHandleAt(mountFD, handle, unix.O_PATH|unix.O_CLOEXEC)
+	if err == unix.EPERM {
+		// Without CAP_DAC_READ_SEARCH the kernel decodes directories
+		// only, asked with O_DIRECTORY (Linux 6.10+, in a user namespace
+		// owning the filesystem or mount); most watches are directories.
+		fd, err = unix.OpenByHandleAt(mountFD, handle, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC)
+	}
 	if err != nil {
 		return ""
 	}

@@ -103,3 +103,32 @@ func TestMarkPathsThroughOwnMountsInAChildPidNamespace(t *testing.T) {
 		t.Fatalf("child: %v\n%s", err, out)
 	}
 }
+
+// Root of a user namespace decodes the handle of a directory watched on a
+// tmpfs mounted there: O_DIRECTORY, without CAP_DAC_READ_SEARCH in the
+// initial user namespace.
+func TestMarkPathsOfADirectoryInAUserNamespace(t *testing.T) {
+	if !fanotifytest.IsChild(t) {
+		fanotifytest.RunChild(t, nil, "unshare", "--user", "--map-root-user", "--mount")
+		return
+	}
+	dir := t.TempDir()
+	if err := unix.Mount("paths", dir, "tmpfs", 0, "size=1m"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
+	watched := filepath.Join(dir, "watched")
+	if err := os.Mkdir(watched, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	in := fanotifytest.Inotify(t, watched)
+	defer fanotifytest.Close(in)
+	snap, err := newTestScanner().Snapshot(context.Background(), procfs.AllMarks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := groupHeldBy(t, snap.Inotify(), os.Getpid(), in)
+	if got := snap.MarkPaths(g.Primary(), slices.Collect(g.Info.All())); !slices.Equal(got, []string{watched}) {
+		t.Errorf("paths %q, want [%q]", got, watched)
+	}
+}
