@@ -286,9 +286,11 @@ func cString(b []byte) string {
 	return string(b)
 }
 
+// joinName is the path of name in dir; "" (outside every watched mount,
+// see openHandle) stays "".
 func joinName(dir, name string) string {
 	switch {
-	case name == "" || name == ".":
+	case dir == "" || name == "" || name == ".":
 		return dir
 	case dir == "/":
 		return "/" + name
@@ -346,11 +348,13 @@ func (r *eventReader) handlePath(key []byte, isDir bool) (string, bool) {
 // openHandle opens a handle through each mount of its filesystem that a
 // watched path is on, and reads the path back: the first that a watch
 // takes, else the first read (an event outside every watch). A file reads
-// back through a mount only as that mount reaches it: a file below a bind
-// mount's root has another path through the whole filesystem's mount, and
-// one outside it none. A directory is opened O_DIRECTORY, which
-// open_by_handle_at asks of a caller without CAP_DAC_READ_SEARCH (Linux
-// 6.10+, in a user namespace owning the filesystem or mount).
+// back through a mount as that mount reaches it: below a bind mount's root
+// it has another path through the whole filesystem's mount, and outside
+// that root it reads back as "/", which does not name it. A handle that
+// only reads back so lies outside every watched mount: "" stands for it.
+// A directory is opened O_DIRECTORY, which open_by_handle_at asks of a
+// caller without CAP_DAC_READ_SEARCH (Linux 6.10+, in a user namespace
+// owning the filesystem or mount).
 func (r *eventReader) openHandle(key []byte, isDir bool) (string, bool) {
 	n := binary.NativeEndian.Uint32(key[8:])
 	handle := unix.NewFileHandle(int32(binary.NativeEndian.Uint32(key[12:])), key[16:16+n])
@@ -358,13 +362,16 @@ func (r *eventReader) openHandle(key []byte, isDir bool) (string, bool) {
 	if isDir {
 		flags |= unix.O_DIRECTORY
 	}
-	first, found := "", false
+	first, found, outside := "", false, false
 	for _, m := range r.c.mountFDs[[8]byte(key[:8])] {
 		fd, err := unix.OpenByHandleAt(m.fd, handle, flags)
 		if err != nil {
 			continue
 		}
 		p, ok := r.fdPath(fd)
+		if ok && p == "/" && !namesFile(p, fd) {
+			ok, outside = false, true
+		}
 		unix.Close(fd)
 		switch {
 		case ok && r.c.watchFor(p) != nil:
@@ -373,7 +380,16 @@ func (r *eventReader) openHandle(key []byte, isDir bool) (string, bool) {
 			first, found = p, true
 		}
 	}
+	if !found && outside {
+		return "", true
+	}
 	return first, found
+}
+
+// namesFile reports whether path names fd's file.
+func namesFile(path string, fd int) bool {
+	var at, of unix.Stat_t
+	return unix.Fstat(fd, &of) == nil && unix.Lstat(path, &at) == nil && at.Dev == of.Dev && at.Ino == of.Ino
 }
 
 // fdPath reads the path of one of this process's fds.

@@ -147,6 +147,35 @@ func TestCollectorWatchesThroughBindMounts(t *testing.T) {
 	}
 }
 
+// A handle of a directory outside a watched bind mount's root reads back
+// through that mount as "/": its events are outside every watch, not on
+// paths below "/" that a watch of another filesystem may take.
+func TestCollectorDropsEventsOutsideABindMountsRoot(t *testing.T) {
+	root := mountTmpfs(t)
+	a, b := filepath.Join(root, "A"), filepath.Join(root, "B")
+	bind := filepath.Join(t.TempDir(), "bindA")
+	for _, d := range []string{a, b, bind} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := unix.Mount(a, bind, "", unix.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(bind, unix.MNT_DETACH) })
+	other := filepath.Dir(root) // another filesystem's directory, a child of /
+	for filepath.Dir(other) != "/" {
+		other = filepath.Dir(other)
+	}
+	c := startTestCollector(t, collectorConfig(bind, other), collectorOptions{})
+	outside := run(t, "touch", filepath.Join(b, filepath.Base(other)))
+	sentinel := filepath.Join(bind, "sentinel")
+	waitMask(t, c, sentinel, run(t, "touch", sentinel), unix.FAN_CREATE)
+	if evs := c.Events(func(e *Event) bool { return int(e.PID) == outside }); len(evs) > 0 {
+		t.Errorf("events of %s, outside every watch: %s", filepath.Join(b, filepath.Base(other)), describe(evs))
+	}
+}
+
 // Decoding a directory's handle without CAP_DAC_READ_SEARCH in the initial
 // user namespace takes O_DIRECTORY (Linux 6.10+): root of a user
 // namespace resolves the events of a tmpfs mounted in it.

@@ -288,8 +288,12 @@ func (in LimitsInput) risk(a Assessment) (risk, reason string) {
 }
 
 // Recommend returns the smallest power of two at least twice need (so that
-// need stays at or below 50%), and never less than current.
+// need stays at or below 50%), and never less than current. A limit of 0
+// needs room for one object at least: it refuses the next.
 func Recommend(current, need int64) int64 {
+	if current <= 0 {
+		need = max(need, 1)
+	}
 	if need <= 0 || need > math.MaxInt64/4 {
 		return current
 	}

@@ -2,6 +2,7 @@ package fanotify
 
 import (
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -153,8 +154,12 @@ func TestZeroLimitIsCritical(t *testing.T) {
 	in.Direct = map[Charge]Counts{user1000: {Instances: 5}}
 	as := AssessLimits(in)
 	for ch, used := range map[Charge]int64{root: 0, user1000: 5} {
-		if a := find(t, as, procfs.InotifyInstances, ch); a.Risk != RiskCritical || a.Utilization() != 100 {
+		a := find(t, as, procfs.InotifyInstances, ch)
+		if a.Risk != RiskCritical || a.Utilization() != 100 {
 			t.Errorf("limit 0, %d used: risk %q at %.0f%%, want critical at 100%%", used, a.Risk, a.Utilization())
+		}
+		if want := Recommend(1, max(used, 1)); a.Recommended != want || !strings.Contains(a.Remediation, "="+strconv.FormatInt(want, 10)) {
+			t.Errorf("limit 0, %d used: recommended %d, remediation %q; want %d", used, a.Recommended, a.Remediation, want)
 		}
 	}
 }

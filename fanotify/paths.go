@@ -90,6 +90,10 @@ type handleBatch struct {
 	mounts  map[string]int
 	selfFDs int
 	link    []byte
+	// dirsRefused holds the mounts where decoding with O_DIRECTORY was
+	// refused too (EPERM: Linux before 6.10, or a filesystem this user
+	// namespace does not own), not asked again for every mark.
+	dirsRefused map[string]bool
 }
 
 func newHandleBatch() *handleBatch {
@@ -97,7 +101,7 @@ func newHandleBatch() *handleBatch {
 	if err != nil {
 		fd = -1
 	}
-	return &handleBatch{mounts: map[string]int{}, selfFDs: fd}
+	return &handleBatch{mounts: map[string]int{}, selfFDs: fd, dirsRefused: map[string]bool{}}
 }
 
 // mount returns an fd of the directory mounted at path, -1 on failure. The
@@ -125,11 +129,12 @@ func (b *handleBatch) openByHandle(mountPath string, h procfs.Handle) string {
 	}
 	handle := unix.NewFileHandle(h.Type, h.Raw)
 	fd, err := unix.OpenByHandleAt(mountFD, handle, unix.O_PATH|unix.O_CLOEXEC)
-	if err == unix.EPERM {
+	if err == unix.EPERM && !b.dirsRefused[mountPath] {
 		// Without CAP_DAC_READ_SEARCH the kernel decodes directories
 		// only, asked with O_DIRECTORY (Linux 6.10+, in a user namespace
 		// owning the filesystem or mount); most watches are directories.
 		fd, err = unix.OpenByHandleAt(mountFD, handle, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC)
+		b.dirsRefused[mountPath] = err == unix.EPERM
 	}
 	if err != nil {
 		return ""

@@ -215,9 +215,13 @@ func procHidesOthers(env *Env) bool {
 	if os.Geteuid() == 0 {
 		return false
 	}
-	mounts, err := env.Proc.Mounts(os.Getpid())
+	self, err := env.Proc.SelfPID()
 	if err != nil {
 		return true // cannot tell: do not claim a full view
+	}
+	mounts, err := env.Proc.Mounts(self)
+	if err != nil {
+		return true
 	}
 	// The last proc mounted on Root hides the ones below it (a container
 	// runtime or unshare --mount-proc stacks a new proc on the host's).
