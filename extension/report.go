@@ -299,7 +299,11 @@ func (p printer) risks(as []fanotify.Assessment) {
 		fmt.Fprintln(p.w, "none: every limit is below its warning threshold")
 	}
 	if hidden > 0 {
-		fmt.Fprintf(p.w, "%d limits of child user namespaces are not rated: only a process inside one reads its user.max_* (unlimited unless its root lowered them; nsenter -U -t PID cat /proc/sys/user/max_inotify_instances shows one). Their usage is also charged, and rated above, where their owners are.\n", hidden)
+		noun := "limits"
+		if hidden == 1 {
+			noun = "limit"
+		}
+		fmt.Fprintf(p.w, "Not rated: %d %s of child user namespaces (user.max_*, unlimited unless the namespace's root lowered them), which only a process inside reads: nsenter -U -t PID cat /proc/sys/user/max_inotify_instances. What they use is also charged, and rated above, where their owners are.\n", hidden, noun)
 	}
 }
 
