@@ -260,8 +260,8 @@ func (r *eventReader) fidPath(records []byte, mask uint64) (string, bool) {
 	if !ok && objKey != nil {
 		path, ok = r.handlePath(objKey, mask&unix.FAN_ONDIR != 0)
 	}
-	if ok && mask&unix.FAN_ONDIR != 0 && mask&cacheEvents != 0 {
-		r.forgetDir(mask, path)
+	if mask&unix.FAN_ONDIR != 0 && mask&cacheEvents != 0 {
+		r.forgetDir(mask, path, ok)
 	}
 	return path, ok
 }
@@ -316,18 +316,20 @@ func (r *eventReader) dirPath(key []byte) (string, bool) {
 }
 
 // forgetDir keeps the directory cache right after a directory at path
-// went. A deleted directory was empty: its own entry is all that goes (by
-// path: the event carries no handle of the directory itself). A moved one
-// takes every path below it along: the cache starts over. Searching the
-// cache for the paths below would cost all of it per event, and an rm -rf
-// anywhere on a marked filesystem quadratic time.
-func (r *eventReader) forgetDir(mask uint64, path string) {
-	if mask&unix.FAN_DELETE != 0 {
+// (known: resolved) went. A deleted directory was empty: its own entry is
+// all that goes (by path: the event carries no handle of the directory
+// itself). A moved one takes every path below it along, known or not: the
+// cache starts over. Searching the cache for the paths below would cost
+// all of it per event, and an rm -rf anywhere on a marked filesystem
+// quadratic time.
+func (r *eventReader) forgetDir(mask uint64, path string, known bool) {
+	switch {
+	case mask&unix.FAN_DELETE == 0:
+		r.forgetDirs()
+	case known:
 		delete(r.dirs, r.dirKeys[path])
 		delete(r.dirKeys, path)
-		return
 	}
-	r.forgetDirs()
 }
 
 func (r *eventReader) forgetDirs() {
