@@ -324,7 +324,7 @@ func (r *eventReader) dirPath(key []byte) (string, bool) {
 // quadratic time.
 func (r *eventReader) forgetDir(mask uint64, path string, known bool) {
 	switch {
-	case mask&unix.FAN_DELETE == 0:
+	case mask&unix.FAN_MOVED_FROM != 0:
 		r.forgetDirs()
 	case known:
 		delete(r.dirs, r.dirKeys[path])
