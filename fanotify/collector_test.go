@@ -125,18 +125,8 @@ func collectorScenario(t *testing.T, root string, fdMode bool) {
 // path's events read back through its own mount, whichever is configured
 // first.
 func TestCollectorWatchesThroughBindMounts(t *testing.T) {
-	root := mountTmpfs(t)
-	a, b := filepath.Join(root, "A"), filepath.Join(root, "B")
-	bind := filepath.Join(t.TempDir(), "bindA")
-	for _, d := range []string{a, b, bind} {
-		if err := os.Mkdir(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := unix.Mount(a, bind, "", unix.MS_BIND, ""); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { unix.Unmount(bind, unix.MNT_DETACH) })
+	root, bind := tmpfsWithABindMount(t)
+	b := filepath.Join(root, "B")
 	for i, paths := range [][]string{{bind, b}, {b, bind}} {
 		c := startTestCollector(t, collectorConfig(paths...), collectorOptions{})
 		for _, dir := range paths {
@@ -151,18 +141,8 @@ func TestCollectorWatchesThroughBindMounts(t *testing.T) {
 // through that mount as "/": its events are outside every watch, not on
 // paths below "/" that a watch of another filesystem may take.
 func TestCollectorDropsEventsOutsideABindMountsRoot(t *testing.T) {
-	root := mountTmpfs(t)
-	a, b := filepath.Join(root, "A"), filepath.Join(root, "B")
-	bind := filepath.Join(t.TempDir(), "bindA")
-	for _, d := range []string{a, b, bind} {
-		if err := os.Mkdir(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := unix.Mount(a, bind, "", unix.MS_BIND, ""); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { unix.Unmount(bind, unix.MNT_DETACH) })
+	root, bind := tmpfsWithABindMount(t)
+	b := filepath.Join(root, "B")
 	other := filepath.Dir(root) // another filesystem's directory, a child of /
 	for filepath.Dir(other) != "/" {
 		other = filepath.Dir(other)
@@ -174,6 +154,24 @@ func TestCollectorDropsEventsOutsideABindMountsRoot(t *testing.T) {
 	if evs := c.Events(func(e *Event) bool { return int(e.PID) == outside }); len(evs) > 0 {
 		t.Errorf("events of %s, outside every watch: %s", filepath.Join(b, filepath.Base(other)), describe(evs))
 	}
+}
+
+// tmpfsWithABindMount mounts a tmpfs at root with directories A and B, and
+// A again at bind, elsewhere.
+func tmpfsWithABindMount(t *testing.T) (root, bind string) {
+	root = mountTmpfs(t)
+	a := filepath.Join(root, "A")
+	bind = filepath.Join(t.TempDir(), "bindA")
+	for _, d := range []string{a, filepath.Join(root, "B"), bind} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := unix.Mount(a, bind, "", unix.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(bind, unix.MNT_DETACH) })
+	return root, bind
 }
 
 // Decoding a directory's handle without CAP_DAC_READ_SEARCH in the initial
