@@ -204,18 +204,37 @@ func (r *pathResolver) handlePath(pid int, m procfs.Mark, batch *handleBatch) st
 		return ""
 	}
 	key := m.Dev.String() + "/" + strconv.Itoa(int(m.Handle.Type)) + "/" + string(m.Handle.Raw)
+	if p := r.decode(key, m, batch, "", r.ownMountOfDev); p != "" {
+		return p
+	}
+	// Out of this namespace's reach: the path in the holder's, for it
+	// alone (another namespace may reach the file elsewhere).
+	root := r.fs.Path(strconv.Itoa(pid), "root")
+	return r.decode(key+"@"+strconv.Itoa(pid), m, batch, root, func(dev procfs.Dev) *mountinfo.Info {
+		return mountOfDev(r.mountsOf(pid), dev)
+	})
+}
+
+// decode is the path of m's object through the mount of its filesystem
+// that mountOf finds, with root the root directory of the namespace the
+// mount is in ("" for this process's); "" when none reaches it. The path is
+// cached under key, and one of the previous snapshot's is reused while it
+// names the inode. A file outside the root of a bind mount, the only mount
+// of its filesystem, reads back as "/", which does not name it.
+func (r *pathResolver) decode(key string, m procfs.Mark, batch *handleBatch, root string, mountOf func(procfs.Dev) *mountinfo.Info) string {
 	if p, seen := r.handles[key]; seen {
 		return p
 	}
-	if p := r.previous[key]; p != "" && namesInode(p, m) {
+	if p := r.previous[key]; p != "" && namesInode(filepath.Join(root, p), m) {
 		r.handles[key] = p
 		return p
 	}
 	var p string
-	if mi := r.ownMountOfDev(m.Dev); mi != nil {
-		p = batch.openByHandle(mi.Mountpoint, m.Handle)
-	} else if mi := mountOfDev(r.mountsOf(pid), m.Dev); mi != nil {
-		p = batch.openByHandle(filepath.Join(r.fs.Path(strconv.Itoa(pid), "root"), mi.Mountpoint), m.Handle)
+	if mi := mountOf(m.Dev); mi != nil {
+		p = batch.openByHandle(filepath.Join(root, mi.Mountpoint), m.Handle)
+		if p == "/" && !namesInode(filepath.Join(root, p), m) {
+			p = ""
+		}
 	}
 	r.handles[key] = p
 	return p

@@ -3,6 +3,7 @@ package fanotify
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -130,5 +131,90 @@ func TestMarkPathsOfADirectoryInAUserNamespace(t *testing.T) {
 	g := groupHeldBy(t, snap.Inotify(), os.Getpid(), in)
 	if got := snap.MarkPaths(g.Primary(), slices.Collect(g.Info.All())); !slices.Equal(got, []string{watched}) {
 		t.Errorf("paths %q, want [%q]", got, watched)
+	}
+}
+
+// A file this process's namespace reaches only through a bind mount of
+// another directory (its decode reads back as "/") has the path the
+// holder's namespace, which still mounts the whole filesystem, gives it.
+func TestMarkPathsOutsideTheOnlyBindMountHere(t *testing.T) {
+	whole := mountTmpfs(t)
+	secret, bind := filepath.Join(whole, "b", "secret"), filepath.Join(t.TempDir(), "bindA")
+	for _, d := range []string{filepath.Join(whole, "a"), filepath.Dir(secret), bind} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(secret, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount(filepath.Join(whole, "a"), bind, "", unix.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(bind, unix.MNT_DETACH) })
+	in := fanotifytest.Inotify(t, secret)
+	pid := fanotifytest.HoldCommand(t, exec.Command("unshare", "--mount", "--propagation", "private", "sleep", "1000"), nil, in)
+	fanotifytest.Close(in)
+	fanotifytest.WaitExec(t, pid, "sleep")
+	if err := unix.Unmount(whole, unix.MNT_DETACH); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := newTestScanner().Snapshot(context.Background(), procfs.AllMarks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := groupHeldBy(t, snap.Inotify(), pid, 3)
+	if got := snap.MarkPaths(g.Primary(), slices.Collect(g.Info.All())); !slices.Equal(got, []string{secret}) {
+		t.Errorf("paths %q, want [%q] as the holder's namespace has it", got, secret)
+	}
+}
+
+// A file this process's namespace does not reach has, for each holder, the
+// path its own namespace gives it: two namespaces mount the filesystem at
+// different places.
+func TestMarkPathsPerHolderNamespace(t *testing.T) {
+	whole := mountTmpfs(t)
+	file := filepath.Join(whole, "f")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	views := []string{filepath.Join(t.TempDir(), "viewA"), filepath.Join(t.TempDir(), "viewB")}
+	for _, v := range views {
+		if err := os.Mkdir(v, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Mount(whole, v, "", unix.MS_BIND, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var pids []int
+	for i := range views {
+		in := fanotifytest.Inotify(t, file)
+		pids = append(pids, fanotifytest.HoldCommand(t, exec.Command("unshare", "--mount", "--propagation", "private", "sleep", "1000"), nil, in))
+		fanotifytest.Close(in)
+		fanotifytest.WaitExec(t, pids[i], "sleep")
+	}
+	// Each namespace keeps its own view only; this one keeps none.
+	for i, pid := range pids {
+		other := views[1-i]
+		if out, err := exec.Command("nsenter", "-t", strconv.Itoa(pid), "-m", "umount", "-l", whole, other).CombinedOutput(); err != nil {
+			t.Fatalf("umount in pid %d: %v: %s", pid, err, out)
+		}
+	}
+	for _, m := range append(views, whole) {
+		if err := unix.Unmount(m, unix.MNT_DETACH); err != nil {
+			t.Fatal(err)
+		}
+	}
+	snap, err := newTestScanner().Snapshot(context.Background(), procfs.AllMarks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, pid := range pids {
+		g := groupHeldBy(t, snap.Inotify(), pid, 3)
+		want := filepath.Join(views[i], "f")
+		if got := snap.MarkPaths(g.Primary(), slices.Collect(g.Info.All())); !slices.Equal(got, []string{want}) {
+			t.Errorf("pid %d: paths %q, want [%q]", pid, got, want)
+		}
 	}
 }
