@@ -170,14 +170,6 @@ func (r *pathResolver) mountsOf(pid int) []*mountinfo.Info {
 	return mounts
 }
 
-// ownMountOfDev is mountOfDev in this process's mount namespace.
-func (r *pathResolver) ownMountOfDev(dev procfs.Dev) *mountinfo.Info {
-	if r.self == 0 {
-		return nil
-	}
-	return mountOfDev(r.mountsOf(r.self), dev)
-}
-
 // mountOfDev returns a mount of the filesystem dev, preferring one of its
 // root directory: handles decode to a reachable path through it.
 func mountOfDev(mounts []*mountinfo.Info, dev procfs.Dev) *mountinfo.Info {
@@ -196,44 +188,51 @@ func mountOfDev(mounts []*mountinfo.Info, dev procfs.Dev) *mountinfo.Info {
 	return found
 }
 
+// elsewhere, cached for a handle, says that the namespace it was decoded
+// in has no mount reaching the object: no path holds a NUL.
+const elsewhere = "\x00"
+
 // handlePath decodes a mark's file handle through a mount of its
-// filesystem: one in this process's namespace, else one in the holder's
-// reached through /proc/PID/root.
+// filesystem: one in this process's namespace, else, when none there
+// reaches the object, one in the holder's reached through /proc/PID/root.
 func (r *pathResolver) handlePath(pid int, m procfs.Mark, batch *handleBatch) string {
 	if len(m.Handle.Raw) == 0 {
 		return ""
 	}
 	key := m.Dev.String() + "/" + strconv.Itoa(int(m.Handle.Type)) + "/" + string(m.Handle.Raw)
-	if p := r.decode(key, m, batch, "", r.ownMountOfDev); p != "" {
+	if r.self != 0 {
+		if p := r.decode(key, m, batch, r.self, ""); p != elsewhere {
+			return p
+		}
+	}
+	// The path in the holder's namespace, for it alone: another namespace
+	// may reach the file elsewhere.
+	if p := r.decode(key+"@"+strconv.Itoa(pid), m, batch, pid, r.fs.Path(strconv.Itoa(pid), "root")); p != elsewhere {
 		return p
 	}
-	// Out of this namespace's reach: the path in the holder's, for it
-	// alone (another namespace may reach the file elsewhere).
-	root := r.fs.Path(strconv.Itoa(pid), "root")
-	return r.decode(key+"@"+strconv.Itoa(pid), m, batch, root, func(dev procfs.Dev) *mountinfo.Info {
-		return mountOfDev(r.mountsOf(pid), dev)
-	})
+	return ""
 }
 
-// decode is the path of m's object through the mount of its filesystem
-// that mountOf finds, with root the root directory of the namespace the
-// mount is in ("" for this process's); "" when none reaches it. The path is
-// cached under key, and one of the previous snapshot's is reused while it
-// names the inode. A file outside the root of a bind mount, the only mount
-// of its filesystem, reads back as "/", which does not name it.
-func (r *pathResolver) decode(key string, m procfs.Mark, batch *handleBatch, root string, mountOf func(procfs.Dev) *mountinfo.Info) string {
+// decode is the path of m's object through a mount of its filesystem in
+// pid's mount namespace, whose root directory is root ("" for this
+// process's): "" when it does not decode, elsewhere when no mount there
+// reaches the object. A file outside the root of a bind mount, the only
+// mount of its filesystem there, reads back as "/", which does not name
+// it. The answer is cached under key, and a path of the previous
+// snapshot's is reused while it names the inode.
+func (r *pathResolver) decode(key string, m procfs.Mark, batch *handleBatch, pid int, root string) string {
 	if p, seen := r.handles[key]; seen {
 		return p
 	}
-	if p := r.previous[key]; p != "" && namesInode(filepath.Join(root, p), m) {
+	if p := r.previous[key]; p != "" && p != elsewhere && namesInode(filepath.Join(root, p), m) {
 		r.handles[key] = p
 		return p
 	}
-	var p string
-	if mi := mountOf(m.Dev); mi != nil {
+	p := elsewhere
+	if mi := mountOfDev(r.mountsOf(pid), m.Dev); mi != nil {
 		p = batch.openByHandle(filepath.Join(root, mi.Mountpoint), m.Handle)
 		if p == "/" && !namesInode(filepath.Join(root, p), m) {
-			p = ""
+			p = elsewhere
 		}
 	}
 	r.handles[key] = p
