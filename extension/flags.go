@@ -23,6 +23,10 @@ type options struct {
 	ignored []string
 }
 
+// minWait is the shortest --timeout and --interval: osquery waits at least
+// 200 ms for an extension's socket whatever its --extensions_timeout.
+const minWait = 200 * time.Millisecond
+
 // parseOptions accepts "--name value", "--name=value" and single-dash forms.
 func parseOptions(args []string) (options, error) {
 	o := options{timeout: 3 * time.Second, interval: 3 * time.Second, config: config.DefaultPath}
@@ -62,10 +66,12 @@ func (o *options) set(name, value string) error {
 		o.config = value
 	case "timeout", "interval":
 		secs, err := strconv.ParseFloat(value, 64)
-		if err != nil || secs <= 0 {
-			return fmt.Errorf("--%s %q: want a positive number of seconds", name, value)
+		if err != nil {
+			return fmt.Errorf("--%s %q: want a number of seconds", name, value)
 		}
-		d := time.Duration(secs * float64(time.Second))
+		// osqueryd passes its flags as set, 0 included; refusing them
+		// would have it relaunch the extension forever.
+		d := max(time.Duration(secs*float64(time.Second)), minWait)
 		if name == "timeout" {
 			o.timeout = d
 		} else {

@@ -26,6 +26,8 @@ func TestParseOptions(t *testing.T) {
 		{"unknown arguments are kept aside", []string{"--future", "x", "--socket", "/s", "--other=1"},
 			options{socket: "/s", timeout: 3 * time.Second, interval: 3 * time.Second, config: config.DefaultPath,
 				ignored: []string{"--future", "x", "--other=1"}}},
+		{"zero and negative waits as osquery's shortest", []string{"--socket", "/s", "--timeout", "0", "--interval=-1"},
+			options{socket: "/s", timeout: 200 * time.Millisecond, interval: 200 * time.Millisecond, config: config.DefaultPath}},
 		{"help needs no socket", []string{"-h"},
 			options{timeout: 3 * time.Second, interval: 3 * time.Second, config: config.DefaultPath, help: true}},
 	}
@@ -51,8 +53,8 @@ func TestParseOptionsErrors(t *testing.T) {
 	}{
 		{[]string{"--timeout", "3"}, "--socket is required"},
 		{[]string{"--socket"}, "--socket needs a value"},
-		{[]string{"--socket", "/s", "--timeout", "soon"}, `--timeout "soon": want a positive number of seconds`},
-		{[]string{"--socket", "/s", "--interval=0"}, `--interval "0": want a positive number of seconds`},
+		{[]string{"--socket", "/s", "--timeout", "soon"}, `--timeout "soon": want a number of seconds`},
+		{[]string{"--socket", "/s", "--interval="}, `--interval "": want a number of seconds`},
 	}
 	for _, tt := range tests {
 		_, err := parseOptions(tt.args)

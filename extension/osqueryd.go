@@ -4,9 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -31,6 +36,18 @@ const maxBackoff = time.Second
 // deregistering, closing the server), so that a stuck osqueryd cannot keep
 // the extension past its 1 s budget.
 const stopStep = 250 * time.Millisecond
+
+// callTimeout bounds each call to osqueryd, as in osquery's own extension
+// SDK (EXManagerClient: five minutes). osqueryd attaches an extension's
+// tables one at a time under its SQL lock, so a registration can take
+// seconds on a busy host; a client giving up sooner leaves osqueryd holding
+// a registration that no one serves, and every retry is refused as a
+// duplicate. --timeout bounds waiting for osqueryd's socket only.
+const callTimeout = 5 * time.Minute
+
+// connectRetry is the pause between attempts to reach osqueryd's socket
+// (osquery's extensions wait 20 ms).
+const connectRetry = 20 * time.Millisecond
 
 // connectivityCheck is how often an in-flight call checks that osqueryd is
 // still connected; thrift's default of 5 ms costs syscalls for nothing.
@@ -63,8 +80,11 @@ func serve(opts options, h *handler, log *slog.Logger) int {
 	}
 	var live atomic.Pointer[session]
 	started := make(chan struct{}) // closed once start has returned
+	// A stop may come while the early socket waits for a registration.
+	early := earlySocket(opts.socket)
+	defer os.Remove(early)
 	go func() {
-		s, err := start(ctx, opts, h, log, fail)
+		s, err := start(ctx, opts, early, h, log, fail)
 		if err != nil {
 			close(started)
 			fail(err)
@@ -112,12 +132,11 @@ type session struct {
 // start listens, registers and serves on PATH.<uuid>. osqueryd may call an
 // extension the moment it is registered (a query held by
 // --extensions_require), and a socket not listening yet would refuse it:
-// the server listens first, beside osqueryd's socket, and its socket moves
-// to PATH.<uuid> once the registration has named it (".~PID" fits wherever
-// ".<uuid>" does, see checkSocketPath). Serving errors that happen later
-// are reported through fail.
-func start(ctx context.Context, opts options, h *handler, log *slog.Logger, fail func(error)) (*session, error) {
-	early := fmt.Sprintf("%s.~%d", opts.socket, os.Getpid())
+// the server listens first, beside osqueryd's socket, at early, and moves
+// to PATH.<uuid> once the registration has named it. Serving errors that
+// happen later are reported through fail.
+func start(ctx context.Context, opts options, early string, h *handler, log *slog.Logger, fail func(error)) (*session, error) {
+	removeAbandonedSockets(opts.socket, log)
 	server, err := listen(early, h)
 	if err != nil {
 		return nil, err
@@ -142,6 +161,40 @@ func start(ctx context.Context, opts options, h *handler, log *slog.Logger, fail
 	return s, nil
 }
 
+// earlySocket is where the server listens until osqueryd names its socket:
+// PATH~PID. Not PATH.~PID: osqueryd's extension manager removes every
+// PATH.* as it starts (removeStalePaths), which an extension launched
+// beside it would race. It fits wherever PATH.<uuid> does (checkSocketPath).
+func earlySocket(socket string) string {
+	return fmt.Sprintf("%s~%d", socket, os.Getpid())
+}
+
+// removeAbandonedSockets removes the early sockets of instances killed
+// before they moved them (osqueryd only cleans PATH.*). A socket that still
+// accepts belongs to a live instance and stays.
+func removeAbandonedSockets(socket string, log *slog.Logger) {
+	dir, prefix := filepath.Split(socket)
+	entries, err := os.ReadDir(filepath.Clean(dir))
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		rest, ok := strings.CutPrefix(e.Name(), prefix+"~")
+		if _, err := strconv.Atoi(rest); !ok || err != nil || e.Type()&fs.ModeSocket == 0 {
+			continue
+		}
+		path := filepath.Join(dir, e.Name())
+		conn, err := net.Dial("unix", path)
+		if err == nil {
+			conn.Close()
+			continue
+		}
+		if errors.Is(err, syscall.ECONNREFUSED) && os.Remove(path) == nil {
+			log.Debug("removed an abandoned socket", "path", path)
+		}
+	}
+}
+
 // moveSocket renames the listening socket at from to path, in place of a
 // socket a killed process left there.
 func moveSocket(from, path string) error {
@@ -160,10 +213,9 @@ func register(ctx context.Context, opts options, registry osquery.ExtensionRegis
 	var deadline time.Time
 	backoff := 200 * time.Millisecond
 	for {
-		log.Debug("connecting to osqueryd", "socket", opts.socket, "timeout", opts.timeout)
-		client, err := osqueryclient.NewClient(opts.socket, opts.timeout)
+		client, err := connect(ctx, opts, log)
 		if err != nil {
-			return nil, 0, fmt.Errorf("connecting to osqueryd: %w", err)
+			return nil, 0, err
 		}
 		status, err := client.RegisterExtension(info, registry)
 		if err == nil && status.Code == 0 {
@@ -191,6 +243,45 @@ func register(ctx context.Context, opts options, registry osquery.ExtensionRegis
 		}
 		backoff = min(2*backoff, maxBackoff)
 	}
+}
+
+// connect waits up to --timeout for osqueryd's socket to answer a ping, as
+// osquery's own extensions do: the socket of an osqueryd that is starting,
+// or one that a crashed osqueryd left, exists before anything accepts on it.
+func connect(ctx context.Context, opts options, log *slog.Logger) (*osqueryclient.ExtensionManagerClient, error) {
+	log.Debug("connecting to osqueryd", "socket", opts.socket, "timeout", opts.timeout)
+	deadline := time.Now().Add(opts.timeout)
+	for {
+		client, err := ping(opts.socket)
+		if err == nil {
+			return client, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("connecting to osqueryd: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(connectRetry):
+		}
+	}
+}
+
+// ping connects to osqueryd's socket and pings it.
+func ping(socket string) (*osqueryclient.ExtensionManagerClient, error) {
+	// NewClient would wait as long as its calls may take for the socket.
+	if _, err := os.Stat(socket); err != nil {
+		return nil, err
+	}
+	client, err := osqueryclient.NewClient(socket, callTimeout)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := client.Ping(); err != nil {
+		client.Close()
+		return nil, err
+	}
+	return client, nil
 }
 
 // listen opens the extension socket. Responses go through a buffer so that
@@ -291,7 +382,9 @@ func (s *session) close(deregister bool) {
 	// Closing the listener unlinks the name it was bound to, not the one
 	// it was moved to.
 	_ = os.Remove(s.path)
-	s.client.Close()
+	// Close asks whether the connection is open by reading it, which
+	// waits for a call in flight.
+	within(stopStep, s.client.Close)
 }
 
 // within runs f and waits for it at most d.

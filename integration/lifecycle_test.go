@@ -71,7 +71,7 @@ func TestListensBeforeRegistering(t *testing.T) {
 	m := standin.New(t)
 	listening := make(chan bool, 1)
 	m.OnRegister(func() {
-		early, _ := filepath.Glob(m.Socket + ".~*")
+		early, _ := filepath.Glob(m.Socket + "~*")
 		ok := len(early) == 1
 		for _, path := range early {
 			conn, err := net.Dial("unix", path)
@@ -93,7 +93,7 @@ func TestListensBeforeRegistering(t *testing.T) {
 	if _, err := m.Columns("fanotify_limits"); err != nil {
 		t.Errorf("a call at %s: %v\nstderr:\n%s", m.ExtensionSocket(ext.UUID), err, p.Stderr())
 	}
-	if early, _ := filepath.Glob(m.Socket + ".~*"); len(early) != 0 {
+	if early, _ := filepath.Glob(m.Socket + "~*"); len(early) != 0 {
 		t.Errorf("sockets left beside osqueryd's: %v", early)
 	}
 }
@@ -138,17 +138,160 @@ func TestExitsWhenOsquerydIsGone(t *testing.T) {
 	}
 }
 
-func TestExitsWhenOsquerydHangs(t *testing.T) {
-	m, p, _ := launch(t, false)
+// Calls to osqueryd may take minutes (osquery's own SDK waits five), but a
+// stop does not wait for them.
+func TestStopsWhileOsquerydHangs(t *testing.T) {
+	m, p, ext := launch(t, true)
 	m.Hang()
-	// The next ping comes within an interval and times out after --timeout;
-	// exiting takes a moment more.
-	limit := interval(m) + time.Duration(m.Timeout)*time.Second + stopLimit
-	if code, _ := waitExit(t, p, limit); code == 0 {
-		t.Error("exit code 0, want non-zero")
+	time.Sleep(interval(m) + 500*time.Millisecond) // a health check is stuck by now
+	if err := p.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
 	}
-	if !strings.Contains(p.Stderr(), "osqueryd is gone: ping") {
-		t.Errorf("stderr does not say why:\n%s", p.Stderr())
+	if code, _ := waitExit(t, p, stopLimit); code != 0 {
+		t.Errorf("exit code %d, want 0\nstderr:\n%s", code, p.Stderr())
+	}
+	if _, err := os.Stat(m.ExtensionSocket(ext.UUID)); !os.IsNotExist(err) {
+		t.Errorf("extension socket left behind: %v", err)
+	}
+}
+
+// osqueryd attaches an extension's tables one by one under its SQL lock: a
+// registration answered later than --timeout is still the one osqueryd
+// keeps. Giving up on it would leave osqueryd an entry that no one serves,
+// and have every retry refused as a duplicate.
+func TestWaitsForASlowRegistration(t *testing.T) {
+	m := standin.New(t)
+	m.Timeout = 1
+	m.OnRegister(func() { time.Sleep(time.Duration(m.Timeout)*time.Second + 500*time.Millisecond) })
+	p, _ := launchUnder(t, m, false)
+	if _, err := m.Columns("fanotify_limits"); err != nil {
+		t.Errorf("a call after the registration: %v\nstderr:\n%s", err, p.Stderr())
+	}
+	if n := m.Rejections("fanotify"); n != 0 {
+		t.Errorf("%d registration(s) refused as duplicates: it gave up on the first\nstderr:\n%s", n, p.Stderr())
+	}
+}
+
+// osqueryd launches its extensions while its extension manager starts, and
+// the manager removes every PATH.* it finds as it does: the socket the
+// extension listens on before registering must not be one of them.
+func TestRegistersWhenLaunchedBeforeOsqueryd(t *testing.T) {
+	socket := filepath.Join(socketDir(t), "osquery.em")
+	p := standin.Start(t, standin.BuildBinary(t), "--socket", socket, "--timeout", "10", "--interval", "3")
+	waitListening(t, p, socket+"~*")
+	m := listenAt(t, socket)
+	if _, err := m.WaitRegistered("fanotify", registerTimeout); err != nil {
+		t.Fatalf("%v\nstderr:\n%s", err, p.Stderr())
+	}
+	if _, err := m.Columns("fanotify_limits"); err != nil {
+		t.Errorf("a call after the registration: %v\nstderr:\n%s", err, p.Stderr())
+	}
+}
+
+// A socket that a crashed osqueryd left refuses connections until the new
+// osqueryd replaces it: the extension waits for that, up to --timeout.
+func TestWaitsForOsquerydBehindAStaleSocket(t *testing.T) {
+	socket := filepath.Join(socketDir(t), "osquery.em")
+	deadSocket(t, socket)
+	p := standin.Start(t, standin.BuildBinary(t), "--socket", socket, "--timeout", "10", "--interval", "3")
+	waitListening(t, p, socket+"~*")
+	time.Sleep(500 * time.Millisecond) // refused for a while
+	m := listenAt(t, socket)
+	if _, err := m.WaitRegistered("fanotify", registerTimeout); err != nil {
+		t.Fatalf("%v\nstderr:\n%s", err, p.Stderr())
+	}
+}
+
+// osqueryd may stop an extension whose registration it has not answered.
+func TestStopsDuringRegistration(t *testing.T) {
+	m := standin.New(t)
+	registering, release := make(chan struct{}, 1), make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	m.OnRegister(func() {
+		registering <- struct{}{}
+		<-release
+	})
+	p := m.Launch(t, standin.BuildBinary(t), false)
+	select {
+	case <-registering:
+	case <-time.After(registerTimeout):
+		t.Fatalf("no registration\nstderr:\n%s", p.Stderr())
+	}
+	if err := p.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := waitExit(t, p, stopLimit); code != 0 {
+		t.Errorf("exit code %d, want 0\nstderr:\n%s", code, p.Stderr())
+	}
+	if left, _ := filepath.Glob(m.Socket + "~*"); len(left) != 0 {
+		t.Errorf("sockets left beside osqueryd's: %v", left)
+	}
+}
+
+// An instance killed before it registered leaves its early socket, which
+// osqueryd does not clean: the next instance removes it, and leaves the
+// socket of an instance still listening.
+func TestRemovesAbandonedSockets(t *testing.T) {
+	m := standin.New(t)
+	abandoned, live := m.Socket+"~4194301", m.Socket+"~4194302"
+	deadSocket(t, abandoned)
+	ln, err := net.Listen("unix", live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	launchUnder(t, m, false)
+	if _, err := os.Lstat(abandoned); !os.IsNotExist(err) {
+		t.Errorf("abandoned socket %s left: %v", abandoned, err)
+	}
+	if _, err := os.Lstat(live); err != nil {
+		t.Errorf("the socket of a live instance was removed: %v", err)
+	}
+}
+
+// socketDir is a fresh directory short enough for Unix socket paths.
+func socketDir(t *testing.T) string {
+	dir, err := os.MkdirTemp("/tmp", "oq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+// listenAt starts a manager at socket, stopped when the test ends.
+func listenAt(t *testing.T, socket string) *standin.Manager {
+	m, err := standin.Listen(socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Stop)
+	return m
+}
+
+// deadSocket leaves a socket at path that nothing accepts on, as a killed
+// process does.
+func deadSocket(t *testing.T, path string) {
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.SetUnlinkOnClose(false)
+	ln.Close()
+}
+
+// waitListening waits until p listens on a socket matching pattern.
+func waitListening(t *testing.T, p *standin.Process, pattern string) {
+	t.Helper()
+	deadline := time.Now().Add(registerTimeout)
+	for {
+		if found, _ := filepath.Glob(pattern); len(found) == 1 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nothing listens at %s\nstderr:\n%s", pattern, p.Stderr())
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -224,18 +367,8 @@ func TestGivesUpWhileTheStaleEntryLingers(t *testing.T) {
 
 // shortManager starts a manager whose socket path is exactly n bytes long.
 func shortManager(t *testing.T, n int) *standin.Manager {
-	dir, err := os.MkdirTemp("/tmp", "oq")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	name := strings.Repeat("s", n-len(dir)-1)
-	m, err := standin.Listen(filepath.Join(dir, name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(m.Stop)
-	return m
+	dir := socketDir(t)
+	return listenAt(t, filepath.Join(dir, strings.Repeat("s", n-len(dir)-1)))
 }
 
 func TestSocketPathLimit(t *testing.T) {

@@ -20,7 +20,8 @@
 //
 // The manager:
 //   - New(t): start one in a fresh short directory, stopped when the test
-//     ends; Listen(path): start one at path, stopped by Stop.
+//     ends; Listen(path): start one at path, stopped by Stop. Both remove
+//     path.* first, as osqueryd does.
 //   - Launch(t, bin, verbose, extra...): start the extension as osqueryd
 //     does; Start(t, bin, args...) passes exactly args. Both set
 //     OSQUERY_EXTENSION to the extension's pid and return a *Process
@@ -118,8 +119,20 @@ func New(t testing.TB) *Manager {
 	return m
 }
 
-// Listen starts a manager on socket.
+// Listen starts a manager on socket. Like osqueryd's, it first removes
+// the socket and every socket.* that earlier runs left (removeStalePaths in
+// osquery/extensions/interface.cpp), also those of extensions launched
+// before it.
 func Listen(socket string) (*Manager, error) {
+	stale, err := filepath.Glob(socket + ".*")
+	if err != nil {
+		return nil, err
+	}
+	for _, path := range append(stale, socket) {
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, err
+		}
+	}
 	ln, err := net.Listen("unix", socket)
 	if err != nil {
 		return nil, err
