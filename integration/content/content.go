@@ -308,9 +308,14 @@ func (d Definition) FleetctlSpecs() ([]byte, error) {
 		docs = append(docs, spec{"v1", "policy", p})
 	}
 	var buf bytes.Buffer
-	buf.WriteString("# fleetctl apply -f fanotify.fleetctl.yml (Fleet 4.83 and later warn that kind: query is now kind: report).\n# " + generatedHeader + "\n")
-	for _, doc := range docs {
-		buf.WriteString("---\n")
+	// The comments open the first document, after its ---: fleetctl splits
+	// the file at every --- and rejects a chunk of comments alone as a
+	// document without kind and spec.
+	buf.WriteString("---\n# fleetctl apply -f fanotify.fleetctl.yml (Fleet 4.83 and later warn that kind: query is now kind: report).\n# " + generatedHeader + "\n")
+	for i, doc := range docs {
+		if i > 0 {
+			buf.WriteString("---\n")
+		}
 		if err := encodeYAML(&buf, doc); err != nil {
 			return nil, err
 		}

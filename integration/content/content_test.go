@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -160,10 +161,27 @@ var (
 	policyRequired = []string{"name", "description", "resolution", "query", "platform"}
 )
 
+// fleetctlSeparator is where fleetctl apply splits a spec file.
+var fleetctlSeparator = regexp.MustCompile(`(?m:^---[\t ]*)`)
+
+// fleetctlDocuments splits a spec file as fleetctl apply does (Fleet's
+// pkg/spec SplitYaml): at every line starting with ---, keeping each chunk
+// that is not blank once trimmed. Each chunk must then hold a kind and a
+// spec, or fleetctl applies nothing.
+func fleetctlDocuments(file []byte) []string {
+	var docs []string
+	for _, chunk := range fleetctlSeparator.Split(string(file), -1) {
+		if chunk = strings.TrimSpace(chunk); chunk != "" {
+			docs = append(docs, chunk)
+		}
+	}
+	return docs
+}
+
 func TestFleetctlSpecs(t *testing.T) {
 	def := load(t)
 	kinds := map[string]int{}
-	for i, doc := range strings.Split(string(generated(t)[FleetctlFile]), "\n---\n")[1:] {
+	for i, doc := range fleetctlDocuments(generated(t)[FleetctlFile]) {
 		var d struct {
 			APIVersion string         `yaml:"apiVersion"`
 			Kind       string         `yaml:"kind"`
