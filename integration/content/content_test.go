@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	osexec "os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -23,8 +24,11 @@ import (
 
 	"github.com/osquery-fanotify/osquery-fanotify/extension/config"
 	"github.com/osquery-fanotify/osquery-fanotify/extension/sqlengine"
+	"github.com/osquery-fanotify/osquery-fanotify/integration/standin"
 	"github.com/osquery-fanotify/osquery-fanotify/tables"
 )
+
+func TestMain(m *testing.M) { os.Exit(standin.Main(m)) }
 
 func load(t testing.TB) Definition {
 	t.Helper()
@@ -559,16 +563,81 @@ func TestPoliciesFailAtRisk(t *testing.T) {
 	}
 }
 
-// TestREADMEKeepsUp fails when the README's copy of a core check or its list
-// of shipped files falls behind queries.yml.
+// TestPoliciesOnLimitStates runs both policies over stand-in limits in
+// each state a host can be in. A limit rated unknown fails them unless it is
+// a child namespace's own limit, which only its members can read
+// (limit_value NULL): that one is unlimited unless lowered inside, and its
+// usage is rated again where its owner is charged.
+func TestPoliciesOnLimitStates(t *testing.T) {
+	const critical, warning = "fanotify - no inotify/fanotify limit critical", "fanotify - no inotify/fanotify limit at warning"
+	states := []struct {
+		name, row string
+		passes    []string
+	}{
+		{"ok", "'ok', '', 128", []string{critical, warning}},
+		{"warning", "'warning', 'usage', 128", []string{critical}},
+		{"critical", "'critical', 'projection', 8192", nil},
+		{"processes not visible", "'unknown', 'no_access', 128", nil},
+		{"scan incomplete", "'unknown', 'incomplete', 128", nil},
+		{"child namespace's own limit", "'unknown', 'no_access', NULL", []string{critical, warning}},
+	}
+	for _, state := range states {
+		t.Run(state.name, func(t *testing.T) {
+			for _, p := range load(t).Policies {
+				db := standIn(t, p.Tables)
+				exec(t, db,
+					"INSERT INTO fanotify_limits (name, scope, risk, risk_reason, limit_value) VALUES ('max_user_instances', 'user', 'ok', '', 128)",
+					"INSERT INTO fanotify_limits (name, scope, risk, risk_reason, limit_value) VALUES ('max_user_watches', 'user', "+state.row+")")
+				_, rows := columnsOf(t, db, p.SQL)
+				if passes := len(rows) == 1; passes != slices.Contains(state.passes, p.Name) {
+					t.Errorf("%q passes: %v", p.Name, passes)
+				}
+			}
+		})
+	}
+}
+
+// TestPoliciesFailUnseen runs both policies with the extension in a pid
+// namespace of its own, as in a pod without hostPID: it cannot see the
+// processes that spend the per-user budgets, and no policy may pass.
+func TestPoliciesFailUnseen(t *testing.T) {
+	unshare, err := osexec.LookPath("unshare")
+	if err != nil {
+		t.Skip("unshare is not installed")
+	}
+	bin := standin.BuildBinary(t)
+	for _, p := range load(t).Policies {
+		out, err := osexec.Command(unshare, "--pid", "--fork", "--mount", "--mount-proc", bin, "query", "--json", "--config", "/nonexistent", p.SQL).Output()
+		if err != nil {
+			t.Fatalf("%s: %v", p.Name, err)
+		}
+		var rows []map[string]string
+		if err := json.Unmarshal(out, &rows); err != nil {
+			t.Fatalf("%s: %v in %q", p.Name, err, out)
+		}
+		if len(rows) != 0 {
+			t.Errorf("%q passes where the extension cannot see the host's processes", p.Name)
+		}
+	}
+}
+
+// TestREADMEKeepsUp fails when the README's copy of a core check or of the
+// alerting policy, or its list of shipped files, falls behind queries.yml.
 func TestREADMEKeepsUp(t *testing.T) {
 	readme, err := os.ReadFile("../../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range load(t).CoreChecks {
+	def := load(t)
+	for _, c := range def.CoreChecks {
 		if !strings.Contains(string(readme), c.SQL) {
 			t.Errorf("README.md lacks the current SQL of %s", c.Name)
+		}
+	}
+	// The README shows the query of the policy that alerts.
+	for _, p := range def.Policies {
+		if p.Webhook && !strings.Contains(string(readme), p.SQL) {
+			t.Errorf("README.md lacks the current SQL of policy %q", p.Name)
 		}
 	}
 	for name := range generated(t) {
