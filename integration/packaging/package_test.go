@@ -20,6 +20,7 @@ import (
 	"testing"
 
 	"github.com/osquery-fanotify/osquery-fanotify/extension/config"
+	"github.com/osquery-fanotify/osquery-fanotify/integration/content"
 )
 
 const (
@@ -27,6 +28,8 @@ const (
 	extDir     = "/usr/lib/osquery/extensions"
 	extDirBase = "/usr/lib/osquery"
 	configPath = "/etc/osquery/fanotify.json"
+	packDir    = "/usr/share/osquery-fanotify"
+	packPath   = packDir + "/fanotify.pack.json"
 )
 
 // packagedFile is what both package formats say about one file.
@@ -78,8 +81,9 @@ func TestPackages(t *testing.T) {
 	})
 }
 
-// checkFiles asserts the payload holds exactly the extension, its directory
-// and the configuration file, with the modes and owners osqueryd insists on.
+// checkFiles asserts the payload holds exactly the extension, its directory,
+// the configuration file and the osquery pack, with the modes and owners
+// osqueryd insists on.
 func checkFiles(t *testing.T, files map[string]packagedFile) {
 	t.Helper()
 	want := map[string]packagedFile{
@@ -87,6 +91,8 @@ func checkFiles(t *testing.T, files map[string]packagedFile) {
 		extDirBase: {mode: os.ModeDir | 0o755, owner: "root", group: "root"},
 		extPath:    {mode: 0o755, owner: "root", group: "root"},
 		configPath: {mode: 0o644, owner: "root", group: "root", config: true},
+		packDir:    {mode: os.ModeDir | 0o755, owner: "root", group: "root"},
+		packPath:   {mode: 0o644, owner: "root", group: "root"},
 	}
 	for path, w := range want {
 		got, ok := files[path]
@@ -106,6 +112,26 @@ func checkFiles(t *testing.T, files map[string]packagedFile) {
 	}
 	if cfg := files[configPath].content; cfg != nil {
 		checkShippedConfig(t, cfg)
+	}
+	if pack := files[packPath].content; pack != nil {
+		checkShippedPack(t, pack)
+	}
+}
+
+// checkShippedPack asserts the packaged osquery pack is the one `make
+// content` generates.
+func checkShippedPack(t *testing.T, data []byte) {
+	t.Helper()
+	def, err := content.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := def.Pack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(data, want) {
+		t.Errorf("packaged %s is not the pack generated from queries.yml", packPath)
 	}
 }
 
@@ -238,5 +264,17 @@ func readTarGz(data []byte) (map[string]packagedFile, error) {
 			return nil, err
 		}
 		files[path.Clean("/"+h.Name)] = packagedFile{mode: h.FileInfo().Mode(), owner: h.Uname, group: h.Gname, content: content}
+	}
+}
+
+// TestREADMENamesPackagedPack keeps the README's pack configuration on the
+// path the packages install the pack at.
+func TestREADMENamesPackagedPack(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `"packs": {"fanotify": "` + packPath + `"}`; !strings.Contains(string(readme), want) {
+		t.Errorf("README.md lacks the pack configuration %s", want)
 	}
 }
