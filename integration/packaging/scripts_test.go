@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -176,5 +177,56 @@ func TestRemoveLeavesForeignListUntouched(t *testing.T) {
 	r.run("postremove.sh", "remove")
 	if got := r.load(); got != before {
 		t.Errorf("extensions.load = %q, want it untouched %q", got, before)
+	}
+}
+
+// osqueryd trims blanks and \r around each line of extensions.load before
+// loading the path: each of these lines loads fanotify.ext.
+var trimmedVariants = []string{extPath + "\r\n", "  " + extPath + " \n", "\t" + extPath + "\t\r\n"}
+
+func TestPostInstallFindsLineOsquerydTrims(t *testing.T) {
+	for _, variant := range trimmedVariants {
+		r := newFakeRoot(t)
+		existing := "/opt/other/other.ext\r\n" + variant
+		r.writeLoad(existing, 0o644)
+		r.run("postinstall.sh", debInstall...)
+		if got := r.load(); got != existing {
+			t.Errorf("with %q listed: extensions.load = %q, want it unchanged", variant, got)
+		}
+	}
+}
+
+func TestRemoveDeletesLinesOsquerydTrims(t *testing.T) {
+	r := newFakeRoot(t)
+	// Lines osqueryd reads as other paths stay.
+	others := []string{"# osquery extensions\r\n", "/opt/a.ext\r\n", "# " + extPath + "\r\n", strings.TrimSuffix(extPath, ".ext") + "Xext\r\n", extPath + ".old\r\n"}
+	r.writeLoad(strings.Join(append(slices.Clone(others), trimmedVariants...), ""), 0o644)
+	r.run("postremove.sh", "remove")
+	if got, want := r.load(), strings.Join(others, ""); got != want {
+		t.Errorf("extensions.load = %q, want %q", got, want)
+	}
+}
+
+// A dangling symlink in place of extensions.load: the list is created where
+// the link points, and the link stays.
+func TestPostInstallWritesThroughDanglingSymlink(t *testing.T) {
+	r := newFakeRoot(t)
+	if err := os.MkdirAll(filepath.Dir(r.loadPath()), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("../../srv/osquery/extensions.load", r.loadPath()); err != nil {
+		t.Fatal(err)
+	}
+	r.run("postinstall.sh", debInstall...)
+	target, err := os.ReadFile(filepath.Join(r.dir, "srv/osquery/extensions.load"))
+	if err != nil || string(target) != line {
+		t.Errorf("link target = %q (%v), want %q", target, err, line)
+	}
+	if info, err := os.Lstat(r.loadPath()); err != nil || info.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("extensions.load is no longer a symlink: %v %v", info.Mode(), err)
+	}
+	r.run("postremove.sh", "purge")
+	if got := r.load(); got != "" {
+		t.Errorf("after removal the list through the link = %q, want empty", got)
 	}
 }

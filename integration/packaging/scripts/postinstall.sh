@@ -7,9 +7,13 @@
 set -eu
 
 ext=/usr/lib/osquery/extensions/fanotify.ext
-load="${FANOTIFY_PKG_ROOT:-}/etc/osquery/extensions.load"
+# osqueryd trims blanks, \r included, around each line before loading the
+# path: such a line is ours too.
+ours="^[[:space:]]*$(printf '%s' "$ext" | sed 's/[].[\\*^$]/\\&/g')[[:space:]]*\$"
+# Where a symlink points, even a dangling one: the list is written there.
+load=$(readlink -m "${FANOTIFY_PKG_ROOT:-}/etc/osquery/extensions.load")
 
-if [ -f "$load" ] && grep -qxF "$ext" "$load"; then
+if [ -f "$load" ] && grep -q "$ours" "$load"; then
 	exit 0
 fi
 mkdir -p "$(dirname "$load")"

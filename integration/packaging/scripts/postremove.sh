@@ -12,14 +12,17 @@ remove | purge | abort-install | disappear | 0) ;;
 esac
 
 ext=/usr/lib/osquery/extensions/fanotify.ext
+# osqueryd trims blanks, \r included, around each line before loading the
+# path: every such line goes, or osqueryd keeps trying to load the binary.
+ours="^[[:space:]]*$(printf '%s' "$ext" | sed 's/[].[\\*^$]/\\&/g')[[:space:]]*\$"
 load="${FANOTIFY_PKG_ROOT:-}/etc/osquery/extensions.load"
 
-if [ ! -f "$load" ] || ! grep -qxF "$ext" "$load"; then
+if [ ! -f "$load" ] || ! grep -q "$ours" "$load"; then
 	exit 0
 fi
 kept="$load.fanotify-remove"
 # grep exits 1 when no other line is left: that is not an error.
-grep -vxF "$ext" "$load" >"$kept" || [ $? -eq 1 ]
+grep -v "$ours" "$load" >"$kept" || [ $? -eq 1 ]
 # Rewrite in place so that the file keeps its owner and mode.
 cat "$kept" >"$load"
 rm -f "$kept"
