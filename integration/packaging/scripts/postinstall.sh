@@ -9,7 +9,7 @@ set -eu
 ext=/usr/lib/osquery/extensions/fanotify.ext
 # osqueryd trims blanks, \r included, around each line before loading the
 # path: such a line is ours too.
-ours="^[[:space:]]*$(printf '%s' "$ext" | sed 's/[].[\\*^$]/\\&/g')[[:space:]]*\$"
+ours='^[[:space:]]*/usr/lib/osquery/extensions/fanotify\.ext[[:space:]]*$'
 # Where a symlink points, even a dangling one: the list is written there.
 load=$(readlink -m "${FANOTIFY_PKG_ROOT:-}/etc/osquery/extensions.load")
 

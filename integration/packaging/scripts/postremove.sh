@@ -11,10 +11,9 @@ remove | purge | abort-install | disappear | 0) ;;
 *) exit 0 ;;
 esac
 
-ext=/usr/lib/osquery/extensions/fanotify.ext
 # osqueryd trims blanks, \r included, around each line before loading the
 # path: every such line goes, or osqueryd keeps trying to load the binary.
-ours="^[[:space:]]*$(printf '%s' "$ext" | sed 's/[].[\\*^$]/\\&/g')[[:space:]]*\$"
+ours='^[[:space:]]*/usr/lib/osquery/extensions/fanotify\.ext[[:space:]]*$'
 load="${FANOTIFY_PKG_ROOT:-}/etc/osquery/extensions.load"
 
 if [ ! -f "$load" ] || ! grep -q "$ours" "$load"; then
