@@ -54,18 +54,20 @@ func runQuery(args []string) int {
 }
 
 // runSQL builds the tables as extension mode does and prints the result.
-// With watch > 0 the collector records events for that long first.
+// With watch > 0 the collector records events for that long first; without,
+// it does not run, whatever the configuration says.
 func runSQL(out io.Writer, sql, cfgPath string, asJSON, verbose bool, watch time.Duration) error {
 	cfg, err := config.Load(cfgPath)
 	if err != nil {
 		return err
 	}
-	if watch > 0 {
-		if len(cfg.Collector.Paths) == 0 {
-			return fmt.Errorf("--watch needs collector.paths in %s", cfgPath)
-		}
-		cfg.Collector.Enabled = true
+	if watch > 0 && len(cfg.Collector.Paths) == 0 {
+		return fmt.Errorf("--watch needs collector.paths in %s", cfgPath)
 	}
+	// Only --watch runs the collector: a group and marks of the query's own
+	// would add to the usage it reports, and could take the last group of
+	// max_user_groups.
+	cfg.Collector.Enabled = watch > 0
 	log := newLogger(verbose)
 	env := tables.NewEnv(cfg, log)
 	defer env.Close()

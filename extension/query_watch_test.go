@@ -12,9 +12,10 @@ import (
 	"time"
 )
 
-func writeCollectorConfig(t *testing.T, paths ...string) string {
+// writeConfig writes doc as a configuration file and returns its path.
+func writeConfig(t *testing.T, doc any) string {
 	t.Helper()
-	data, err := json.Marshal(map[string]any{"collector": map[string]any{"paths": paths}})
+	data, err := json.Marshal(doc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -23,6 +24,10 @@ func writeCollectorConfig(t *testing.T, paths ...string) string {
 		t.Fatal(err)
 	}
 	return cfg
+}
+
+func writeCollectorConfig(t *testing.T, paths ...string) string {
+	return writeConfig(t, map[string]any{"collector": map[string]any{"paths": paths}})
 }
 
 // With --watch the query sees the events of the watch period, though the
@@ -72,5 +77,20 @@ func TestQueryWatchNeedsPaths(t *testing.T) {
 	err := runSQL(&bytes.Buffer{}, "SELECT 1", writeCollectorConfig(t), false, false, time.Second)
 	if err == nil || !strings.Contains(err.Error(), "collector.paths") {
 		t.Errorf("error %v, want one naming collector.paths", err)
+	}
+}
+
+// Without --watch the query holds no fanotify group, though the
+// configuration enables the collector: the group and its marks would count
+// in the usage the query reports.
+func TestQueryWithoutWatchRunsNoCollector(t *testing.T) {
+	cfg := writeConfig(t, map[string]any{"collector": map[string]any{"enabled": true, "paths": []string{t.TempDir()}}})
+	var out bytes.Buffer
+	sql := "SELECT group_id FROM fanotify_groups WHERE pid = " + strconv.Itoa(os.Getpid())
+	if err := runSQL(&out, sql, cfg, false, false, 0); err != nil {
+		t.Fatal(err)
+	}
+	if out.Len() > 0 {
+		t.Errorf("the query holds a fanotify group:\n%s", out.String())
 	}
 }
