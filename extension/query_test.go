@@ -137,7 +137,7 @@ func TestNarrowedTextColumnsKeepCollatedMatches(t *testing.T) {
 	in := fanotifytest.Inotify(t)
 	defer fanotifytest.Close(in)
 	instance := fmt.Sprintf("%d:%d", os.Getpid(), in)
-	defaults := filepath.Join(t.TempDir(), "none.json")
+	defaults := writeConfig(t, map[string]any{})
 	for _, q := range []struct{ collated, plain string }{
 		{"SELECT COUNT(*) FROM fanotify_limits WHERE name = 'MAX_User_Marks' COLLATE NOCASE",
 			"SELECT COUNT(*) FROM fanotify_limits WHERE lower(name) = 'max_user_marks'"},

@@ -73,6 +73,16 @@ func TestQueryWatchCollectsBeforeTheQuery(t *testing.T) {
 	}
 }
 
+// A --config that does not exist is an error, not the defaults: --watch
+// would blame collector.paths, a query would run on other thresholds.
+func TestQueryMissingConfigIsAnError(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "fanotify.jsn")
+	err := runSQL(&bytes.Buffer{}, "SELECT 1", missing, false, false, time.Second)
+	if err == nil || !strings.Contains(err.Error(), missing+": no such file") {
+		t.Errorf("error %v, want one naming %s", err, missing)
+	}
+}
+
 func TestQueryWatchNeedsPaths(t *testing.T) {
 	err := runSQL(&bytes.Buffer{}, "SELECT 1", writeCollectorConfig(t), false, false, time.Second)
 	if err == nil || !strings.Contains(err.Error(), "collector.paths") {

@@ -81,7 +81,7 @@ func TestReportWarningThenCritical(t *testing.T) {
 		}
 	}
 	mark(16)
-	out := runReportFor(t, exitWarning, "--no-color", "--config", filepath.Join(dir, "absent.json"))
+	out := runReportFor(t, exitWarning, "--no-color", "--config", writeConfig(t, map[string]any{}))
 	want := fmt.Sprintf("WARNING user.max_fanotify_marks uid 0 (user ns %d): 80.0%% used -> inside the user namespace, as its root: sysctl -w user.max_fanotify_marks=32", ns)
 	if !strings.Contains(out, want) {
 		t.Errorf("report at 16/20 lacks %q:\n%s", want, out)
@@ -213,7 +213,8 @@ func TestReportBadArguments(t *testing.T) {
 	if err := os.WriteFile(bad, []byte(`{"risk_warning_pct": 95, "risk_critical_pct": 90}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	for _, args := range [][]string{{"--config", bad}, {"--bogus"}, {"extra"}} {
+	missing := filepath.Join(t.TempDir(), "fanotify.jsn")
+	for _, args := range [][]string{{"--config", bad}, {"--config", missing}, {"--bogus"}, {"extra"}} {
 		var out, errOut bytes.Buffer
 		if code := report(args, &out, false, &errOut); code != exitUnknown || errOut.Len() == 0 {
 			t.Errorf("report %q: exit %d, stderr %q; want 3 and a message", args, code, errOut.String())

@@ -157,7 +157,7 @@ func TestWithoutPrivileges(t *testing.T) {
 				"(SELECT COUNT(*) FROM fanotify_groups WHERE pid = "+pid+") AS held_groups",
 				"(SELECT COUNT(*) FROM fanotify_limits WHERE scope = 'user') AS user_limits",
 				"(SELECT COUNT(*) FROM fanotify_limits WHERE scope = 'user' AND risk = 'unknown' AND risk_reason = 'no_access' AND scan_complete = 0) AS unknown_limits")
-			rows := mode.runJSON(t, bin, "/nonexistent", "SELECT "+strings.Join(parts, ", "))
+			rows := mode.runJSON(t, bin, defaultsConfig(t), "SELECT "+strings.Join(parts, ", "))
 			if len(rows) != 1 {
 				t.Fatalf("%d rows, want 1", len(rows))
 			}

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,7 +21,7 @@ import (
 // the exit code.
 func queryCommand(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	cmd := exec.Command(standin.BuildBinary(t), append([]string{"query", "--config", "/nonexistent"}, args...)...)
+	cmd := exec.Command(standin.BuildBinary(t), append([]string{"query", "--config", defaultsConfig(t)}, args...)...)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()
@@ -32,6 +33,18 @@ func queryCommand(t *testing.T, args ...string) (stdout, stderr string, code int
 		t.Fatal(err)
 	}
 	return out.String(), errOut.String(), code
+}
+
+// defaultsConfig is a configuration file, readable by every user, that
+// keeps every default: the host's /etc/osquery/fanotify.json stays out of
+// the tests.
+func defaultsConfig(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(sharedDir(t, 0), "fanotify.json")
+	if err := os.WriteFile(path, []byte("{}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 func queryCommandJSON(t *testing.T, sql string) []map[string]string {

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -31,13 +33,30 @@ func writeConfig(t *testing.T, content string) string {
 	return path
 }
 
-func TestLoadMissingFileYieldsDefaults(t *testing.T) {
-	cfg, err := Load(filepath.Join(t.TempDir(), "absent.json"))
+// The file at DefaultPath is optional.
+func TestLoadMissingDefaultFileYieldsDefaults(t *testing.T) {
+	if _, err := os.Stat(DefaultPath); !errors.Is(err, fs.ErrNotExist) {
+		t.Skipf("%s exists here (%v)", DefaultPath, err)
+	}
+	cfg, err := Load(DefaultPath)
 	if err != nil {
 		t.Fatalf("missing file: got error %v, want none", err)
 	}
 	if !reflect.DeepEqual(cfg, Default()) {
 		t.Fatalf("missing file: got %+v, want defaults", cfg)
+	}
+}
+
+// A file named elsewhere that does not exist is a mistake (a typo) that
+// must show, not be replaced by the defaults unseen.
+func TestLoadMissingNamedFileIsAnError(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "fanotify.jsn")
+	cfg, err := Load(path)
+	if err == nil || err.Error() != "config "+path+": no such file or directory" {
+		t.Errorf("got error %v, want one naming %s once", err, path)
+	}
+	if !reflect.DeepEqual(cfg, Default()) {
+		t.Fatalf("got %+v with the error, want defaults", cfg)
 	}
 }
 

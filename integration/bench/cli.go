@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -25,8 +26,11 @@ func (b *bench) commandLine(reps, holder int) error {
 	if b.cbin.walk == "" {
 		return nil
 	}
-	noConfig := filepath.Join(b.cbin.dir, "absent.json") // defaults
-	query := func(sql string) []string { return []string{b.o.ext, "query", "--config", noConfig, sql} }
+	defaults := filepath.Join(b.cbin.dir, "defaults.json")
+	if err := os.WriteFile(defaults, []byte("{}"), 0o644); err != nil {
+		return err
+	}
+	query := func(sql string) []string { return []string{b.o.ext, "query", "--config", defaults, sql} }
 	commands := []command{
 		{"C walk (one walk, as a process)", []string{b.cbin.walk, "1"}, false},
 		{"`fanotify.ext query \"SELECT COUNT(*) FROM inotify_watches\"`", query("SELECT COUNT(*) FROM inotify_watches"), false},
@@ -36,7 +40,7 @@ func (b *bench) commandLine(reps, holder int) error {
 		{"`fanotify.ext query \"SELECT * FROM fanotify_marks\"` (pretty table)", query("SELECT * FROM fanotify_marks"), false},
 		{"`fanotify.ext query \"SELECT * FROM inotify_watches WHERE pid = ...\"` (one holder's watches)",
 			query(fmt.Sprintf("SELECT * FROM inotify_watches WHERE pid = %d", holder)), false},
-		{"`fanotify.ext report`", []string{b.o.ext, "report", "--config", noConfig}, true},
+		{"`fanotify.ext report`", []string{b.o.ext, "report", "--config", defaults}, true},
 	}
 	commands = append(commands, b.peerCommands()...)
 	runs := make([][]cost, len(commands))
