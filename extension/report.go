@@ -267,14 +267,23 @@ func (p printer) mountsReport(r tables.LimitRating) {
 	tw.Flush()
 	for _, a := range r.Assessments {
 		if a.ProjectedKnown && a.LimitKnown {
-			verdict := "fits"
-			if unmarked > a.Headroom() {
-				verdict = "does NOT fit"
-			}
 			fmt.Fprintf(p.w, "Marking every mount needs %d more marks; uid 0 has %d left of %s=%d: %s.\n",
-				unmarked, a.Headroom(), a.Sysctl, a.Value, verdict)
+				unmarked, a.Headroom(), a.Sysctl, a.Value, fitVerdict(a, unmarked))
 		}
 	}
+}
+
+// fitVerdict says whether unmarked more marks fit in a's headroom. Usage
+// rated unknown is a lower bound: the headroom may be smaller than it
+// looks, so only a need over it is certain.
+func fitVerdict(a fanotify.Assessment, unmarked int64) string {
+	switch {
+	case unmarked > a.Headroom():
+		return "does NOT fit"
+	case a.Risk == fanotify.RiskUnknown:
+		return "cannot tell whether they fit, " + riskWhy(a)
+	}
+	return "fits"
 }
 
 func (p printer) risks(as []fanotify.Assessment) {

@@ -17,6 +17,7 @@ import (
 	"github.com/osquery-fanotify/osquery-fanotify/fanotify"
 	"github.com/osquery-fanotify/osquery-fanotify/fanotify/fanotifytest"
 	"github.com/osquery-fanotify/osquery-fanotify/fanotify/procfs"
+	"github.com/osquery-fanotify/osquery-fanotify/tables"
 )
 
 // alone wraps a child in its own pid namespace and /proc, so that the
@@ -120,7 +121,7 @@ func TestReportShowsEachPart(t *testing.T) {
 	}
 	out := runReportFor(t, exitUnknown, "--no-color")
 	for _, part := range []string{"fs.fanotify.max_user_marks", "fs.inotify.max_user_watches", "Top fanotify holders", "Top inotify holders",
-		"Mounts per mount namespace", "Marking every mount needs", "another pid namespace", "UNKNOWN fs.fanotify.max_user_marks uid 0"} {
+		"Mounts per mount namespace", "Marking every mount needs", ": cannot tell whether they fit", "another pid namespace", "UNKNOWN fs.fanotify.max_user_marks uid 0"} {
 		if !strings.Contains(out, part) {
 			t.Errorf("report lacks %q:\n%s", part, out)
 		}
@@ -223,6 +224,27 @@ func TestReportBadArguments(t *testing.T) {
 	var out, errOut bytes.Buffer
 	if code := report([]string{"-h"}, &out, false, &errOut); code != exitOK || !strings.Contains(errOut.String(), "-no-color") {
 		t.Errorf("report -h: exit %d, usage %q", code, errOut.String())
+	}
+}
+
+// Where usage is a lower bound, so is the headroom: the report cannot tell
+// that marking every mount fits.
+func TestReportMountsFitUnknownWithoutEveryProcess(t *testing.T) {
+	marks := fanotify.Assessment{LimitValue: procfs.LimitValue{Value: 100}, Sysctl: "fs.fanotify.max_user_marks",
+		LimitKnown: true, UsedKnown: true, Used: 10, ProjectedKnown: true, Projected: 30}
+	for _, c := range []struct {
+		risk, reason, want string
+	}{
+		{fanotify.RiskOK, "", "uid 0 has 90 left of fs.fanotify.max_user_marks=100: fits."},
+		{fanotify.RiskUnknown, fanotify.ReasonNoAccess, "uid 0 has 90 left of fs.fanotify.max_user_marks=100: cannot tell whether they fit, other processes are not visible from here."},
+		{fanotify.RiskUnknown, fanotify.ReasonIncomplete, ": cannot tell whether they fit, the scan did not read every process"},
+	} {
+		marks.Risk, marks.Reason = c.risk, c.reason
+		var out bytes.Buffer
+		printer{w: &out}.mountsReport(tables.LimitRating{Assessments: []fanotify.Assessment{marks}, Mounts: []tables.NamespaceMounts{{MntNS: 1, Mounts: 25, Unmarked: 20}}})
+		if !strings.Contains(out.String(), "Marking every mount needs 20 more marks; ") || !strings.Contains(out.String(), c.want) {
+			t.Errorf("risk %s: lacks %q:\n%s", c.risk, c.want, out.String())
+		}
 	}
 }
 
