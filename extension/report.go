@@ -76,9 +76,30 @@ func report(args []string, out io.Writer, terminal bool, errOut io.Writer) int {
 		fmt.Fprintf(errOut, "fanotify.ext report: %v\n", err)
 		return exitUnknown
 	}
-	p := printer{w: out, color: terminal && !*noColor}
-	p.report(rating)
+	w := &firstErrorWriter{w: out}
+	printer{w: w, color: terminal && !*noColor}.report(rating)
+	if w.err != nil {
+		fmt.Fprintf(errOut, "fanotify.ext report: %v\n", w.err)
+		return exitUnknown
+	}
 	return exitCode(rating.Assessments)
+}
+
+// firstErrorWriter writes to w until a write fails, then keeps that error
+// and writes nothing more: the report checks once, at the end, that all of
+// it was written.
+type firstErrorWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (f *firstErrorWriter) Write(b []byte) (int, error) {
+	if f.err != nil {
+		return 0, f.err
+	}
+	n, err := f.w.Write(b)
+	f.err = err
+	return n, err
 }
 
 // exitCode is the worst risk: critical, then warning, then unknown. A

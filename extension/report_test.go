@@ -248,6 +248,21 @@ func TestReportMountsFitUnknownWithoutEveryProcess(t *testing.T) {
 	}
 }
 
+// A report that could not be written is an error, not the exit code of
+// what it would have said.
+func TestReportWriteErrorIsUnknown(t *testing.T) {
+	full, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
+	if err != nil {
+		t.Skip(err)
+	}
+	defer full.Close()
+	var errOut bytes.Buffer
+	if code := report([]string{"--config", writeConfig(t, map[string]any{})}, full, false, &errOut); code != exitUnknown ||
+		!strings.Contains(errOut.String(), "write /dev/full: no space left on device") {
+		t.Errorf("exit %d, stderr %q; want 3 and the write error", code, errOut.String())
+	}
+}
+
 // Colour only on a terminal.
 func TestReportColourOnTerminalOnly(t *testing.T) {
 	ptmx, err := os.OpenFile("/dev/ptmx", os.O_RDWR, 0)
