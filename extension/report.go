@@ -174,6 +174,7 @@ func (p printer) report(r tables.LimitRating) {
 	p.holders(r.Snapshot)
 	p.mountsReport(r)
 	p.risks(r.Assessments)
+	p.notRated(r.Assessments, r.Snapshot)
 }
 
 func (p printer) limits(as []fanotify.Assessment) {
@@ -309,13 +310,9 @@ func fitVerdict(a fanotify.Assessment, unmarked int64) string {
 
 func (p printer) risks(as []fanotify.Assessment) {
 	p.heading("Risks")
-	n, hidden := 0, 0
+	n := 0
 	for _, a := range as {
-		if hiddenLimit(a) {
-			hidden++
-			continue
-		}
-		if a.Risk == fanotify.RiskOK {
+		if hiddenLimit(a) || a.Risk == fanotify.RiskOK {
 			continue
 		}
 		n++
@@ -328,13 +325,43 @@ func (p printer) risks(as []fanotify.Assessment) {
 	if n == 0 {
 		fmt.Fprintln(p.w, "none: every limit is below its warning threshold")
 	}
-	if hidden > 0 {
-		noun := "limits"
-		if hidden == 1 {
-			noun = "limit"
+}
+
+// notRated lists the limits of child user namespaces that only a process
+// inside reads, with the command that reads each namespace's through a
+// process living in it.
+func (p printer) notRated(as []fanotify.Assessment, snap *fanotify.Snapshot) {
+	var namespaces []uint64
+	sysctls := make(map[uint64][]string)
+	n := 0
+	for _, a := range as {
+		ns := a.Charge.UserNS
+		if !hiddenLimit(a) || slices.Contains(sysctls[ns], a.Sysctl) {
+			continue
 		}
-		fmt.Fprintf(p.w, "Not rated: %d %s of child user namespaces (user.max_*, unlimited unless the namespace's root lowered them), which only a process inside reads: nsenter -U -t PID cat /proc/sys/user/max_inotify_instances. What they use is also charged, and rated above, where their owners are.\n", hidden, noun)
+		if sysctls[ns] == nil {
+			namespaces = append(namespaces, ns)
+		}
+		sysctls[ns] = append(sysctls[ns], a.Sysctl)
+		n++
 	}
+	if n == 0 {
+		return
+	}
+	noun := "limits"
+	if n == 1 {
+		noun = "limit"
+	}
+	fmt.Fprintf(p.w, "Not rated: %d %s of child user namespaces (user.max_*, unlimited unless the namespace's root lowered them), which only a process inside reads:\n", n, noun)
+	for _, ns := range namespaces {
+		names := strings.Join(sysctls[ns], " ")
+		if pid, ok := snap.ProcessIn(ns); ok {
+			fmt.Fprintf(p.w, "  user ns %d: nsenter -U -t %d sysctl %s\n", ns, pid, names)
+		} else {
+			fmt.Fprintf(p.w, "  user ns %d: no process lives in it to read %s\n", ns, names)
+		}
+	}
+	fmt.Fprintln(p.w, "What they use is also charged, and rated above, where their owners are.")
 }
 
 func riskWhy(a fanotify.Assessment) string {

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -225,6 +227,60 @@ func TestReportBadArguments(t *testing.T) {
 	if code := report([]string{"-h"}, &out, false, &errOut); code != exitOK || !strings.Contains(errOut.String(), "-no-color") {
 		t.Errorf("report -h: exit %d, usage %q", code, errOut.String())
 	}
+}
+
+// The limits of child user namespaces are read through a process living in
+// each: here the holder in the inner of two nested namespaces. No process
+// lives in the outer one, which the inner one's unshare left.
+func TestReportNamesAProcessInsideEachChildNamespace(t *testing.T) {
+	if !aloneAsRoot(t) {
+		return
+	}
+	in := fanotifytest.Inotify(t, t.TempDir())
+	attr := &syscall.SysProcAttr{
+		Cloneflags:  syscall.CLONE_NEWUSER,
+		UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: 0, Size: 1}},
+		GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: 0, Size: 1}},
+	}
+	pid := fanotifytest.HoldCommand(t, exec.Command("unshare", "-U", "sleep", "1000"), attr, in)
+	fanotifytest.Close(in)
+	fanotifytest.WaitExec(t, pid, "sleep") // unshare creates the inner namespace first
+	fs := procfs.NewFS(procfs.DefaultRoot)
+	inner, err := fs.NamespaceInode(pid, "user")
+	if err != nil {
+		t.Fatal(err)
+	}
+	outer := parentUserNS(t, pid)
+
+	out := runReportFor(t, exitUnknown, "--no-color")
+	for _, want := range []string{
+		fmt.Sprintf("\n  user ns %d: nsenter -U -t %d sysctl user.max_inotify_instances user.max_inotify_watches\n", inner, pid),
+		fmt.Sprintf("\n  user ns %d: no process lives in it to read user.max_inotify_instances user.max_inotify_watches\n", outer),
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// parentUserNS returns the parent of pid's user namespace.
+func parentUserNS(t *testing.T, pid int) uint64 {
+	t.Helper()
+	fd, err := unix.Open(fmt.Sprintf("/proc/%d/ns/user", pid), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	parent, err := unix.IoctlRetInt(fd, unix.NS_GET_PARENT)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(parent)
+	var st unix.Stat_t
+	if err := unix.Fstat(parent, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Ino
 }
 
 // Where usage is a lower bound, so is the headroom: the report cannot tell

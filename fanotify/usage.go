@@ -49,9 +49,10 @@ type Snapshot struct {
 	fdGrouped             sync.Once
 	fdFanotify, fdInotify []*Group
 	owners                sync.Once
-	// Set by ReadOwners; see Ancestors and Untranslated.
+	// Set by ReadOwners; see Ancestors, Untranslated and ProcessIn.
 	ancestors    map[uint64][]Charge
 	untranslated map[uint64]bool
+	members      map[uint64]int
 }
 
 // Group is one fanotify group or inotify instance: one open file, however
@@ -379,6 +380,7 @@ func (s *Snapshot) ReadOwners() {
 		}
 		s.ancestors = view.ancestors()
 		s.untranslated = view.untranslated
+		s.members = view.pids
 	})
 }
 
@@ -409,6 +411,16 @@ func (s *Snapshot) Ancestors() map[uint64][]Charge {
 func (s *Snapshot) Untranslated() map[uint64]bool {
 	s.ReadOwners()
 	return s.untranslated
+}
+
+// ProcessIn returns a process living in user namespace ns, as charging
+// found it: a holder, or for a namespace charged above its holders (a
+// middle level of nested namespaces), any process living there. ok is
+// false for a namespace charged nothing, or where no process lives.
+func (s *Snapshot) ProcessIn(ns uint64) (pid int, ok bool) {
+	s.ReadOwners()
+	pid, ok = s.members[ns]
+	return pid, ok
 }
 
 // fileOrder compares the open files of two fds in the kernel's order

@@ -128,7 +128,7 @@ func TestSnapshotMarkPaths(t *testing.T) {
 }
 
 // A holder in a user namespace nested two deep is charged there, and the
-// namespaces' owners above it.
+// namespaces' owners above it; it is the process found living there.
 func TestSnapshotChargingChain(t *testing.T) {
 	in := fanotifytest.Inotify(t, t.TempDir())
 	attr := &syscall.SysProcAttr{
@@ -160,6 +160,13 @@ func TestSnapshotChargingChain(t *testing.T) {
 	}
 	if outer := chain[1].UserNS; outer == inner || outer == InitialUserNS || chain[2] != (Charge{UserNS: InitialUserNS, UID: 0}) || chain[1].UID != 0 {
 		t.Errorf("chain %+v: want [inner ns, (outer ns, uid 0), (initial ns, uid 0)]", chain)
+	}
+	// The holder lives in the inner namespace; nothing in the outer one.
+	if got, ok := snap.ProcessIn(inner); !ok || got != pid {
+		t.Errorf("ProcessIn(inner) = %d, %v; want the holder %d", got, ok, pid)
+	}
+	if got, ok := snap.ProcessIn(chain[1].UserNS); ok {
+		t.Errorf("ProcessIn(outer) = %d, want none: no process lives there", got)
 	}
 }
 
