@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"runtime/debug"
+	"strconv"
 	"time"
 
 	"github.com/apache/thrift/lib/go/thrift"
@@ -43,9 +44,47 @@ func (r *reply) len() int {
 func (r *reply) response() *osquery.ExtensionResponse {
 	named := r.named
 	if r.table != nil {
-		named = r.table.Named(r.rows.All, r.q)
+		named = r.namedRows()
 	}
 	return &osquery.ExtensionResponse{Status: r.status(), Response: named}
+}
+
+// namedRows are the rows as writeRows writes them.
+func (r *reply) namedRows() []map[string]string {
+	ids := r.rowIDs()
+	var rowids []string
+	rows := func(yield func(tables.Row) bool) {
+		for row := range r.rows.All {
+			if ids != nil {
+				rowids = append(rowids, strconv.FormatInt(ids.Next(row), 10))
+			}
+			if !yield(row) {
+				return
+			}
+		}
+	}
+	named := r.table.Named(rows, r.q)
+	for i, id := range rowids {
+		named[i][tables.RowIDKey] = id
+	}
+	return named
+}
+
+// rowIDs gives a generate's rows their rowids when it had constraints, and
+// is nil otherwise. SQLite needs the rowids of an extension table only to
+// merge the generates of a multi-index OR, and plans one only when each
+// branch has a usable constraint, which osqueryd forwards; an unconstrained
+// generate, such as a SELECT * of 50,000 marks, skips hashing every row.
+// One branch escapes: osqueryd drops a constraint whose value is NULL or
+// the empty string (xFilter), so that branch's generate arrives
+// unconstrained and osqueryd numbers its rows from 0; a row that both
+// branches return then comes twice (none is lost: numbers and hashes do not
+// meet).
+func (r *reply) rowIDs() *tables.RowIDs {
+	if !r.q.Constrained() {
+		return nil
+	}
+	return tables.NewRowIDs(r.table, r.rows.Len)
 }
 
 // callProcessor serves osqueryd's call() as the generated processor does,
@@ -145,9 +184,10 @@ func (r *reply) write(ctx context.Context, out thrift.TProtocol, seqID int32) er
 }
 
 // writeRows writes the response list, a map<string,string> per row of the
-// columns the query reads, in the binary protocol's encoding straight into
-// the transport: through the protocol, two interface calls and a closure
-// per string cost as much as the generate of a per-mark table itself.
+// columns the query reads (and its rowid, see rowIDs), in the binary
+// protocol's encoding straight into the transport: through the protocol,
+// two interface calls and a closure per string cost as much as the generate
+// of a per-mark table itself.
 func (r *reply) writeRows(out thrift.TProtocol) error {
 	if _, ok := out.(*thrift.TBinaryProtocol); !ok {
 		return fmt.Errorf("call replies are encoded for the binary protocol, not %T", out)
@@ -169,15 +209,23 @@ func (r *reply) writeRows(out thrift.TProtocol) error {
 	for j, i := range used {
 		keys[j] = appendString(nil, r.table.Columns[i].Name)
 	}
+	ids, width := r.rowIDs(), len(used)
+	if ids != nil {
+		width++
+	}
 	n := 0
 	for row := range r.rows.All {
 		if w.err != nil {
 			break // osqueryd is gone: the rows left would be built for nobody
 		}
-		w.mapBegin(len(used))
+		w.mapBegin(width)
 		for j, i := range used {
 			w.buf = append(w.buf, keys[j]...)
 			w.string(row.Value(i))
+		}
+		if ids != nil {
+			var rowid [20]byte // room for the longest int64
+			w.buf = appendString(appendString(w.buf, tables.RowIDKey), strconv.AppendInt(rowid[:0], ids.Next(row), 10))
 		}
 		n++
 	}
@@ -224,7 +272,7 @@ func (l *listWriter) flush() error {
 
 // appendString appends s as the binary protocol encodes a string: its
 // length as a big-endian int32, then its bytes.
-func appendString(b []byte, s string) []byte {
+func appendString[S string | []byte](b []byte, s S) []byte {
 	b = binary.BigEndian.AppendUint32(b, uint32(len(s)))
 	return append(b, s...)
 }

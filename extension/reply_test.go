@@ -59,6 +59,7 @@ func TestReplyWritesWhatTheGeneratedCodeReads(t *testing.T) {
 		{table: tbl, rows: rows, q: tables.NewQueryContext(nil, []string{"a", "b"})},
 		{table: tbl, rows: rows, q: tables.NewQueryContext(nil, []string{})},
 		{table: tbl, rows: rowsOf(), q: tables.NewQueryContext(nil, nil)},
+		{table: tbl, rows: rows, q: tables.NewQueryContext(byB, []string{"a", "b"})},
 		{named: osquery.ExtensionPluginResponse{{"id": "column", "name": "a", "type": "TEXT"}}},
 		{err: errors.New("t: unknown action")},
 	} {
@@ -70,6 +71,32 @@ func TestReplyWritesWhatTheGeneratedCodeReads(t *testing.T) {
 	_, got := roundTrip(t, &reply{table: tbl, rows: rows, q: tables.NewQueryContext(nil, []string{"a", "b"})})
 	if want := (map[string]string{"a": "x", "b": "1"}); !maps.Equal(got.Response[0], want) {
 		t.Errorf("first row %v, want %v", got.Response[0], want)
+	}
+}
+
+// byB is a constraint on column b of the tests' tables.
+var byB = map[string][]tables.Constraint{"b": {{Op: tables.OpEquals, Expr: "1"}}}
+
+// A constrained generate's rows carry rowids derived from their content,
+// which osqueryd takes in place of its numbers from 0, so that the
+// generates of a multi-index OR do not collide; an unconstrained one, never
+// part of such an OR, carries none.
+func TestReplyCarriesRowIDsWhenConstrained(t *testing.T) {
+	tbl := &tables.Table{Name: "t", Columns: []table.ColumnDefinition{table.TextColumn("a"), table.BigIntColumn("b")}}
+	rows := []tables.Row{tables.RowOf("x", "1"), tables.RowOf("y", "1"), tables.RowOf("x", "1")}
+	_, got := roundTrip(t, &reply{table: tbl, rows: rowsOf(rows...), q: tables.NewQueryContext(byB, nil)})
+	ids := tables.NewRowIDs(tbl, len(rows))
+	seen := map[string]bool{}
+	for i, r := range got.Response {
+		id := r[tables.RowIDKey]
+		if want := strconv.FormatInt(ids.Next(rows[i]), 10); id != want || seen[id] {
+			t.Errorf("row %d %v: rowid %q, want %s, distinct from %v", i, r, id, want, seen)
+		}
+		seen[id] = true
+	}
+	_, got = roundTrip(t, &reply{table: tbl, rows: rowsOf(rows...), q: tables.NewQueryContext(nil, nil)})
+	if _, ok := got.Response[0][tables.RowIDKey]; ok {
+		t.Errorf("unconstrained row %v carries a rowid", got.Response[0])
 	}
 }
 

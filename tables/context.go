@@ -140,6 +140,17 @@ func (q QueryContext) Uses(col string) bool {
 	return q.colsUsed == nil || q.colsUsed[col]
 }
 
+// Constrained reports whether osqueryd sent any constraint: it sends every
+// column, most with an empty list.
+func (q QueryContext) Constrained() bool {
+	for _, cs := range q.Constraints {
+		if len(cs) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // Equals returns the values col must equal (=, IN), and false when the query
 // does not restrict col to a finite set. The values are compared as text, so
 // numeric columns use IntEquals. IS is left out: a NULL operand would match

@@ -119,6 +119,23 @@ func ctx(cs ...Constraint) QueryContext {
 	return NewQueryContext(map[string][]Constraint{"c": cs}, nil)
 }
 
+// osqueryd sends every column, with an empty list when unconstrained.
+func TestConstrained(t *testing.T) {
+	for contextJSON, want := range map[string]bool{
+		``: false,
+		`{"constraints":[{"name":"pid","list":[],"affinity":"BIGINT"},{"name":"path","list":"","affinity":"TEXT"}]}`:                       false,
+		`{"constraints":[{"name":"pid","list":[],"affinity":"BIGINT"},{"name":"path","list":[{"op":65,"expr":"/a%"}],"affinity":"TEXT"}]}`: true,
+	} {
+		q, err := ParseContext(contextJSON)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := q.Constrained(); got != want {
+			t.Errorf("Constrained() of %s = %v, want %v", contextJSON, got, want)
+		}
+	}
+}
+
 func TestEquals(t *testing.T) {
 	cases := []struct {
 		name string

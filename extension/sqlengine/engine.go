@@ -7,14 +7,14 @@
 // tables.Runner as in osquery mode, SQLite re-applies every filter, and
 // generated strings become SQLite values with osqueryd's conversions.
 //
-// Two differences are deliberate:
-//   - modernc's vtab API does not expose sqlite3_vtab_in, so an IN list on an
-//     OPTIMIZED column costs one generate per value here, where osqueryd
-//     ≥ 5.14 makes one generate holding every value. The rows are the same.
-//   - A row's rowid is derived from its content, where osqueryd numbers each
-//     generate's rows from 0; with those numbers SQLite's multi-index OR
-//     drops rows of extension tables that narrow by their constraints
-//     (osquery#7066). Here an OR returns what a plain scan returns.
+// A row's rowid is derived from its content (tables.RowIDs), the rowid the
+// extension sends osqueryd with a constrained generate's rows, so that
+// SQLite's multi-index OR returns what a plain scan returns.
+//
+// One difference is deliberate: modernc's vtab API does not expose
+// sqlite3_vtab_in, so an IN list on an OPTIMIZED column costs one generate
+// per value here, where osqueryd ≥ 5.14 makes one generate holding every
+// value. The rows are the same.
 package sqlengine
 
 import (

@@ -2,9 +2,7 @@ package sqlengine
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
-	"hash/fnv"
 
 	"github.com/osquery/osquery-go/plugin/table"
 	"modernc.org/sqlite/vtab"
@@ -159,36 +157,6 @@ func (c *cursor) Filter(_ int, idxStr string, vals []vtab.Value) error {
 	return err
 }
 
-// rowids identifies each row by its content and its rank among identical
-// rows of the generate. SQLite's multi-index OR runs one scan per branch and
-// drops rows whose rowid an earlier scan returned. osqueryd numbers each
-// generate's rows from 0, so the scans' numbers collide and it loses rows of
-// extension tables (osquery#7066, osquery#8024); a content key returns what
-// a plain scan returns, like the primary key of osqueryd's core tables.
-func rowids(t *tables.Table, rows []tables.Row) []int64 {
-	ids := make([]int64, len(rows))
-	seen := make(map[uint64]uint64, len(rows))
-	var key []byte
-	for i, r := range rows {
-		key = key[:0]
-		for i := range t.Columns {
-			v := r.Value(i)
-			key = binary.AppendUvarint(key, uint64(len(v)))
-			key = append(key, v...)
-		}
-		content := fnv64(key)
-		ids[i] = int64(fnv64(binary.AppendUvarint(binary.LittleEndian.AppendUint64(nil, content), seen[content])))
-		seen[content]++
-	}
-	return ids
-}
-
-func fnv64(b []byte) uint64 {
-	h := fnv.New64a()
-	h.Write(b)
-	return h.Sum64()
-}
-
 func (c *cursor) Next() error { c.pos++; return nil }
 func (c *cursor) Eof() bool   { return c.pos >= len(c.rows) }
 
@@ -205,7 +173,11 @@ func (c *cursor) Rowid() (int64, error) {
 		return 0, fmt.Errorf("%s: no row %d", c.table.table.Name, c.pos)
 	}
 	if c.rowids == nil { // only multi-index OR plans ask
-		c.rowids = rowids(c.table.table, c.rows)
+		ids := tables.NewRowIDs(c.table.table, len(c.rows))
+		c.rowids = make([]int64, len(c.rows))
+		for i, r := range c.rows {
+			c.rowids[i] = ids.Next(r)
+		}
 	}
 	return c.rowids[c.pos], nil
 }
