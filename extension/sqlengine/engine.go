@@ -57,6 +57,9 @@ type Result struct {
 func New(runner *tables.Runner) (*Engine, error) {
 	e := &Engine{runner: runner}
 	d := &sqlite.Driver{}
+	if err := registerFunctions(d); err != nil {
+		return nil, err
+	}
 	for _, t := range runner.Tables() {
 		if err := d.RegisterModule(t.Name, &module{engine: e, table: t}); err != nil {
 			return nil, fmt.Errorf("table %s: %w", t.Name, err)
