@@ -43,7 +43,7 @@ type viewText struct{ mntNS, pid string }
 var mountColumns = []column[*mount]{
 	{bigint("mnt_ns", "Inode of the mount namespace (/proc/PID/ns/mnt)", index),
 		func(m *mount) string { return m.view.mntNS }},
-	{bigint("pid", "Process through which the namespace was read: its lowest pid (a thread id for a namespace only a thread is in), or the pid the query asks for; paths are relative to its root directory", index),
+	{bigint("pid", "Process through which the namespace was read: of its processes (threads for a namespace only a thread is in), the lowest pid among those whose root directory shows the most mounts, or the pid the query asks for. Paths are relative to its root directory, and mounts it does not reach are not listed: when every process of a namespace is chrooted (a service with RootDirectory=), the rows are the mounts below one of their roots, the one with the most", index),
 		func(m *mount) string { return m.view.pid }},
 	{bigint("mount_id", "Mount ID, unique on the host (fdinfo's mnt_id: is the same number in hex)"),
 		func(m *mount) string { return strconv.Itoa(m.info.ID) }},
@@ -129,11 +129,13 @@ type namespaceView struct {
 }
 
 // namespaceViews picks the namespaces the query needs. Without a pid
-// constraint every process and thread is looked at, and each namespace is
-// read through its lowest pid (a thread's id when only threads of other
-// processes are in it), falling back to the next if that one exits; with
-// one, each asked-for pid shows its own namespace (a row whose pid differs
-// from the constraint would be dropped).
+// constraint every process and thread is looked at, and each namespace
+// keeps as candidates to read it through (see read) its processes, lowest
+// pid first, or the threads in it when no process is: a thread has its
+// process's root directory (short of unshare(CLONE_FS) and a chroot of
+// its own), and would only cost a comparison more. With a pid constraint,
+// each asked-for pid shows its own namespace (a row whose pid differs from
+// the constraint would be dropped).
 func namespaceViews(ctx context.Context, env *Env, q QueryContext) ([]namespaceView, error) {
 	wantNS, nsNarrowed := q.IntEquals("mnt_ns")
 	asked, pidNarrowed := q.IntEquals("pid")
@@ -157,9 +159,13 @@ func namespaceViews(ctx context.Context, env *Env, q QueryContext) ([]namespaceV
 	}
 	var views []namespaceView
 	byNS := make(map[uint64]int) // mnt_ns -> index in views
-	for _, id := range ids {
+	threadViews := len(ids)      // views from this index on were started by threads
+	for i, id := range ids {
 		if err := ctx.Err(); err != nil {
 			return nil, err
+		}
+		if i == len(pids) {
+			threadViews = len(views)
 		}
 		ns, err := env.Proc.NamespaceInode(id, "mnt")
 		if skipProcess(env, id, err) {
@@ -171,8 +177,10 @@ func namespaceViews(ctx context.Context, env *Env, q QueryContext) ([]namespaceV
 		if nsNarrowed && !slices.Contains(wantNS, int64(ns)) {
 			continue
 		}
-		if i, seen := byNS[ns]; seen && !pidNarrowed {
-			views[i].pids = append(views[i].pids, id)
+		if j, seen := byNS[ns]; seen && !pidNarrowed {
+			if i < len(pids) || j >= threadViews {
+				views[j].pids = append(views[j].pids, id)
+			}
 			continue
 		}
 		byNS[ns] = len(views)
@@ -197,23 +205,69 @@ func withThreads(env *Env, pids []int) []int {
 }
 
 // read returns the mounts of the namespace and the pid they were read
-// through; no mounts when every candidate process has exited, or when the
-// namespace's mount table cannot be read: one namespace (a container with
-// a mount table this reader rejects) must not take every other one away.
+// through. The kernel lists in /proc/PID/mountinfo only the mounts that
+// PID's root directory reaches: a chrooted process shows part of the
+// namespace. So each root among the candidates is read once, and the view
+// with the most mounts is kept, the namespace's whole view where any
+// process has it (the first one read on ties). No mounts when every
+// candidate process has exited, or when the namespace's mount table cannot
+// be read: one namespace (a container with a mount table this reader
+// rejects) must not take every other one away.
 func (v namespaceView) read(env *Env) (int, []*mountinfo.Info) {
+	var pid int
+	var mounts []*mountinfo.Info
+	for _, readers := range v.byRoot(env) {
+		p, m, err := readFirst(env, readers)
+		if err != nil {
+			env.Log.Warn("mount_points: skipping a mount namespace whose mount table cannot be read",
+				"mnt_ns", v.mntNS, "pid", p, "err", err)
+			return 0, nil
+		}
+		if len(m) > len(mounts) {
+			pid, mounts = p, m
+		}
+	}
+	return pid, mounts
+}
+
+// byRoot groups the candidates by root directory, in order. Those whose
+// root cannot be identified (not allowed, or statx missing) form one group
+// of their own; those that exited are left out. A single candidate is not
+// looked at: there is nothing to compare.
+func (v namespaceView) byRoot(env *Env) [][]int {
+	if len(v.pids) == 1 {
+		return [][]int{v.pids}
+	}
+	var groups [][]int
+	index := make(map[procfs.Root]int)
 	for _, pid := range v.pids {
+		root, err := env.Proc.ProcessRoot(pid)
+		if errors.Is(err, procfs.ErrProcessGone) {
+			continue
+		}
+		i, seen := index[root] // an unidentified root is the zero Root
+		if !seen {
+			i = len(groups)
+			index[root] = i
+			groups = append(groups, nil)
+		}
+		groups[i] = append(groups[i], pid)
+	}
+	return groups
+}
+
+// readFirst reads the mounts through the first of pids that can be read,
+// falling back to the next one when a process has exited; no mounts and
+// no error when every one has.
+func readFirst(env *Env, pids []int) (int, []*mountinfo.Info, error) {
+	for _, pid := range pids {
 		mounts, err := env.Proc.Mounts(pid)
 		if skipProcess(env, pid, err) {
 			continue
 		}
-		if err != nil {
-			env.Log.Warn("mount_points: skipping a mount namespace whose mount table cannot be read",
-				"mnt_ns", v.mntNS, "pid", pid, "err", err)
-			return 0, nil
-		}
-		return pid, mounts
+		return pid, mounts, err
 	}
-	return 0, nil
+	return 0, nil, nil
 }
 
 // skipProcess reports whether err means pid is to be left out: it exited,

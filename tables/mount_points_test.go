@@ -347,6 +347,98 @@ func TestMountPointsNamespaceOfAThread(t *testing.T) {
 	}
 }
 
+// chrootDirEnv tells the child half of TestMountPointsChrootedLowestPid
+// where to mount and chroot.
+const chrootDirEnv = "MOUNT_POINTS_CHROOT_DIR"
+
+// A namespace whose lowest pid is chrooted is read through a process that
+// sees all of it: the kernel lists in a chrooted process's mountinfo only
+// the mounts under its root. Both mount_points and the projection of
+// fanotify_limits count them.
+func TestMountPointsChrootedLowestPid(t *testing.T) {
+	if fanotifytest.IsChild(t) {
+		chrootUntilEOF(t, os.Getenv(chrootDirEnv))
+		return
+	}
+	dir := t.TempDir()
+	cmd := fanotifytest.ChildCommand(t, nil, "unshare", "-m", "--propagation", "private")
+	cmd.Env = append(cmd.Env, chrootDirEnv+"="+dir)
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stdin.Close()
+		cmd.Wait()
+	})
+	waitReady(t, stdout)
+	chrooted := cmd.Process.Pid
+	whole := fanotifytest.HoldCommand(t, exec.Command("nsenter", "-t", strconv.Itoa(chrooted), "-m", "sleep", "1000"), nil)
+	fanotifytest.WaitExec(t, whole, "sleep")
+	if whole < chrooted {
+		t.Skipf("pids wrapped: the whole view's pid %d is below the chrooted one's %d", whole, chrooted)
+	}
+	mntNS, err := procfs.NewFS("/proc").NamespaceInode(chrooted, "mnt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mountinfo, err := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", whole))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mounts := strings.Count(string(mountinfo), "\n")
+	ns := strconv.FormatUint(mntNS, 10)
+	for _, constraints := range []map[string][]Constraint{nil, equals("mnt_ns", ns)} {
+		var paths []string
+		for _, r := range generateMounts(t, testEnv("/proc"), constraints) {
+			if r["mnt_ns"] != ns {
+				continue
+			}
+			if r["pid"] != strconv.Itoa(whole) {
+				t.Fatalf("constraints %v: namespace read through pid %s, want %d (chrooted: %d)", constraints, r["pid"], whole, chrooted)
+			}
+			paths = append(paths, r["path"])
+		}
+		if len(paths) != mounts || !slices.Contains(paths, filepath.Join(dir, "other")) || !slices.Contains(paths, filepath.Join(dir, "root", "x")) {
+			t.Errorf("constraints %v: %d rows %q, want the %d mounts of pid %d's mountinfo", constraints, len(paths), paths, mounts, whole)
+		}
+	}
+	env := testEnv("/proc")
+	snap, err := env.Usage.Snapshot(context.Background(), procfs.AllMarks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	perNS, err := MountsPerNamespace(context.Background(), env, snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(perNS, func(m NamespaceMounts) bool { return m.MntNS == mntNS })
+	if i < 0 || perNS[i].Mounts != int64(mounts) {
+		t.Errorf("projection counts mounts %+v, want %d in namespace %d", perNS, mounts, mntNS)
+	}
+}
+
+// chrootUntilEOF mounts tmpfs on dir, on dir/root/x and on dir/other,
+// chroots into dir/root, where it sees only x, says it is ready and waits.
+func chrootUntilEOF(t *testing.T, dir string) {
+	for _, sub := range []string{"", "root/x", "other"} {
+		target := filepath.Join(dir, sub)
+		if err := os.MkdirAll(target, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Mount("tmpfs", target, "tmpfs", 0, "size=1m"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := unix.Chroot(filepath.Join(dir, "root")); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Println("ready 0")
+	io.Copy(io.Discard, os.Stdin)
+}
+
 // namespacesByGlob maps mount namespace inodes to their pids, found
 // independently of procfs.FS through /proc/*/ns/mnt.
 func namespacesByGlob(t *testing.T) map[string][]int {
@@ -421,7 +513,7 @@ func TestMountPointsFallsBackToNextPid(t *testing.T) {
 	root := t.TempDir()
 	mountinfo := "1 0 0:2 / / rw - tmpfs none rw\n"
 	for pid, proc := range map[string]struct{ ns, mountinfo string }{
-		"5": {"mnt:[100]", ""}, // exited after its ns link was read
+		"5": {"mnt:[100]", ""}, // exited after its ns link and root were read
 		"6": {"mnt:[100]", mountinfo},
 		"7": {"", ""}, // exited before
 	} {
@@ -431,6 +523,9 @@ func TestMountPointsFallsBackToNextPid(t *testing.T) {
 		}
 		if proc.ns != "" {
 			if err := os.Symlink(proc.ns, filepath.Join(dir, "ns", "mnt")); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink("/", filepath.Join(dir, "root")); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"syscall"
 
 	"github.com/moby/sys/mountinfo"
+	"golang.org/x/sys/unix"
 )
 
 // Mounts reads the mount table of pid's mount namespace as pid sees it
@@ -40,6 +42,26 @@ func (fs FS) Mounts(pid int) ([]*mountinfo.Info, error) {
 		return nil, fmt.Errorf("pid %d: %w", pid, parseErr)
 	}
 	return mounts, nil
+}
+
+// Root identifies the root directory of a process: the mount it is on
+// (0 before Linux 5.8, which does not tell) and its device and inode.
+type Root struct {
+	MountID, Dev, Inode uint64
+}
+
+// ProcessRoot identifies pid's root directory. The kernel leaves out of
+// /proc/PID/mountinfo every mount that PID's root does not reach, so
+// processes of one namespace with the same root read the same mounts, and
+// a chrooted one fewer. The error wraps ErrProcessGone when the process
+// exited.
+func (fs FS) ProcessRoot(pid int) (Root, error) {
+	path := fs.Path(strconv.Itoa(pid), "root")
+	var st unix.Statx_t
+	if err := unix.Statx(unix.AT_FDCWD, path, 0, unix.STATX_INO|unix.STATX_MNT_ID, &st); err != nil {
+		return Root{}, pidError(pid, &os.PathError{Op: "statx", Path: path, Err: err})
+	}
+	return Root{MountID: st.Mnt_id, Dev: unix.Mkdev(st.Dev_major, st.Dev_minor), Inode: st.Ino}, nil
 }
 
 // ParseMountinfo parses the text of /proc/PID/mountinfo, one entry per
