@@ -32,7 +32,7 @@ func fanotifyLimits(env *Env) *Table {
 			bigint("used", "Groups, marks, instances or watches charged here, including those made in child namespaces owned by this uid; NULL for queue limits"),
 			bigint("headroom", "limit_value - used, at least 0"),
 			double("utilization", "used as a percentage of limit_value"),
-			bigint("projected_need", "For max_user_marks of uid 0 in the initial namespace: used plus the mounts of every mount namespace that the group of uid 0 marking the most mounts has not marked yet (what that collector marking every mount would take; a mount another group marks still takes one of its marks); NULL elsewhere"),
+			bigint("projected_need", "For max_user_marks of uid 0 in the initial namespace: used plus the mounts left to mark, what a collector marking every mount of every namespace would take: the reachable mounts (see mount_points) that the group of uid 0 holding the most mount marks has not marked (a mount another group marks still takes one of its marks; a covered mount cannot be marked); NULL elsewhere"),
 			text("risk", "ok, warning, critical or unknown (limit or processes not visible from here)"),
 			text("risk_reason", "usage, projection, no_access, or incomplete (the scan stopped short: usage is a lower bound); empty when ok"),
 			bigint("recommended", "Smallest power of two keeping the need at or below 50%, never below the current value"),
@@ -148,16 +148,16 @@ func addUsage(env *Env, snap *fanotify.Snapshot, in *fanotify.LimitsInput) {
 	in.Visible = snap.Visible && !procHidesOthers(env)
 }
 
-// NamespaceMounts counts the mounts of one mount namespace, and those that
-// root's collector has not marked yet (see collectorMounts).
+// NamespaceMounts counts the mounts of one mount namespace, and those left
+// to mark: reachable (procfs.Reachable) and not marked by root's group
+// taken for the collector (see collectorMounts).
 type NamespaceMounts struct {
 	MntNS            uint64
 	Mounts, Unmarked int64
 }
 
 // MountsPerNamespace reads every mount namespace once (through the same
-// views as mount_points) and counts its mounts, and those root's collector
-// has not marked.
+// views as mount_points) and counts its mounts, and those left to mark.
 func MountsPerNamespace(ctx context.Context, env *Env, snap *fanotify.Snapshot) ([]NamespaceMounts, error) {
 	marked := collectorMounts(ctx, snap)
 	views, err := namespaceViews(ctx, env, NewQueryContext(nil, nil))
@@ -168,8 +168,8 @@ func MountsPerNamespace(ctx context.Context, env *Env, snap *fanotify.Snapshot) 
 	for _, v := range views {
 		_, mounts := v.read(env)
 		ns := NamespaceMounts{MntNS: v.mntNS, Mounts: int64(len(mounts))}
-		for _, m := range mounts {
-			if !marked[uint64(m.ID)] {
+		for i, reached := range procfs.Reachable(mounts) {
+			if reached && !marked[uint64(mounts[i].ID)] {
 				ns.Unmarked++
 			}
 		}

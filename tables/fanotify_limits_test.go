@@ -447,18 +447,24 @@ func TestFanotifyLimitsIdleHost(t *testing.T) {
 	}
 }
 
-// Marking every mount is projected for root: a namespace's mounts count
-// until root's collector, its group marking the most mounts, marks them.
+// Marking every mount is projected for root: a namespace's reachable
+// mounts (those a mount mark can be put on, see TestMountPointsReachable)
+// count until root's group marking the most mounts marks them.
 func TestFanotifyLimitsProjectionCountsUnmarkedMounts(t *testing.T) {
 	if ownUserNS(t) != fanotify.InitialUserNS || os.Geteuid() != 0 {
 		t.Skip("needs root in the initial user namespace")
 	}
 	ns := newPrivateNamespace(t)
-	mountinfo, err := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", ns.pid))
+	infos, err := procfs.NewFS("/proc").Mounts(ns.pid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	mounts := int64(strings.Count(string(mountinfo), "\n"))
+	mounts, reachable := int64(len(infos)), int64(0)
+	for _, ok := range procfs.Reachable(infos) {
+		if ok {
+			reachable++
+		}
+	}
 	env := NewEnv(config.Default(), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	unmarked := func() int64 {
 		t.Helper()
@@ -481,8 +487,8 @@ func TestFanotifyLimitsProjectionCountsUnmarkedMounts(t *testing.T) {
 		t.Fatal("private namespace not listed")
 		return 0
 	}
-	if got := unmarked(); got != mounts {
-		t.Errorf("before any mark: %d unmarked, want all %d", got, mounts)
+	if got := unmarked(); got != reachable {
+		t.Errorf("before any mark: %d unmarked, want all %d reachable", got, reachable)
 	}
 	// /proc/PID/root reaches the namespace's own root mount. A group whose
 	// marks root's budget does not pay for leaves it to be marked.
@@ -498,12 +504,12 @@ func TestFanotifyLimitsProjectionCountsUnmarkedMounts(t *testing.T) {
 		}
 	}
 	markRoot(unix.FAN_UNLIMITED_MARKS)
-	if got := unmarked(); got != mounts {
-		t.Errorf("after an uncharged mark of its root mount: %d unmarked, want all %d", got, mounts)
+	if got := unmarked(); got != reachable {
+		t.Errorf("after an uncharged mark of its root mount: %d unmarked, want all %d reachable", got, reachable)
 	}
 	markRoot(0)
-	if got := unmarked(); got != mounts-1 {
-		t.Errorf("after marking its root mount: %d unmarked, want %d", got, mounts-1)
+	if got := unmarked(); got != reachable-1 {
+		t.Errorf("after marking its root mount: %d unmarked, want %d", got, reachable-1)
 	}
 	// Another group of root's marking another mount: the collector, the
 	// group with the most mount marks, still has as many left to mark.
@@ -515,14 +521,14 @@ func TestFanotifyLimitsProjectionCountsUnmarkedMounts(t *testing.T) {
 	if err := unix.FanotifyMark(other, unix.FAN_MARK_ADD|unix.FAN_MARK_MOUNT, unix.FAN_CLOSE_WRITE, unix.AT_FDCWD, fmt.Sprintf("/proc/%d/root/proc", ns.pid)); err != nil {
 		t.Fatal(err)
 	}
-	if got := unmarked(); got != mounts-1 {
-		t.Errorf("after another group marked another mount: %d unmarked, want %d", got, mounts-1)
+	if got := unmarked(); got != reachable-1 {
+		t.Errorf("after another group marked another mount: %d unmarked, want %d", got, reachable-1)
 	}
 	r := limitRowFor(t, generateLimits(t, nil), procfs.FanotifyMarks, fanotify.InitialUserNS, 0)
 	used, _ := strconv.ParseInt(r["used"], 10, 64)
 	projected, _ := strconv.ParseInt(r["projected_need"], 10, 64)
-	if projected < used+mounts-1 {
-		t.Errorf("projected_need %d < used %d + this namespace's %d unmarked mounts", projected, used, mounts-1)
+	if projected < used+reachable-1 {
+		t.Errorf("projected_need %d < used %d + this namespace's %d unmarked mounts", projected, used, reachable-1)
 	}
 }
 

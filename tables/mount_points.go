@@ -30,10 +30,11 @@ func mountPoints(env *Env) *Table {
 // namespace shows it, and the marks on it (counted only when the query
 // reads a count).
 type mount struct {
-	view    *viewText
-	info    *mountinfo.Info
-	marks   mountMarks
-	counted bool
+	view      *viewText
+	info      *mountinfo.Info
+	reachable bool // found only when the query reads it
+	marks     mountMarks
+	counted   bool
 }
 
 // viewText is the namespace of a mount and the pid it was read through, as
@@ -63,6 +64,8 @@ var mountColumns = []column[*mount]{
 	{text("super_options", "Per-superblock options"), func(m *mount) string { return procfs.DisplayPath(m.info.VFSOptions) }},
 	{text("propagation", "Optional fields of mountinfo (shared:N, master:N, propagate_from:N, unbindable), or private when there are none"),
 		func(m *mount) string { return propagation(m.info.Optional) }},
+	{integer("reachable", "1 when a path from the root directory of pid reaches the mount; 0 when it is covered or below a covered mount: another mount is on its root, or was mounted after it on a directory above its mount point (on /, where lookups start, the mounts over the root are the covered ones). No path leads to it, so no fanotify mount mark can be put on it, and fanotify_limits' projected_need leaves it out"),
+		func(m *mount) string { return boolInt(m.reachable) }},
 	{integer("fanotify_mount_marks", "fanotify mount marks (FAN_MARK_MOUNT) on this mount, summed over every group; NULL when not counted"),
 		markCountOf(func(c *mountMarks) int { return c.fanotifyMount })},
 	{integer("fanotify_fs_marks", "fanotify superblock marks (FAN_MARK_FILESYSTEM) on this filesystem, summed over every group; per superblock, so it repeats on every mount of the same device; NULL when not counted"),
@@ -109,9 +112,13 @@ func generateMountPoints(ctx context.Context, env *Env, q QueryContext) ([]Row, 
 		}
 		pid, infos := v.read(env)
 		text := &viewText{mntNS: formatUint(v.mntNS), pid: strconv.Itoa(pid)}
+		var reached []bool
+		if q.Uses("reachable") {
+			reached = procfs.Reachable(infos)
+		}
 		mounts = slices.Grow(mounts, len(infos))
-		for _, info := range infos {
-			m := mount{view: text, info: info}
+		for i, info := range infos {
+			m := mount{view: text, info: info, reachable: reached != nil && reached[i]}
 			if marks != nil {
 				m.marks, m.counted = marks.forMount(info), true
 			}

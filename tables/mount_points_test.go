@@ -347,6 +347,94 @@ func TestMountPointsNamespaceOfAThread(t *testing.T) {
 	}
 }
 
+// A mount covered by another is out of reach, and so is what is below it:
+// a fanotify group marking the mount point of every mount of a namespace
+// holds a mark on each reachable mount and on no other, and the projection
+// counts these.
+func TestMountPointsReachable(t *testing.T) {
+	ns := newPrivateNamespace(t)
+	dir := t.TempDir()
+	ns.run(t, func() error {
+		// x, with in below it, then mounted over; a/b, then a mounted on.
+		for _, sub := range []string{"x", "x/in", "x", "a/b", "a"} {
+			target := filepath.Join(dir, sub)
+			if err := os.MkdirAll(target, 0o755); err != nil {
+				return err
+			}
+			if err := unix.Mount("tmpfs", target, "tmpfs", 0, "size=1m"); err != nil {
+				return fmt.Errorf("mount %s: %w", target, err)
+			}
+		}
+		return nil
+	})
+	env := testEnv("/proc")
+	snap, err := env.Usage.Snapshot(context.Background(), procfs.AllMarks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	perNS, err := MountsPerNamespace(context.Background(), env, snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := generateMounts(t, env, equals("mnt_ns", strconv.FormatUint(ns.mntNS, 10)))
+	reachable := map[string]bool{}
+	for _, r := range rows {
+		if r["reachable"] == "1" {
+			reachable[r["mount_id"]] = true
+		}
+	}
+	if marked := markEveryMountPoint(t, ns, rows); !maps.Equal(marked, reachable) {
+		t.Errorf("marking every mount point marked mounts %v; reachable: %v", slices.Sorted(maps.Keys(marked)), slices.Sorted(maps.Keys(reachable)))
+	}
+	var mine []string // the reachable mounts of those this test made, by path
+	for _, r := range rows {
+		if rel, ok := strings.CutPrefix(r["path"], dir+"/"); ok && r["reachable"] == "1" {
+			mine = append(mine, rel)
+		}
+	}
+	if want := []string{"a", "x"}; !slices.Equal(slices.Sorted(slices.Values(mine)), want) {
+		t.Errorf("reachable mounts under %s: %q, want %q", dir, mine, want)
+	}
+	for _, m := range perNS {
+		if m.MntNS == ns.mntNS && m.Unmarked != int64(len(reachable)) {
+			t.Errorf("projection counts %d mounts to mark, want the %d reachable ones", m.Unmarked, len(reachable))
+		}
+	}
+}
+
+// markEveryMountPoint puts a mount mark, from inside ns, on the mount point
+// of every row (those under a covering mount no longer exist), and returns
+// the mount IDs the group then marks.
+func markEveryMountPoint(t *testing.T, ns privateNamespace, rows []namedRow) map[string]bool {
+	t.Helper()
+	marked := map[string]bool{}
+	ns.run(t, func() error {
+		fd, err := unix.FanotifyInit(unix.FAN_CLASS_NOTIF|unix.FAN_CLOEXEC, unix.O_RDONLY)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		for _, r := range rows {
+			err := unix.FanotifyMark(fd, unix.FAN_MARK_ADD|unix.FAN_MARK_MOUNT, unix.FAN_CLOSE_WRITE, unix.AT_FDCWD, r["path"])
+			if err != nil && err != unix.ENOENT {
+				return fmt.Errorf("mark %s: %w", r["path"], err)
+			}
+		}
+		fdinfo, err := os.ReadFile(fmt.Sprintf("/proc/self/fdinfo/%d", fd))
+		if err != nil {
+			return err
+		}
+		for line := range strings.Lines(string(fdinfo)) {
+			var id uint64
+			if _, err := fmt.Sscanf(line, "fanotify mnt_id:%x", &id); err == nil {
+				marked[strconv.FormatUint(id, 10)] = true
+			}
+		}
+		return nil
+	})
+	return marked
+}
+
 // chrootDirEnv tells the child half of TestMountPointsChrootedLowestPid
 // where to mount and chroot.
 const chrootDirEnv = "MOUNT_POINTS_CHROOT_DIR"

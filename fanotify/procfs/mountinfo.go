@@ -64,6 +64,127 @@ func (fs FS) ProcessRoot(pid int) (Root, error) {
 	return Root{MountID: st.Mnt_id, Dev: unix.Mkdev(st.Dev_major, st.Dev_minor), Inode: st.Ino}, nil
 }
 
+// Reachable reports which of mounts (one namespace as Mounts reads it
+// through one process) a path from that process's root reaches. Another
+// mount can cover one: a mount on its root (an overmount, listed as its
+// child at the same mount point), or a sibling mounted later on a
+// directory above its mount point. Nothing below a covered mount is
+// reached either, but what covers it is. No path leads to a covered mount,
+// so no mount mark can be put on it. Path lookups start on the root
+// without crossing what is mounted on it: of the mounts stacked on "/",
+// the lowest is the one reached.
+func Reachable(mounts []*mountinfo.Info) []bool {
+	t := newMountTree(mounts)
+	out := make([]bool, len(mounts))
+	for i := range mounts {
+		out[i] = t.spotReached(i) && !t.overmounted[i]
+	}
+	return out
+}
+
+// mountTree indexes the mounts of one namespace for Reachable, by their
+// position in the list.
+type mountTree struct {
+	mounts []*mountinfo.Info
+	parent []int // position of the parent, -1 when it is not listed
+	// overmounted marks the mounts with another on their root, which hides
+	// their directories (but on "/", where lookups start, see covered).
+	overmounted []bool
+	// depths has bit d set for a parent (by ID) when a mount point on it
+	// is d directories deep (mod 64): siblings are looked for only there.
+	depths   map[int]uint64
+	occupied map[spot]bool // where mounts are, built when first needed
+	reached  []int8        // spotReached: 0 not known yet, 1 yes, -1 no
+}
+
+// spot is where a mount is: the mount it is on, and its mount point.
+type spot struct {
+	parent int
+	point  string
+}
+
+func newMountTree(mounts []*mountinfo.Info) *mountTree {
+	t := &mountTree{
+		mounts:      mounts,
+		parent:      make([]int, len(mounts)),
+		overmounted: make([]bool, len(mounts)),
+		depths:      make(map[int]uint64),
+		reached:     make([]int8, len(mounts)),
+	}
+	at := make(map[int]int, len(mounts)) // mount ID -> position
+	for i, m := range mounts {
+		at[m.ID] = i
+		t.depths[m.Parent] |= 1 << (depth(m.Mountpoint) % 64)
+	}
+	for i, m := range mounts {
+		p, listed := at[m.Parent]
+		if !listed || p == i {
+			p = -1 // the namespace's root mount is its own parent
+		}
+		t.parent[i] = p
+		if p >= 0 && m.Mountpoint == mounts[p].Mountpoint && m.Mountpoint != "/" {
+			t.overmounted[p] = true
+		}
+	}
+	return t
+}
+
+// covered reports a mount covered from its parent's side: stacked on the
+// root, or below a sibling's mount point (a directory of the parent, below
+// where the parent is mounted).
+func (t *mountTree) covered(i int) bool {
+	m, top := t.mounts[i], "/"
+	if p := t.parent[i]; p >= 0 {
+		if m.Mountpoint == "/" {
+			return t.mounts[p].Mountpoint == "/"
+		}
+		top = t.mounts[p].Mountpoint
+	}
+	depths := t.depths[m.Parent]
+	for dir, d := m.Mountpoint, depth(m.Mountpoint); ; {
+		end := strings.LastIndexByte(dir, '/')
+		if end <= len(top) {
+			return false
+		}
+		dir, d = dir[:end], d-1
+		if depths&(1<<(d%64)) != 0 && t.occupiedAt(spot{m.Parent, dir}) {
+			return true
+		}
+	}
+}
+
+// depth counts the directories of a mount point ("/a/b" is 2 deep).
+func depth(path string) int { return strings.Count(path, "/") }
+
+func (t *mountTree) occupiedAt(s spot) bool {
+	if t.occupied == nil {
+		t.occupied = make(map[spot]bool, len(t.mounts))
+		for _, m := range t.mounts {
+			t.occupied[spot{m.Parent, m.Mountpoint}] = true
+		}
+	}
+	return t.occupied[s]
+}
+
+// spotReached reports whether a path reaches the mount point of the mount
+// at i (that mount then, unless it is overmounted). A mount reached
+// through its parent needs the parent's directories in reach, an overmount
+// only the parent's mount point.
+func (t *mountTree) spotReached(i int) bool {
+	if t.reached[i] != 0 {
+		return t.reached[i] > 0
+	}
+	t.reached[i] = 1 // a loop of parents, which the kernel never prints, ends here
+	ok := !t.covered(i)
+	if p := t.parent[i]; ok && p >= 0 {
+		ok = (t.mounts[i].Mountpoint == t.mounts[p].Mountpoint || !t.overmounted[p]) && t.spotReached(p)
+	}
+	if !ok {
+		t.reached[i] = -1
+	}
+	return ok
+}
+
 // ParseMountinfo parses the text of /proc/PID/mountinfo, one entry per
 // line in the kernel's order. It reads what mountinfo.GetMountsFromReader
 // reads, but lines of any length: that one stops at 64 KiB, which the super
