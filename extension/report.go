@@ -275,18 +275,20 @@ func topByMarks(groups []*fanotify.Group) []holderUsage {
 	return out
 }
 
-// mountsReport compares the mounts that marking every mount would add with
-// root's mark headroom in the initial namespace.
+// mountsReport compares the mounts left to mark (see
+// tables.NamespaceMounts) with root's mark headroom in the initial
+// namespace.
 func (p printer) mountsReport(r tables.LimitRating) {
 	p.heading("Mounts per mount namespace")
 	tw := tabwriter.NewWriter(p.w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "MNT NS\tMOUNTS\tNOT MARKED BY THE COLLECTOR")
+	fmt.Fprintln(tw, "MNT NS\tMOUNTS\tTO MARK")
 	var unmarked int64
 	for _, m := range r.Mounts {
 		fmt.Fprintf(tw, "%d\t%d\t%d\n", m.MntNS, m.Mounts, m.Unmarked)
 		unmarked += m.Unmarked
 	}
 	tw.Flush()
+	fmt.Fprintln(p.w, "TO MARK: mounts a path reaches (not covered by another mount) that the fanotify group of uid 0 holding the most mount marks has not marked.")
 	for _, a := range r.Assessments {
 		if a.ProjectedKnown && a.LimitKnown {
 			fmt.Fprintf(p.w, "Marking every mount needs %d more marks; uid 0 has %d left of %s=%d: %s.\n",

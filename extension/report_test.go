@@ -123,7 +123,7 @@ func TestReportShowsEachPart(t *testing.T) {
 	}
 	out := runReportFor(t, exitUnknown, "--no-color")
 	for _, part := range []string{"fs.fanotify.max_user_marks", "fs.inotify.max_user_watches", "Top fanotify holders", "Top inotify holders",
-		"Mounts per mount namespace", "Marking every mount needs", ": cannot tell whether they fit", "another pid namespace", "UNKNOWN fs.fanotify.max_user_marks uid 0"} {
+		"Mounts per mount namespace", "TO MARK: mounts a path reaches", "Marking every mount needs", ": cannot tell whether they fit", "another pid namespace", "UNKNOWN fs.fanotify.max_user_marks uid 0"} {
 		if !strings.Contains(out, part) {
 			t.Errorf("report lacks %q:\n%s", part, out)
 		}

@@ -97,8 +97,10 @@ type LimitsInput struct {
 	Ancestors map[uint64][]Charge
 	// Groups holds every fanotify group (used on kernels before 5.13).
 	Groups []GroupMarks
-	// UnmarkedMounts counts the mounts of every mount namespace that no
-	// mount mark covers yet; negative when unknown.
+	// UnmarkedMounts counts the mounts of every mount namespace left to
+	// mark by a collector marking them all: those a path reaches that its
+	// group (root's holding the most mount marks) has not marked yet;
+	// negative when unknown.
 	UnmarkedMounts int64
 	// Visible is false when other processes' file descriptors cannot be
 	// seen or read (unprivileged, hidepid, a child pid namespace): usage is
