@@ -48,7 +48,7 @@ var mountColumns = []column[*mount]{
 		func(m *mount) string { return m.view.pid }},
 	{bigint("mount_id", "Mount ID, unique on the host (fdinfo's mnt_id: is the same number in hex)"),
 		func(m *mount) string { return strconv.Itoa(m.info.ID) }},
-	{bigint("parent_id", "Mount ID of the parent mount (its own ID for the namespace's root)"),
+	{bigint("parent_id", "Mount ID of the mount this one is mounted on. Some are never listed: that of the mount on /, the namespace's first mount, hidden below it, and, when pid is chrooted, those outside its root"),
 		func(m *mount) string { return strconv.Itoa(m.info.Parent) }},
 	{text("device", "major:minor of the filesystem (fdinfo's sdev: decodes to the same pair)"),
 		func(m *mount) string {

@@ -328,6 +328,20 @@ func TestMountPointsEveryNamespace(t *testing.T) {
 	if got := reader[strconv.FormatUint(ns.mntNS, 10)]; got != strconv.Itoa(ns.pid) {
 		t.Errorf("private namespace read through pid %q, want %d", got, ns.pid)
 	}
+	// The root's parent is the namespace's first mount, never listed.
+	ids, rootParent := map[string]bool{}, ""
+	for _, r := range rows {
+		if r["mnt_ns"] != strconv.FormatUint(ns.mntNS, 10) {
+			continue
+		}
+		ids[r["mount_id"]] = true
+		if r["path"] == "/" {
+			rootParent = r["parent_id"]
+		}
+	}
+	if rootParent == "" || ids[rootParent] {
+		t.Errorf("the parent of the private namespace's root is %q, listed: %v", rootParent, ids[rootParent])
+	}
 }
 
 // A thread that unshared its mount namespace is in one no process is in:
