@@ -606,8 +606,12 @@ func TestPoliciesFailUnseen(t *testing.T) {
 		t.Skip("unshare is not installed")
 	}
 	bin := standin.BuildBinary(t)
+	defaults := filepath.Join(t.TempDir(), "fanotify.json")
+	if err := os.WriteFile(defaults, []byte("{}"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, p := range load(t).Policies {
-		out, err := osexec.Command(unshare, "--pid", "--fork", "--mount", "--mount-proc", bin, "query", "--json", "--config", "/nonexistent", p.SQL).Output()
+		out, err := osexec.Command(unshare, "--pid", "--fork", "--mount", "--mount-proc", bin, "query", "--json", "--config", defaults, p.SQL).Output()
 		if err != nil {
 			t.Fatalf("%s: %v", p.Name, err)
 		}
@@ -674,9 +678,11 @@ func TestMountCoverageCounts(t *testing.T) {
 	db := standIn(t, q.Tables)
 	exec(t, db,
 		// Namespace 1: /dev/sda1 mounted twice, one mount marked; a tmpfs
-		// under a superblock mark. Namespace 2: /dev/sda1 again, unmarked.
-		`INSERT INTO mount_points (mnt_ns, mount_id, device, fanotify_mount_marks, fanotify_fs_marks) VALUES
-			(1, 10, '8:1', 1, 0), (1, 11, '8:1', 0, 0), (1, 12, '0:30', 0, 1), (2, 20, '8:1', NULL, NULL)`,
+		// under a superblock mark; a mount of 0:31 that another covers.
+		// Namespace 2: /dev/sda1 again, unmarked.
+		`INSERT INTO mount_points (mnt_ns, mount_id, device, reachable, fanotify_mount_marks, fanotify_fs_marks) VALUES
+			(1, 10, '8:1', 1, 1, 0), (1, 11, '8:1', 1, 0, 0), (1, 12, '0:30', 1, 0, 1), (1, 13, '0:31', 0, 0, 0),
+			(2, 20, '8:1', 1, NULL, NULL)`,
 		`INSERT INTO fanotify_limits (name, scope, uid, user_ns, limit_value, headroom, risk) VALUES
 			('max_user_marks', 'user', 0, 4026531837, 8192, 1, 'ok'),
 			('max_user_marks', 'user', 1000, 4026531837, 8192, 0, 'critical')`)
@@ -686,9 +692,10 @@ func TestMountCoverageCounts(t *testing.T) {
 		got[c] = rows[0][i]
 	}
 	// Two mounts of 8:1 are uncovered: two mount marks needed, or one
-	// filesystem mark; root has room for one.
+	// filesystem mark; root has room for one. The covered mount of 0:31
+	// cannot be marked at all.
 	want := map[string]string{
-		"mount_namespaces": "2", "mounts": "4", "uncovered_mounts": "2", "filesystems": "2",
+		"mount_namespaces": "2", "mounts": "5", "uncovered_mounts": "2", "filesystems": "3",
 		"uncovered_filesystems": "1", "marks_limit": "8192", "fits_mount_marks": "0",
 		"fits_filesystem_marks": "1", "marks_risk": "ok",
 	}
