@@ -184,7 +184,7 @@ var (
 	everyColumn = tables.NewQueryContext(nil, nil)
 	// mountColumnsOnly is mount_points without its mark counts, which
 	// need a walk of every process's fds.
-	mountColumnsOnly = tables.NewQueryContext(nil, []string{"mnt_ns", "pid", "mount_id", "parent_id", "device", "root", "path", "fs_type", "source", "options", "super_options", "propagation"})
+	mountColumnsOnly = tables.NewQueryContext(nil, []string{"mnt_ns", "pid", "mount_id", "parent_id", "device", "root", "path", "fs_type", "source", "options", "super_options", "propagation", "reachable"})
 )
 
 var (
