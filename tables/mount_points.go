@@ -64,7 +64,7 @@ var mountColumns = []column[*mount]{
 	{text("super_options", "Per-superblock options"), func(m *mount) string { return procfs.DisplayPath(m.info.VFSOptions) }},
 	{text("propagation", "Optional fields of mountinfo (shared:N, master:N, propagate_from:N, unbindable), or private when there are none"),
 		func(m *mount) string { return propagation(m.info.Optional) }},
-	{integer("reachable", "1 when a path from the root directory of pid reaches the mount; 0 when it is covered or below a covered mount: another mount is on its root, or was mounted after it on a directory above its mount point (on /, where lookups start, the mounts over the root are the covered ones). No path leads to it, so no fanotify mount mark can be put on it, and fanotify_limits' projected_need leaves it out"),
+	{integer("reachable", "1 when a path from the root directory of pid reaches the mount; 0 when it is covered or below a covered mount: another mount is on its root, or on a directory above its mount point on the same parent (of the mounts stacked on /, lookups start on the lowest and .. from the root reaches the top one; those between are covered). No path leads to it, so no fanotify mount mark can be put on it, and fanotify_limits' projected_need leaves it out"),
 		func(m *mount) string { return boolInt(m.reachable) }},
 	{integer("fanotify_mount_marks", "fanotify mount marks (FAN_MARK_MOUNT) on this mount, summed over every group; NULL when not counted"),
 		markCountOf(func(c *mountMarks) int { return c.fanotifyMount })},

@@ -379,6 +379,19 @@ func TestMountPointsReachable(t *testing.T) {
 				return fmt.Errorf("mount %s: %w", target, err)
 			}
 		}
+		// Two stacked on the root, each with an in of its own; /.. is
+		// the top of the stack.
+		for range 2 {
+			if err := unix.Mount("tmpfs", "/", "tmpfs", 0, "size=1m"); err != nil {
+				return fmt.Errorf("mount on /: %w", err)
+			}
+			if err := os.Mkdir("/../in", 0o755); err != nil {
+				return err
+			}
+			if err := unix.Mount("tmpfs", "/../in", "tmpfs", 0, "size=1m"); err != nil {
+				return fmt.Errorf("mount on /../in: %w", err)
+			}
+		}
 		return nil
 	})
 	env := testEnv("/proc")
@@ -416,22 +429,39 @@ func TestMountPointsReachable(t *testing.T) {
 	}
 }
 
-// markEveryMountPoint puts a mount mark, from inside ns, on the mount point
-// of every row (those under a covering mount no longer exist), and returns
-// the mount IDs the group then marks.
+// markEveryMountPoint puts a mount mark, from the root of ns's process, on
+// the mount point of every row, and on it through the top of what is
+// stacked on that root (/..), and returns the mount IDs the group then
+// marks. (Mount points under a covering mount no longer exist.)
 func markEveryMountPoint(t *testing.T, ns privateNamespace, rows []namedRow) map[string]bool {
 	t.Helper()
 	marked := map[string]bool{}
+	// Joining the namespace sets a thread's root on top of what is stacked
+	// on the namespace's root, where the process that rows were read
+	// through is not: the thread takes that process's root.
+	root, err := unix.Open(fmt.Sprintf("/proc/%d/root", ns.pid), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(root)
 	ns.run(t, func() error {
+		if err := unix.Fchdir(root); err != nil {
+			return err
+		}
+		if err := unix.Chroot("."); err != nil {
+			return err
+		}
 		fd, err := unix.FanotifyInit(unix.FAN_CLASS_NOTIF|unix.FAN_CLOEXEC, unix.O_RDONLY)
 		if err != nil {
 			return err
 		}
 		defer unix.Close(fd)
 		for _, r := range rows {
-			err := unix.FanotifyMark(fd, unix.FAN_MARK_ADD|unix.FAN_MARK_MOUNT, unix.FAN_CLOSE_WRITE, unix.AT_FDCWD, r["path"])
-			if err != nil && err != unix.ENOENT {
-				return fmt.Errorf("mark %s: %w", r["path"], err)
+			for _, path := range []string{r["path"], "/.." + r["path"]} {
+				err := unix.FanotifyMark(fd, unix.FAN_MARK_ADD|unix.FAN_MARK_MOUNT, unix.FAN_CLOSE_WRITE, unix.AT_FDCWD, path)
+				if err != nil && err != unix.ENOENT {
+					return fmt.Errorf("mark %s: %w", path, err)
+				}
 			}
 		}
 		fdinfo, err := os.ReadFile(fmt.Sprintf("/proc/self/fdinfo/%d", fd))

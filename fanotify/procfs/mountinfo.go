@@ -71,8 +71,9 @@ func (fs FS) ProcessRoot(pid int) (Root, error) {
 // directory above its mount point. Nothing below a covered mount is
 // reached either, but what covers it is. No path leads to a covered mount,
 // so no mount mark can be put on it. Path lookups start on the root
-// without crossing what is mounted on it: of the mounts stacked on "/",
-// the lowest is the one reached.
+// without crossing what is mounted on it, and ".." from the root crosses to
+// the top of what is: of the mounts stacked on "/", the lowest and the top
+// one are reached, those between them are covered.
 func Reachable(mounts []*mountinfo.Info) []bool {
 	t := newMountTree(mounts)
 	out := make([]bool, len(mounts))
@@ -88,8 +89,9 @@ type mountTree struct {
 	mounts []*mountinfo.Info
 	parent []int // position of the parent, -1 when it is not listed
 	// overmounted marks the mounts with another on their root, which hides
-	// their directories (but on "/", where lookups start, see covered).
-	overmounted []bool
+	// their directories (but on "/", where lookups start, see covered);
+	// stackedOn those on "/" with another stacked on them there.
+	overmounted, stackedOn []bool
 	// depths has bit d set for a parent (by ID) when a mount point on it
 	// is d directories deep (mod 64): siblings are looked for only there.
 	depths   map[int]uint64
@@ -108,6 +110,7 @@ func newMountTree(mounts []*mountinfo.Info) *mountTree {
 		mounts:      mounts,
 		parent:      make([]int, len(mounts)),
 		overmounted: make([]bool, len(mounts)),
+		stackedOn:   make([]bool, len(mounts)),
 		depths:      make(map[int]uint64),
 		reached:     make([]int8, len(mounts)),
 	}
@@ -122,22 +125,32 @@ func newMountTree(mounts []*mountinfo.Info) *mountTree {
 			p = -1 // the namespace's root mount is its own parent
 		}
 		t.parent[i] = p
-		if p >= 0 && m.Mountpoint == mounts[p].Mountpoint && m.Mountpoint != "/" {
+		switch {
+		case p < 0 || m.Mountpoint != mounts[p].Mountpoint:
+		case m.Mountpoint == "/":
+			t.stackedOn[p] = true
+		default:
 			t.overmounted[p] = true
 		}
 	}
 	return t
 }
 
+// onRoot reports a mount stacked on the root: on "/" of a mount on "/".
+func (t *mountTree) onRoot(i int) bool {
+	p := t.parent[i]
+	return p >= 0 && t.mounts[i].Mountpoint == "/" && t.mounts[p].Mountpoint == "/"
+}
+
 // covered reports a mount covered from its parent's side: stacked on the
-// root, or below a sibling's mount point (a directory of the parent, below
-// where the parent is mounted).
+// root below the top of the stack, or below a sibling's mount point (a
+// directory of the parent, below where the parent is mounted).
 func (t *mountTree) covered(i int) bool {
+	if t.onRoot(i) {
+		return t.stackedOn[i]
+	}
 	m, top := t.mounts[i], "/"
 	if p := t.parent[i]; p >= 0 {
-		if m.Mountpoint == "/" {
-			return t.mounts[p].Mountpoint == "/"
-		}
 		top = t.mounts[p].Mountpoint
 	}
 	depths := t.depths[m.Parent]
@@ -169,14 +182,15 @@ func (t *mountTree) occupiedAt(s spot) bool {
 // spotReached reports whether a path reaches the mount point of the mount
 // at i (that mount then, unless it is overmounted). A mount reached
 // through its parent needs the parent's directories in reach, an overmount
-// only the parent's mount point.
+// only the parent's mount point; the top of a stack on the root, reached
+// through "..", nothing.
 func (t *mountTree) spotReached(i int) bool {
 	if t.reached[i] != 0 {
 		return t.reached[i] > 0
 	}
 	t.reached[i] = 1 // a loop of parents, which the kernel never prints, ends here
 	ok := !t.covered(i)
-	if p := t.parent[i]; ok && p >= 0 {
+	if p := t.parent[i]; ok && p >= 0 && !t.onRoot(i) {
 		ok = (t.mounts[i].Mountpoint == t.mounts[p].Mountpoint || !t.overmounted[p]) && t.spotReached(p)
 	}
 	if !ok {

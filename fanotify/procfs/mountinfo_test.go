@@ -287,11 +287,19 @@ func TestReachable(t *testing.T) {
 72 70 0:46 / /tmp/x/a rw - tmpfs D rw
 73 46 0:47 / /tmpx/y rw - tmpfs E rw
 `, []int{67, 71, 68, 69}},
-		{"stacked on the root", `
+		{"stacked on the root: the top reached through /..", `
 46 45 254:0 / / rw - ext4 /dev/vda rw
 48 46 0:21 / /proc rw - proc proc rw
 66 46 0:40 / / rw - tmpfs over rw
 74 66 0:48 / /in rw - tmpfs F rw
+`, nil},
+		{"three stacked on the root", `
+46 45 254:0 / / rw - ext4 /dev/vda rw
+48 46 0:21 / /proc rw - proc proc rw
+66 46 0:40 / / rw - tmpfs middle rw
+74 66 0:48 / /in rw - tmpfs F rw
+67 66 0:49 / / rw - tmpfs top rw
+75 67 0:50 / /in rw - tmpfs G rw
 `, []int{66, 74}},
 		{"chrooted: mount points whose parents are out of sight", `
 80 50 0:50 / /x rw - tmpfs G rw
