@@ -170,8 +170,9 @@ func earlySocket(socket string) string {
 }
 
 // removeAbandonedSockets removes the early sockets of instances killed
-// before they moved them (osqueryd only cleans PATH.*). A socket that still
-// accepts belongs to a live instance and stays.
+// before they moved them (osqueryd only cleans PATH.*): those of processes
+// that are gone, and that refuse connections. One of a live process may
+// refuse for a moment, between its bind and its listen.
 func removeAbandonedSockets(socket string, log *slog.Logger) {
 	dir, prefix := filepath.Split(socket)
 	entries, err := os.ReadDir(filepath.Clean(dir))
@@ -180,7 +181,8 @@ func removeAbandonedSockets(socket string, log *slog.Logger) {
 	}
 	for _, e := range entries {
 		rest, ok := strings.CutPrefix(e.Name(), prefix+"~")
-		if _, err := strconv.Atoi(rest); !ok || err != nil || e.Type()&fs.ModeSocket == 0 {
+		pid, err := strconv.Atoi(rest)
+		if !ok || err != nil || e.Type()&fs.ModeSocket == 0 || syscall.Kill(pid, 0) != syscall.ESRCH {
 			continue
 		}
 		path := filepath.Join(dir, e.Name())
@@ -252,9 +254,9 @@ func connect(ctx context.Context, opts options, log *slog.Logger) (*osqueryclien
 	log.Debug("connecting to osqueryd", "socket", opts.socket, "timeout", opts.timeout)
 	deadline := time.Now().Add(opts.timeout)
 	for {
-		client, err := ping(opts.socket)
+		err := probe(opts.socket, opts.timeout)
 		if err == nil {
-			return client, nil
+			return osqueryclient.NewClient(opts.socket, callTimeout)
 		}
 		if time.Now().After(deadline) {
 			return nil, fmt.Errorf("connecting to osqueryd: %w", err)
@@ -267,21 +269,20 @@ func connect(ctx context.Context, opts options, log *slog.Logger) (*osqueryclien
 	}
 }
 
-// ping connects to osqueryd's socket and pings it.
-func ping(socket string) (*osqueryclient.ExtensionManagerClient, error) {
-	// NewClient would wait as long as its calls may take for the socket.
+// probe pings osqueryd's socket, waiting at most timeout for the answer:
+// a socket that accepts but never answers is not osqueryd's yet.
+func probe(socket string, timeout time.Duration) error {
+	// NewClient would wait for the socket for as long as timeout.
 	if _, err := os.Stat(socket); err != nil {
-		return nil, err
+		return err
 	}
-	client, err := osqueryclient.NewClient(socket, callTimeout)
+	client, err := osqueryclient.NewClient(socket, timeout)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if _, err := client.Ping(); err != nil {
-		client.Close()
-		return nil, err
-	}
-	return client, nil
+	defer client.Close()
+	_, err = client.Ping()
+	return err
 }
 
 // listen opens the extension socket. Responses go through a buffer so that

@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -202,6 +203,25 @@ func TestWaitsForOsquerydBehindAStaleSocket(t *testing.T) {
 	}
 }
 
+// A socket that accepts but never answers is not osqueryd's yet: waiting
+// for it is bounded by --timeout too.
+func TestExitsWhenTheSocketNeverAnswers(t *testing.T) {
+	socket := filepath.Join(socketDir(t), "osquery.em")
+	ln, err := net.Listen("unix", socket) // connections queue, unanswered
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	p := standin.Start(t, standin.BuildBinary(t), "--socket", socket, "--timeout", "1", "--interval", "1")
+	// One ping may start just before --timeout ends and wait it out.
+	if code, _ := waitExit(t, p, 2*time.Second+stopLimit); code == 0 {
+		t.Error("exit code 0, want non-zero")
+	}
+	if want := "connecting to osqueryd"; !strings.Contains(p.Stderr(), want) {
+		t.Errorf("stderr lacks %q:\n%s", want, p.Stderr())
+	}
+}
+
 // osqueryd may stop an extension whose registration it has not answered.
 func TestStopsDuringRegistration(t *testing.T) {
 	m := standin.New(t)
@@ -230,11 +250,13 @@ func TestStopsDuringRegistration(t *testing.T) {
 
 // An instance killed before it registered leaves its early socket, which
 // osqueryd does not clean: the next instance removes it, and leaves the
-// socket of an instance still listening.
+// socket of an instance still listening, or of a live process that has
+// bound it but not listened yet.
 func TestRemovesAbandonedSockets(t *testing.T) {
 	m := standin.New(t)
-	abandoned, live := m.Socket+"~4194301", m.Socket+"~4194302"
+	abandoned, live, binding := m.Socket+"~4194301", m.Socket+"~4194302", m.Socket+"~"+strconv.Itoa(os.Getpid())
 	deadSocket(t, abandoned)
+	deadSocket(t, binding)
 	ln, err := net.Listen("unix", live)
 	if err != nil {
 		t.Fatal(err)
@@ -244,8 +266,10 @@ func TestRemovesAbandonedSockets(t *testing.T) {
 	if _, err := os.Lstat(abandoned); !os.IsNotExist(err) {
 		t.Errorf("abandoned socket %s left: %v", abandoned, err)
 	}
-	if _, err := os.Lstat(live); err != nil {
-		t.Errorf("the socket of a live instance was removed: %v", err)
+	for _, path := range []string{live, binding} {
+		if _, err := os.Lstat(path); err != nil {
+			t.Errorf("the socket of a live instance was removed: %v", err)
+		}
 	}
 }
 
