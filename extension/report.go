@@ -292,22 +292,31 @@ func (p printer) mountsReport(r tables.LimitRating) {
 	for _, a := range r.Assessments {
 		if a.ProjectedKnown && a.LimitKnown {
 			fmt.Fprintf(p.w, "Marking every mount needs %d more marks; uid 0 has %d left of %s=%d: %s.\n",
-				unmarked, a.Headroom(), a.Sysctl, a.Value, fitVerdict(a, unmarked))
+				unmarked, a.Headroom(), a.Sysctl, a.Value, fitVerdict(a, unmarked, r.Visible))
 		}
 	}
 }
 
-// fitVerdict says whether unmarked more marks fit in a's headroom. Usage
-// rated unknown is a lower bound: the headroom may be smaller than it
-// looks, so only a need over it is certain.
-func fitVerdict(a fanotify.Assessment, unmarked int64) string {
+// fitVerdict says whether unmarked more marks fit in a's headroom. A walk
+// that could not read every process, or stopped short, saw a lower bound of
+// the usage and an upper one of the mounts left to mark (it missed marks):
+// neither answer is certain then, whatever the risk.
+func fitVerdict(a fanotify.Assessment, unmarked int64, visible bool) string {
 	switch {
+	case !visible:
+		return "cannot tell whether they fit, " + lowerBoundWhy[fanotify.ReasonNoAccess]
+	case !a.Complete:
+		return "cannot tell whether they fit, " + lowerBoundWhy[fanotify.ReasonIncomplete]
 	case unmarked > a.Headroom():
 		return "does NOT fit"
-	case a.Risk == fanotify.RiskUnknown:
-		return "cannot tell whether they fit, " + riskWhy(a)
 	}
 	return "fits"
+}
+
+// lowerBoundWhy says why usage is a lower bound, by risk reason.
+var lowerBoundWhy = map[string]string{
+	fanotify.ReasonNoAccess:   "other processes are not visible from here",
+	fanotify.ReasonIncomplete: "the scan did not read every process: usage is a lower bound",
 }
 
 func (p printer) risks(as []fanotify.Assessment) {
@@ -373,10 +382,8 @@ func riskWhy(a fanotify.Assessment) string {
 		why = fmt.Sprintf("%s used", percent(a))
 	case fanotify.ReasonProjection:
 		why = fmt.Sprintf("marking every mount needs %d of %d", a.Projected, a.Value)
-	case fanotify.ReasonNoAccess:
-		why = "other processes are not visible from here"
-	case fanotify.ReasonIncomplete:
-		why = "the scan did not read every process: usage is a lower bound"
+	case fanotify.ReasonNoAccess, fanotify.ReasonIncomplete:
+		why = lowerBoundWhy[a.Reason]
 	}
 	if a.LimitKnown && a.UsedKnown && a.Used > a.Value {
 		why += " (over the limit: it was lowered after these were created, or some holder is not their creator)"

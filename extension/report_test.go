@@ -283,23 +283,27 @@ func parentUserNS(t *testing.T, pid int) uint64 {
 	return st.Ino
 }
 
-// Where usage is a lower bound, so is the headroom: the report cannot tell
-// that marking every mount fits.
+// Where usage is a lower bound, so is the headroom, and the mounts left to
+// mark are an upper bound: the report cannot tell whether marking every
+// mount fits, whatever the risk the usage seen makes.
 func TestReportMountsFitUnknownWithoutEveryProcess(t *testing.T) {
-	marks := fanotify.Assessment{LimitValue: procfs.LimitValue{Value: 100}, Sysctl: "fs.fanotify.max_user_marks",
-		LimitKnown: true, UsedKnown: true, Used: 10, ProjectedKnown: true, Projected: 30}
 	for _, c := range []struct {
-		risk, reason, want string
+		used              int64
+		visible, complete bool
+		want              string
 	}{
-		{fanotify.RiskOK, "", "uid 0 has 90 left of fs.fanotify.max_user_marks=100: fits."},
-		{fanotify.RiskUnknown, fanotify.ReasonNoAccess, "uid 0 has 90 left of fs.fanotify.max_user_marks=100: cannot tell whether they fit, other processes are not visible from here."},
-		{fanotify.RiskUnknown, fanotify.ReasonIncomplete, ": cannot tell whether they fit, the scan did not read every process"},
+		{10, true, true, "uid 0 has 90 left of fs.fanotify.max_user_marks=100: fits."},
+		{95, true, true, "uid 0 has 5 left of fs.fanotify.max_user_marks=100: does NOT fit."},
+		{80, false, true, "uid 0 has 20 left of fs.fanotify.max_user_marks=100: cannot tell whether they fit, other processes are not visible from here."},
+		{95, true, false, ": cannot tell whether they fit, the scan did not read every process"},
 	} {
-		marks.Risk, marks.Reason = c.risk, c.reason
+		marks := fanotify.Assessment{LimitValue: procfs.LimitValue{Value: 100}, Sysctl: "fs.fanotify.max_user_marks",
+			LimitKnown: true, UsedKnown: true, Used: c.used, ProjectedKnown: true, Projected: c.used + 20, Complete: c.complete}
 		var out bytes.Buffer
-		printer{w: &out}.mountsReport(tables.LimitRating{Assessments: []fanotify.Assessment{marks}, Mounts: []tables.NamespaceMounts{{MntNS: 1, Mounts: 25, Unmarked: 20}}})
+		printer{w: &out}.mountsReport(tables.LimitRating{Assessments: []fanotify.Assessment{marks}, Visible: c.visible,
+			Mounts: []tables.NamespaceMounts{{MntNS: 1, Mounts: 25, Unmarked: 20}}})
 		if !strings.Contains(out.String(), "Marking every mount needs 20 more marks; ") || !strings.Contains(out.String(), c.want) {
-			t.Errorf("risk %s: lacks %q:\n%s", c.risk, c.want, out.String())
+			t.Errorf("used %d, visible %v, complete %v: lacks %q:\n%s", c.used, c.visible, c.complete, c.want, out.String())
 		}
 	}
 }
