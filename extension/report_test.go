@@ -6,11 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -236,21 +234,12 @@ func TestReportNamesAProcessInsideEachChildNamespace(t *testing.T) {
 	if !aloneAsRoot(t) {
 		return
 	}
-	in := fanotifytest.Inotify(t, t.TempDir())
-	attr := &syscall.SysProcAttr{
-		Cloneflags:  syscall.CLONE_NEWUSER,
-		UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: 0, Size: 1}},
-		GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: 0, Size: 1}},
-	}
-	pid := fanotifytest.HoldCommand(t, exec.Command("unshare", "-U", "sleep", "1000"), attr, in)
-	fanotifytest.Close(in)
-	fanotifytest.WaitExec(t, pid, "sleep") // unshare creates the inner namespace first
-	fs := procfs.NewFS(procfs.DefaultRoot)
-	inner, err := fs.NamespaceInode(pid, "user")
+	pid := fanotifytest.HoldInNestedUserNS(t)
+	inner, err := procfs.NewFS(procfs.DefaultRoot).NamespaceInode(pid, "user")
 	if err != nil {
 		t.Fatal(err)
 	}
-	outer := parentUserNS(t, pid)
+	outer := fanotifytest.ParentUserNS(t, pid)
 
 	out := runReportFor(t, exitUnknown, "--no-color")
 	for _, want := range []string{
@@ -261,26 +250,6 @@ func TestReportNamesAProcessInsideEachChildNamespace(t *testing.T) {
 			t.Errorf("report lacks %q:\n%s", want, out)
 		}
 	}
-}
-
-// parentUserNS returns the parent of pid's user namespace.
-func parentUserNS(t *testing.T, pid int) uint64 {
-	t.Helper()
-	fd, err := unix.Open(fmt.Sprintf("/proc/%d/ns/user", pid), unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(fd)
-	parent, err := unix.IoctlRetInt(fd, unix.NS_GET_PARENT)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(parent)
-	var st unix.Stat_t
-	if err := unix.Fstat(parent, &st); err != nil {
-		t.Fatal(err)
-	}
-	return st.Ino
 }
 
 // Where usage is a lower bound, so is the headroom, and the mounts left to

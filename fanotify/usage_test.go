@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"maps"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -130,18 +129,8 @@ func TestSnapshotMarkPaths(t *testing.T) {
 // A holder in a user namespace nested two deep is charged there, and the
 // namespaces' owners above it; it is the process found living there.
 func TestSnapshotChargingChain(t *testing.T) {
-	in := fanotifytest.Inotify(t, t.TempDir())
-	attr := &syscall.SysProcAttr{
-		Cloneflags:  syscall.CLONE_NEWUSER,
-		UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: 0, Size: 1}},
-		GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: 0, Size: 1}},
-	}
-	pid := fanotifytest.HoldCommand(t, exec.Command("unshare", "-U", "sleep", "1000"), attr, in)
-	fanotifytest.Close(in)
-
-	fanotifytest.WaitExec(t, pid, "sleep") // unshare creates the inner namespace first
-	fs := procfs.NewFS(procfs.DefaultRoot)
-	inner, err := fs.NamespaceInode(pid, "user")
+	pid := fanotifytest.HoldInNestedUserNS(t)
+	inner, err := procfs.NewFS(procfs.DefaultRoot).NamespaceInode(pid, "user")
 	if err != nil {
 		t.Fatal(err)
 	}

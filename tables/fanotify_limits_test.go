@@ -299,7 +299,7 @@ func TestFanotifyLimitsNamespaceWithoutProcessIsEstimated(t *testing.T) {
 		return
 	}
 	cmd, inner := holdUsageAsOtherUID(t, "unshare", "-U", "-r", "unshare", "-U", "-r")
-	outer := parentUserNS(t, cmd.Process.Pid)
+	outer := fanotifytest.ParentUserNS(t, cmd.Process.Pid)
 	rows := generateLimits(t, equals("name", "max_user_groups"))
 	for level, want := range map[fanotify.Charge]string{
 		{UserNS: inner, UID: 0}: "exact", {UserNS: outer, UID: otherUID}: "estimated", {UserNS: fanotify.InitialUserNS, UID: otherUID}: "exact",
@@ -315,6 +315,13 @@ func holdUsageAsOtherUID(t *testing.T, wrapper ...string) (*exec.Cmd, uint64) {
 	t.Helper()
 	uid := uint32(otherUID)
 	cmd := fanotifytest.ChildCommand(t, &uid, wrapper...)
+	return cmd, startReady(t, cmd)
+}
+
+// startReady starts cmd, a test's child half, and returns the number it
+// writes once ready (see waitReady); closing its stdin at cleanup ends it.
+func startReady(t *testing.T, cmd *exec.Cmd) uint64 {
+	t.Helper()
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
 	cmd.Stderr = os.Stderr
@@ -325,27 +332,7 @@ func holdUsageAsOtherUID(t *testing.T, wrapper ...string) (*exec.Cmd, uint64) {
 		stdin.Close()
 		cmd.Wait()
 	})
-	return cmd, waitReady(t, stdout)
-}
-
-// parentUserNS returns the parent of pid's user namespace (NS_GET_PARENT).
-func parentUserNS(t *testing.T, pid int) uint64 {
-	t.Helper()
-	fd, err := unix.Open(fmt.Sprintf("/proc/%d/ns/user", pid), unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(fd)
-	parent, err := unix.IoctlRetInt(fd, 0xb702) // NS_GET_PARENT
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(parent)
-	var st unix.Stat_t
-	if err := unix.Fstat(parent, &st); err != nil {
-		t.Fatal(err)
-	}
-	return st.Ino
+	return waitReady(t, stdout)
 }
 
 // waitChild returns the only child of pid (unshare --fork's).
@@ -468,15 +455,7 @@ func TestFanotifyLimitsProjectionCountsUnmarkedMounts(t *testing.T) {
 	env := NewEnv(config.Default(), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	unmarked := func() int64 {
 		t.Helper()
-		snap, err := NewEnv(config.Default(), env.Log).Usage.Snapshot(context.Background(), procfs.AllMarks)
-		if err != nil {
-			t.Fatal(err)
-		}
-		perNS, err := MountsPerNamespace(context.Background(), env, snap)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, m := range perNS {
+		for _, m := range mountsPerNamespace(t, NewEnv(config.Default(), env.Log)) {
 			if m.MntNS == ns.mntNS {
 				if m.Mounts != mounts {
 					t.Errorf("namespace has %d mounts, mountinfo %d lines", m.Mounts, mounts)

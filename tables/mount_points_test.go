@@ -395,14 +395,7 @@ func TestMountPointsReachable(t *testing.T) {
 		return nil
 	})
 	env := testEnv("/proc")
-	snap, err := env.Usage.Snapshot(context.Background(), procfs.AllMarks)
-	if err != nil {
-		t.Fatal(err)
-	}
-	perNS, err := MountsPerNamespace(context.Background(), env, snap)
-	if err != nil {
-		t.Fatal(err)
-	}
+	perNS := mountsPerNamespace(t, env)
 	rows := generateMounts(t, env, equals("mnt_ns", strconv.FormatUint(ns.mntNS, 10)))
 	reachable := map[string]bool{}
 	for _, r := range rows {
@@ -427,6 +420,20 @@ func TestMountPointsReachable(t *testing.T) {
 			t.Errorf("projection counts %d mounts to mark, want the %d reachable ones", m.Unmarked, len(reachable))
 		}
 	}
+}
+
+// mountsPerNamespace is MountsPerNamespace over a fresh snapshot of env.
+func mountsPerNamespace(t *testing.T, env *Env) []NamespaceMounts {
+	t.Helper()
+	snap, err := env.Usage.Snapshot(context.Background(), procfs.AllMarks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	perNS, err := MountsPerNamespace(context.Background(), env, snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return perNS
 }
 
 // markEveryMountPoint puts a mount mark, from the root of ns's process, on
@@ -495,17 +502,7 @@ func TestMountPointsChrootedLowestPid(t *testing.T) {
 	dir := t.TempDir()
 	cmd := fanotifytest.ChildCommand(t, nil, "unshare", "-m", "--propagation", "private")
 	cmd.Env = append(cmd.Env, chrootDirEnv+"="+dir)
-	stdin, _ := cmd.StdinPipe()
-	stdout, _ := cmd.StdoutPipe()
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		stdin.Close()
-		cmd.Wait()
-	})
-	waitReady(t, stdout)
+	startReady(t, cmd)
 	chrooted := cmd.Process.Pid
 	whole := fanotifytest.HoldCommand(t, exec.Command("nsenter", "-t", strconv.Itoa(chrooted), "-m", "sleep", "1000"), nil)
 	fanotifytest.WaitExec(t, whole, "sleep")
@@ -537,15 +534,7 @@ func TestMountPointsChrootedLowestPid(t *testing.T) {
 			t.Errorf("constraints %v: %d rows %q, want the %d mounts of pid %d's mountinfo", constraints, len(paths), paths, mounts, whole)
 		}
 	}
-	env := testEnv("/proc")
-	snap, err := env.Usage.Snapshot(context.Background(), procfs.AllMarks)
-	if err != nil {
-		t.Fatal(err)
-	}
-	perNS, err := MountsPerNamespace(context.Background(), env, snap)
-	if err != nil {
-		t.Fatal(err)
-	}
+	perNS := mountsPerNamespace(t, testEnv("/proc"))
 	i := slices.IndexFunc(perNS, func(m NamespaceMounts) bool { return m.MntNS == mntNS })
 	if i < 0 || perNS[i].Mounts != int64(mounts) {
 		t.Errorf("projection counts mounts %+v, want %d in namespace %d", perNS, mounts, mntNS)

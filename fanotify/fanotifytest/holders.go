@@ -52,6 +52,44 @@ func HoldCommand(t testing.TB, cmd *exec.Cmd, attr *syscall.SysProcAttr, fds ...
 	return cmd.Process.Pid
 }
 
+// HoldInNestedUserNS starts a `sleep` holding an inotify instance (watching
+// a temporary directory) in a user namespace two deep, and returns its pid
+// once it runs there. Both namespaces map uid and gid 0 to 0; no process
+// is left in the outer one.
+func HoldInNestedUserNS(t testing.TB) int {
+	t.Helper()
+	in := Inotify(t, t.TempDir())
+	defer Close(in)
+	attr := &syscall.SysProcAttr{
+		Cloneflags:  syscall.CLONE_NEWUSER,
+		UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: 0, Size: 1}},
+		GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: 0, Size: 1}},
+	}
+	pid := HoldCommand(t, exec.Command("unshare", "-U", "sleep", "1000"), attr, in)
+	WaitExec(t, pid, "sleep") // unshare creates the inner namespace first
+	return pid
+}
+
+// ParentUserNS returns the inode of the parent of pid's user namespace.
+func ParentUserNS(t testing.TB, pid int) uint64 {
+	t.Helper()
+	fd, err := unix.Open(fmt.Sprintf("/proc/%d/ns/user", pid), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	parent, err := unix.IoctlRetInt(fd, unix.NS_GET_PARENT)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(parent)
+	var st unix.Stat_t
+	if err := unix.Fstat(parent, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Ino
+}
+
 // Files creates n empty files in a new temporary directory.
 func Files(t testing.TB, n int) []string {
 	t.Helper()
