@@ -2,16 +2,20 @@ package fanotify
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"sync"
 	"time"
 
 	"github.com/osquery-fanotify/osquery-fanotify/fanotify/procfs"
 )
 
-// snapshotMaxAge is how long one walk serves later queries. Reading fdinfo
-// formats every mark under the group's lock and stalls its owner, so
-// queries arriving together share one walk.
+// snapshotMaxAge is how long one walk serves later queries once it has
+// finished. Reading fdinfo formats every mark under the group's lock and
+// stalls its owner, so queries arriving together share one walk, also on a
+// host whose walk takes longer than that: a join calls its inner table once
+// per row of the outer one.
 const snapshotMaxAge = time.Second
 
 // KeptMarks is how many marks a snapshot keeps parsed, about 40 MB of them:
@@ -22,15 +26,18 @@ const KeptMarks = 1 << 20
 
 // Scanner takes Snapshots of fanotify and inotify usage for every table and
 // the report. Concurrent callers share one walk, and a walk serves callers
-// for snapshotMaxAge after it started. It is safe for concurrent use.
+// for snapshotMaxAge after it finished. It is safe for concurrent use.
 type Scanner struct {
 	fs     procfs.FS
 	budget time.Duration
 	keep   int
 	log    *onceLog
+	// take reads a snapshot (Scanner.read; tests slow it down or break it).
+	take func(ctx context.Context, need procfs.Reads, from *Snapshot) (*Snapshot, error)
 
 	mu      sync.Mutex
 	last    *Snapshot
+	lastAt  time.Time // when last was read
 	pending *scan
 }
 
@@ -45,7 +52,9 @@ type scan struct {
 // early and yields a Snapshot marked incomplete; one keeps about keep marks
 // parsed at most (KeptMarks in production).
 func NewScanner(fs procfs.FS, budget time.Duration, keep int, log *slog.Logger) *Scanner {
-	return &Scanner{fs: fs, budget: budget, keep: keep, log: &onceLog{Logger: log}}
+	s := &Scanner{fs: fs, budget: budget, keep: keep, log: &onceLog{Logger: log}}
+	s.take = s.read
+	return s
 }
 
 // onceLog logs each distinct warning of warnOnce once: every snapshot of a
@@ -69,7 +78,7 @@ func (l *onceLog) warnOnce(msg string) {
 func (s *Scanner) Snapshot(ctx context.Context, need procfs.Reads) (*Snapshot, error) {
 	for {
 		s.mu.Lock()
-		fresh := s.last != nil && time.Since(s.last.Taken) < snapshotMaxAge
+		fresh := s.last != nil && time.Since(s.lastAt) < snapshotMaxAge
 		if fresh && s.last.Covers(need) {
 			snap := s.last
 			s.mu.Unlock()
@@ -98,33 +107,46 @@ func (s *Scanner) Snapshot(ctx context.Context, need procfs.Reads) (*Snapshot, e
 	}
 }
 
-// walk takes a snapshot reading what need asks: from a walk of /proc, or
-// from the fds that snapshot from found when it is not nil.
+// walk takes a snapshot for sc and publishes it. A panic in reading /proc
+// fails this walk's callers, and the next query walks again: the
+// extension, on which osqueryd's queries wait, keeps serving.
 func (s *Scanner) walk(sc *scan, need procfs.Reads, from *Snapshot) {
-	ctx, cancel := context.WithTimeout(context.Background(), s.budget)
-	if from != nil {
-		sc.snap = from.completed(ctx, need)
-	} else {
-		taken := time.Now()
-		var walk *procfs.NotifyWalk
-		if walk, sc.err = s.fs.WalkNotifyFDs(ctx, need, s.keep); sc.err == nil {
-			s.mu.Lock()
-			prev := s.last
-			s.mu.Unlock()
-			sc.snap = newSnapshot(s.fs, s.log, walk, taken, prev, processesOf(walk))
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("walk of /proc panicked", "panic", p, "stack", string(debug.Stack()))
+			sc.snap, sc.err = nil, fmt.Errorf("internal error in the walk of /proc: %v", p)
 		}
-	}
-	cancel()
+		s.mu.Lock()
+		if sc.err == nil {
+			s.last, s.lastAt = sc.snap, time.Now()
+		}
+		s.pending = nil
+		s.mu.Unlock()
+		close(sc.done)
+	}()
+	sc.snap, sc.err = s.take(context.Background(), need, from)
 	if sc.err == nil && sc.snap.TimedOut {
 		s.log.Warn("fanotify/inotify scan ran out of its budget: usage counts are incomplete",
 			"budget", s.budget, "fds_found", len(sc.snap.walk.FDs))
 	}
+}
 
-	s.mu.Lock()
-	if sc.err == nil {
-		s.last = sc.snap
+// read takes a snapshot reading what need asks, within the budget: from a
+// walk of /proc, or from the fds that snapshot from found when it is not
+// nil.
+func (s *Scanner) read(ctx context.Context, need procfs.Reads, from *Snapshot) (*Snapshot, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.budget)
+	defer cancel()
+	if from != nil {
+		return from.completed(ctx, need), nil
 	}
-	s.pending = nil
+	taken := time.Now()
+	walk, err := s.fs.WalkNotifyFDs(ctx, need, s.keep)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	prev := s.last
 	s.mu.Unlock()
-	close(sc.done)
+	return newSnapshot(s.fs, s.log, walk, taken, prev, processesOf(walk)), nil
 }

@@ -467,7 +467,7 @@ func TestSnapshotSharedWithinMaxAge(t *testing.T) {
 		t.Error("two snapshots within a second were two walks")
 	}
 	s.mu.Lock()
-	s.last.Taken = s.last.Taken.Add(-snapshotMaxAge)
+	s.lastAt = s.lastAt.Add(-snapshotMaxAge)
 	s.mu.Unlock()
 	third, err := s.Snapshot(context.Background(), procfs.AllMarks)
 	if err != nil {
@@ -475,6 +475,45 @@ func TestSnapshotSharedWithinMaxAge(t *testing.T) {
 	}
 	if third == first {
 		t.Error("a snapshot older than snapshotMaxAge was reused")
+	}
+}
+
+// On a host whose walk takes longer than a snapshot serves, the queries
+// right after it still share it: its age counts from when it was read.
+func TestSnapshotOfASlowWalkIsShared(t *testing.T) {
+	s := newTestScanner()
+	read, walks := s.take, 0
+	s.take = func(ctx context.Context, need procfs.Reads, from *Snapshot) (*Snapshot, error) {
+		walks++
+		snap, err := read(ctx, need, from)
+		time.Sleep(snapshotMaxAge + 100*time.Millisecond) // the rest of a long walk
+		return snap, err
+	}
+	first, err := s.Snapshot(context.Background(), procfs.AllMarks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := s.Snapshot(context.Background(), procfs.AllMarks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second != first || walks != 1 {
+		t.Errorf("%d walks: a walk slower than %s served no query after its own", walks, snapshotMaxAge)
+	}
+}
+
+// A panic in a walk fails its callers with an error, and the next query
+// walks again.
+func TestSnapshotWalkPanicIsAnError(t *testing.T) {
+	s := newTestScanner()
+	read := s.take
+	s.take = func(context.Context, procfs.Reads, *Snapshot) (*Snapshot, error) { panic("broken fdinfo") }
+	if _, err := s.Snapshot(context.Background(), procfs.AllMarks); err == nil || !strings.Contains(err.Error(), "broken fdinfo") {
+		t.Fatalf("error %v, want the walk's panic", err)
+	}
+	s.take = read
+	if snap, err := s.Snapshot(context.Background(), procfs.AllMarks); err != nil || snap == nil {
+		t.Errorf("the walk after a panic: %v, %v", snap, err)
 	}
 }
 
