@@ -181,7 +181,7 @@ func (b *bench) extrapolation(p func(string, ...any)) {
 	p("- `scan_budget_ms` (default 10000) bounds one walk of /proc; a walk over it stops, `scan_complete` is 0 and")
 	p("  usage is a lower bound, rather than the query running on.")
 	p("- `generate_timeout_s` (60) bounds a generate and `max_concurrent_generates` (4) the generates running at once;")
-	p("  queries arriving within a second share one walk.")
+	p("  queries arriving within a second of the end of a walk share it.")
 	p("- Fleet schedules read the summary tables only (`fanotify_limits`, `fanotify_groups`, `inotify_instances`),")
 	p("  whose result is a row per limit, group or instance, never per mark: the shipped queries run hourly, so even a")
 	p("  one-second walk is under 0.03%% of one CPU. `fanotify_marks` and `inotify_watches` are for ad hoc queries;")
