@@ -84,19 +84,41 @@ var featureSpecs = []featureSpec{
 	{"fs.fanotify.watchdog_timeout", "6.18", ">= 6.18", existsProbe("/proc/sys/fs/fanotify/watchdog_timeout")},
 }
 
-// Features probes every feature once per process and returns the cached
-// result: probing costs a few dozen system calls.
-var Features = sync.OnceValue(func() []Feature {
-	release, _ := procfs.NewFS(procfs.DefaultRoot).KernelRelease()
-	return probeFeatures(release)
-})
+// featureCache keeps every settled probe result (supported or unsupported)
+// for the life of the process: probing costs a few dozen system calls. A
+// probe that could not decide is run again on the next call, since what
+// stopped it (the user's group budget or RLIMIT_NOFILE full for a moment)
+// may have passed.
+type featureCache struct {
+	mu      sync.Mutex // queries run concurrently: one probes at a time
+	settled map[string]Feature
+}
 
-func probeFeatures(release string) []Feature {
+var features featureCache
+
+// Features returns every feature, probing those not settled yet.
+func Features() []Feature {
+	release, _ := procfs.NewFS(procfs.DefaultRoot).KernelRelease()
+	return features.get(release)
+}
+
+func (c *featureCache) get(release string) []Feature {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.settled == nil {
+		c.settled = map[string]Feature{}
+	}
 	version, _ := KernelVersion(release)
 	out := make([]Feature, 0, len(featureSpecs))
 	for _, spec := range featureSpecs {
-		f := Feature{Name: spec.name, Since: spec.since, Expected: promises(spec.constraint, version)}
-		f.Supported, f.Detail = spec.probe()
+		f, ok := c.settled[spec.name]
+		if !ok {
+			f = Feature{Name: spec.name, Since: spec.since, Expected: promises(spec.constraint, version)}
+			f.Supported, f.Detail = spec.probe()
+			if f.Supported != Unknown {
+				c.settled[spec.name] = f
+			}
+		}
 		out = append(out, f)
 	}
 	return out

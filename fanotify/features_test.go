@@ -1,11 +1,16 @@
 package fanotify
 
 import (
+	"os"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/osquery-fanotify/osquery-fanotify/fanotify/fanotifytest"
 	"github.com/osquery-fanotify/osquery-fanotify/fanotify/procfs"
 )
 
@@ -72,11 +77,8 @@ func TestFeaturesExpectedFromRelease(t *testing.T) {
 // opens.
 func TestFeatureProbesOnThisKernel(t *testing.T) {
 	before := openFDs(t)
-	release, err := procfs.NewFS(procfs.DefaultRoot).KernelRelease()
-	if err != nil {
-		t.Fatal(err)
-	}
-	features := probeFeatures(release)
+	release := thisRelease(t)
+	features := new(featureCache).get(release)
 	if got := openFDs(t); got != before {
 		t.Errorf("open fds %d after probing, %d before", got, before)
 	}
@@ -107,5 +109,72 @@ func TestProbesTellUnsupportedFromUnknown(t *testing.T) {
 	}
 	if s, _ := existsProbe("/proc/sys/fs/fanotify/no_such_sysctl")(); s != Unsupported {
 		t.Errorf("missing sysctl: %v, want unsupported", s)
+	}
+}
+
+// thisRelease is the running kernel's release.
+func thisRelease(t *testing.T) string {
+	t.Helper()
+	release, err := procfs.NewFS(procfs.DefaultRoot).KernelRelease()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return release
+}
+
+// featureNamed picks the named feature out of features.
+func featureNamed(t *testing.T, features []Feature, name string) Feature {
+	t.Helper()
+	for _, f := range features {
+		if f.Name == name {
+			return f
+		}
+	}
+	t.Fatalf("no feature %s", name)
+	return Feature{}
+}
+
+// A probe the group budget kept from deciding is tried again at the next
+// query, and an answer once settled is kept.
+func TestFeaturesProbeUndecidedAgain(t *testing.T) {
+	if !fanotifytest.IsChild(t) {
+		fanotifytest.RunChild(t, nil, "unshare", "-U", "-r")
+		return
+	}
+	setGroupLimit := func(n int) {
+		if err := os.WriteFile("/proc/sys/user/max_fanotify_groups", []byte(strconv.Itoa(n)), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cache, release := new(featureCache), thisRelease(t)
+	for _, step := range []struct {
+		groups int
+		want   Support
+		detail string
+	}{
+		{0, Unknown, "fanotify_init: EMFILE"},
+		{100, Supported, ""},
+		{0, Supported, ""},
+	} {
+		setGroupLimit(step.groups)
+		if f := featureNamed(t, cache.get(release), "FAN_REPORT_FID"); f.Supported != step.want || f.Detail != step.detail {
+			t.Errorf("max_fanotify_groups=%d: FAN_REPORT_FID %v %q, want %v %q", step.groups, f.Supported, f.Detail, step.want, step.detail)
+		}
+	}
+}
+
+// Queries run concurrently: they share one cache and get the same answers.
+func TestFeaturesConcurrentQueries(t *testing.T) {
+	cache, release := new(featureCache), thisRelease(t)
+	results := make([][]Feature, 4)
+	var wg sync.WaitGroup
+	for i := range results {
+		wg.Go(func() { results[i] = cache.get(release) })
+	}
+	wg.Wait()
+	for _, r := range results[1:] {
+		if !slices.Equal(r, results[0]) {
+			t.Errorf("concurrent queries disagree:\n%v\n%v", r, results[0])
+		}
 	}
 }

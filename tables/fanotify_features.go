@@ -17,7 +17,7 @@ func fanotifyFeatures() *Table {
 			text("name", "Feature: a FAN_* init flag, mark flag or event, or a named capability", index),
 			text("since_version", "First mainline Linux release with the feature"),
 			integer("expected", "1 when the running release (major.minor.patch) is at or after since_version"),
-			integer("supported", "1 when probing shows the feature works, 0 when the kernel rejects it, NULL when the probe could not decide (see probe_detail)"),
+			integer("supported", "1 when probing shows the feature works, 0 when the kernel rejects it, NULL when the probe could not decide (see probe_detail), in which case the next query probes again"),
 			text("probe_detail", "Why supported is 0 or NULL: the errno of the probe, or why the feature is not probed"),
 		},
 	}, func(ctx context.Context, q QueryContext) ([]Values, error) {
