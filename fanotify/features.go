@@ -60,7 +60,7 @@ const eventFileFlags = unix.O_RDONLY | unix.O_LARGEFILE | unix.O_CLOEXEC
 var featureSpecs = []featureSpec{
 	{"FAN_MARK_FILESYSTEM", "4.20", ">= 4.20", markProbe(0, unix.FAN_MARK_FILESYSTEM, unix.FAN_MODIFY, probeDir)},
 	{"FAN_REPORT_TID", "4.20", ">= 4.20", initProbe(unix.FAN_REPORT_TID)},
-	{"FAN_OPEN_EXEC", "5.0", ">= 5.0", markProbe(0, 0, unix.FAN_OPEN_EXEC, probeDir)},
+	{"FAN_OPEN_EXEC", "5.0", ">= 5.0", anyUserMarkProbe(0, unix.FAN_OPEN_EXEC, probeDir)},
 	{"FAN_REPORT_FID", "5.1", ">= 5.1", initProbe(unix.FAN_REPORT_FID)},
 	{"FAN_CREATE|FAN_DELETE|FAN_MOVE|FAN_ATTRIB", "5.1", ">= 5.1",
 		markProbe(unix.FAN_REPORT_FID, 0, unix.FAN_CREATE|unix.FAN_DELETE|unix.FAN_MOVE|unix.FAN_ATTRIB, probeDir)},
@@ -73,8 +73,8 @@ var featureSpecs = []featureSpec{
 	{"FAN_FS_ERROR", "5.16", ">= 5.16", markProbe(unix.FAN_REPORT_FID, unix.FAN_MARK_FILESYSTEM, unix.FAN_FS_ERROR, probeDir)},
 	{"FAN_RENAME", "5.17", ">= 5.17", markProbe(unix.FAN_REPORT_DFID_NAME, 0, unix.FAN_RENAME, probeDir)},
 	{"FAN_REPORT_TARGET_FID", "5.17", ">= 5.17", initProbe(unix.FAN_REPORT_DFID_NAME_TARGET)},
-	{"FAN_MARK_EVICTABLE", "5.19", ">= 5.19", markProbe(0, unix.FAN_MARK_EVICTABLE, unix.FAN_MODIFY, probeDir)},
-	{"FAN_MARK_IGNORE", "6.0", ">= 6.0", markProbe(0, unix.FAN_MARK_IGNORE_SURV, unix.FAN_MODIFY, probeDir)},
+	{"FAN_MARK_EVICTABLE", "5.19", ">= 5.19", anyUserMarkProbe(unix.FAN_MARK_EVICTABLE, unix.FAN_MODIFY, probeDir)},
+	{"FAN_MARK_IGNORE", "6.0", ">= 6.0", anyUserMarkProbe(unix.FAN_MARK_IGNORE_SURV, unix.FAN_MODIFY, probeDir)},
 	{"FAN_REPORT_FD_ERROR", "6.13", ">= 6.13", initProbe(unix.FAN_REPORT_FD_ERROR)},
 	{"FAN_PRE_ACCESS", "6.14", ">= 6.14", notProbed("needs a pre-content class group, which fanotify.ext never creates")},
 	{"FAN_REPORT_MNT", "6.15", ">= 6.15", initProbe(unix.FAN_REPORT_MNT)},
@@ -168,7 +168,7 @@ func KernelVersion(release string) (*semver.Version, error) {
 // initProbe tries fanotify_init with flags on top of a notification group.
 func initProbe(flags uint) func() (Support, string) {
 	return func() (Support, string) {
-		fd, err := unix.FanotifyInit(baseInitFlags|flags, eventFileFlags)
+		fd, err := newProbeGroup(flags)
 		if err != nil {
 			return initOutcome(err)
 		}
@@ -180,8 +180,32 @@ func initProbe(flags uint) func() (Support, string) {
 // markProbe adds one mark with markFlags and mask to a fresh group created
 // with initFlags, the feature's dependencies.
 func markProbe(initFlags, markFlags uint, mask uint64, path string) func() (Support, string) {
+	return markProbeIn(func() (int, error) { return newProbeGroup(initFlags) }, markFlags, mask, path)
+}
+
+// anyUserMarkProbe is markProbe for a mark feature that needs no file
+// handles. Its group has none where this process may create such a group,
+// as on kernels before FAN_REPORT_FID (5.1); else it reports them, the only
+// kind a user without CAP_SYS_ADMIN may create (5.13+).
+func anyUserMarkProbe(markFlags uint, mask uint64, path string) func() (Support, string) {
+	return markProbeIn(func() (int, error) {
+		fd, err := newProbeGroup(0)
+		if errors.Is(err, unix.EPERM) {
+			return newProbeGroup(unix.FAN_REPORT_FID)
+		}
+		return fd, err
+	}, markFlags, mask, path)
+}
+
+func newProbeGroup(initFlags uint) (int, error) {
+	return unix.FanotifyInit(baseInitFlags|initFlags, eventFileFlags)
+}
+
+// markProbeIn adds one mark with markFlags and mask to the group newGroup
+// creates, and closes it.
+func markProbeIn(newGroup func() (int, error), markFlags uint, mask uint64, path string) func() (Support, string) {
 	return func() (Support, string) {
-		fd, err := unix.FanotifyInit(baseInitFlags|initFlags, eventFileFlags)
+		fd, err := newGroup()
 		if err != nil {
 			return initOutcome(err)
 		}

@@ -178,3 +178,19 @@ func TestFeaturesConcurrentQueries(t *testing.T) {
 		}
 	}
 }
+
+// A user without CAP_SYS_ADMIN may create only groups that report file
+// handles (5.13+): the mark features that need none are probed with one.
+func TestFeatureProbesUnprivileged(t *testing.T) {
+	if !fanotifytest.IsChild(t) {
+		nobody := uint32(65534)
+		fanotifytest.RunChild(t, &nobody, "env")
+		return
+	}
+	features := new(featureCache).get(thisRelease(t))
+	for _, name := range []string{"FAN_OPEN_EXEC", "FAN_MARK_EVICTABLE", "FAN_MARK_IGNORE"} {
+		if f := featureNamed(t, features, name); f.Supported != Supported {
+			t.Errorf("%s as uid %d: %v (%s), want supported", name, os.Geteuid(), f.Supported, f.Detail)
+		}
+	}
+}
