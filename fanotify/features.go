@@ -31,11 +31,13 @@ type Feature struct {
 	Name string
 	// Since is the first mainline release with the feature.
 	Since string
-	// Expected tells whether the running release promises the feature.
-	// Distributions backport, so only Supported is authoritative.
+	// Expected tells whether the running release promises the feature: it
+	// is at or after Since, or a stable release known to have it backported.
+	// Distributions backport more, so only Supported is authoritative.
 	Expected  bool
 	Supported Support
-	// Detail explains an Unknown or Unsupported outcome.
+	// Detail explains an Unknown or Unsupported outcome, or says what an
+	// inferred one is inferred from.
 	Detail string
 }
 

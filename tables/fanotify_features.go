@@ -16,9 +16,9 @@ func fanotifyFeatures() *Table {
 		Columns: []table.ColumnDefinition{
 			text("name", "Feature: a FAN_* init flag, mark flag or event, or a named capability", index),
 			text("since_version", "First mainline Linux release with the feature"),
-			integer("expected", "1 when the running release (major.minor.patch) is at or after since_version"),
+			integer("expected", "1 when the running release (major.minor.patch) is at or after since_version, or is a stable release known to have the feature backported (5.10.220 and later 5.10 for fs.fanotify sysctls and unprivileged fanotify)"),
 			integer("supported", "1 when probing shows the feature works, 0 when the kernel rejects it, NULL when the probe could not decide (see probe_detail), in which case the next query probes again"),
-			text("probe_detail", "Why supported is 0 or NULL: the errno of the probe, or why the feature is not probed"),
+			text("probe_detail", "Why supported is 0 or NULL: the errno of the probe, or why the feature is not probed; for a feature inferred from another probe, what it is inferred from"),
 		},
 	}, func(ctx context.Context, q QueryContext) ([]Values, error) {
 		var rows []Values
