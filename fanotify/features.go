@@ -78,7 +78,7 @@ var featureSpecs = []featureSpec{
 	{"FAN_MARK_EVICTABLE", "5.19", ">= 5.19", anyUserMarkProbe(unix.FAN_MARK_EVICTABLE, unix.FAN_MODIFY, probeDir)},
 	{"FAN_MARK_IGNORE", "6.0", ">= 6.0", anyUserMarkProbe(unix.FAN_MARK_IGNORE_SURV, unix.FAN_MODIFY, probeDir)},
 	{"FAN_REPORT_FD_ERROR", "6.13", ">= 6.13", initProbe(unix.FAN_REPORT_FD_ERROR)},
-	{"FAN_PRE_ACCESS", "6.14", ">= 6.14", notProbed("needs a pre-content class group, which fanotify.ext never creates")},
+	{"FAN_PRE_ACCESS", "6.14", ">= 6.14", notProbed("only a pre-content class group may ask for it, and fanotify.ext creates notification-class groups only, probes included")},
 	{"FAN_REPORT_MNT", "6.15", ">= 6.15", initProbe(unix.FAN_REPORT_MNT)},
 	{"FAN_MARK_MNTNS|FAN_MNT_ATTACH|FAN_MNT_DETACH", "6.15", ">= 6.15",
 		markProbe(unix.FAN_REPORT_MNT, unix.FAN_MARK_MNTNS, unix.FAN_MNT_ATTACH|unix.FAN_MNT_DETACH, "/proc/self/ns/mnt")},

@@ -12,7 +12,7 @@ import (
 func fanotifyFeatures() *Table {
 	return namedRows(&Table{
 		Name:        "fanotify_features",
-		Description: "fanotify capabilities of the running kernel: the mainline release that introduced each, whether this release promises it, and whether probing it (fanotify_init/fanotify_mark, then close) works. Distributions backport: trust supported over expected.",
+		Description: "fanotify capabilities of the running kernel: the mainline release that introduced each, whether this release promises it, and whether probing it (fanotify_init/fanotify_mark, then close) works. Probes create notification-class groups only, as the collector does: a feature only another class may ask for is not probed. Distributions backport: trust supported over expected.",
 		Columns: []table.ColumnDefinition{
 			text("name", "Feature: a FAN_* init flag, mark flag or event, or a named capability", index),
 			text("since_version", "First mainline Linux release with the feature"),
