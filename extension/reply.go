@@ -108,6 +108,9 @@ func (p callProcessor) Process(ctx context.Context, seqID int32, in, out thrift.
 	r := p.h.reply(callCtx, args.Registry, args.Item, args.Request)
 	cancel()
 	if err := p.write(ctx, r, args.Item, out, seqID); err != nil {
+		// reply logged the call when its rows were counted, before they
+		// were built and written.
+		p.h.log.Info("reply not delivered", "item", args.Item, "err", err)
 		return false, thrift.WrapTException(err)
 	}
 	return true, nil

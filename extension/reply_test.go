@@ -195,19 +195,35 @@ func TestPanicBuildingRowsEndsTheCallOnly(t *testing.T) {
 		{Name: "fine", Columns: cols, Stream: rowsThatWork},
 	}, time.Minute, 4, log)
 	p := callProcessor{newHandler(runner, log)}
-	if ok, x := processCall(t, p, "boom"); ok || x == nil || !strings.Contains(x.Error(), "boom: internal error: kaput") {
+	if ok, x := processCall(t, p, "boom", thrift.NewTMemoryBuffer()); ok || x == nil || !strings.Contains(x.Error(), "boom: internal error: kaput") {
 		t.Fatalf("call of boom: ok %v, exception %v; want the panic as an exception", ok, x)
 	}
 	if !strings.Contains(logged.String(), "building rows panicked") || !strings.Contains(logged.String(), "stack=") {
 		t.Errorf("log lacks the panic and its stack:\n%s", logged.String())
 	}
-	if ok, x := processCall(t, p, "fine"); !ok || x != nil {
+	if ok, x := processCall(t, p, "fine", thrift.NewTMemoryBuffer()); !ok || x != nil {
 		t.Fatalf("call of fine after the panic: ok %v, exception %v", ok, x)
 	}
 }
 
-// processCall has p serve osqueryd's call() of a generate of item.
-func processCall(t *testing.T, p callProcessor, item string) (bool, thrift.TException) {
+// A reply osqueryd did not get, having closed the connection, is logged:
+// the call's own log line came before its rows were written.
+func TestUndeliveredReplyIsLogged(t *testing.T) {
+	var logged strings.Builder
+	log := slog.New(slog.NewTextHandler(&logged, nil))
+	runner := tables.NewRunner([]*tables.Table{{Name: "rows", Columns: []table.ColumnDefinition{table.TextColumn("a")},
+		Stream: func(context.Context, tables.QueryContext) (tables.Rows, error) { return rowsOf(tables.RowOf("x")), nil }}}, time.Minute, 4, log)
+	if ok, _ := processCall(t, callProcessor{newHandler(runner, log)}, "rows", failingTransport{thrift.NewTMemoryBuffer()}); ok {
+		t.Fatal("a reply written through a transport that refuses every write")
+	}
+	if want := `msg="reply not delivered" item=rows err="broken pipe"`; !strings.Contains(logged.String(), want) {
+		t.Errorf("log lacks %q:\n%s", want, logged.String())
+	}
+}
+
+// processCall has p serve osqueryd's call() of a generate of item, its
+// reply written to out.
+func processCall(t *testing.T, p callProcessor, item string, out thrift.TTransport) (bool, thrift.TException) {
 	t.Helper()
 	ctx := context.Background()
 	in := thrift.NewTBinaryProtocolConf(thrift.NewTMemoryBuffer(), nil)
@@ -215,5 +231,5 @@ func processCall(t *testing.T, p callProcessor, item string) (bool, thrift.TExce
 	if err := args.Write(ctx, in); err != nil {
 		t.Fatal(err)
 	}
-	return p.Process(ctx, 1, in, thrift.NewTBinaryProtocolConf(thrift.NewTMemoryBuffer(), nil))
+	return p.Process(ctx, 1, in, thrift.NewTBinaryProtocolConf(out, nil))
 }

@@ -82,11 +82,13 @@ func run[T any](ctx context.Context, r *Runner, name string, f func(context.Cont
 		fmt.Errorf("generate did not finish within %s: %w", r.timeout, context.DeadlineExceeded))
 	defer cancel()
 
+	begin := time.Now()
 	select {
 	case r.slots <- struct{}{}:
 	case <-ctx.Done():
 		return zero, fmt.Errorf("%s: waiting for a free generate slot: %w", name, context.Cause(ctx))
 	}
+	queued := time.Since(begin)
 
 	type result struct {
 		out T
@@ -113,6 +115,11 @@ func run[T any](ctx context.Context, r *Runner, name string, f func(context.Cont
 		return res.out, res.err
 	case <-ctx.Done():
 		err := fmt.Errorf("%s: %w", name, context.Cause(ctx))
+		if queued >= time.Millisecond {
+			// A generate may time out for want of a slot that the
+			// generates of other queries held (max_concurrent_generates).
+			err = fmt.Errorf("%w (%s of it waiting for a free generate slot)", err, queued)
+		}
 		r.log.Warn("generate abandoned", "table", name, "err", err)
 		return zero, err
 	}

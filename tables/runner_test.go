@@ -172,6 +172,29 @@ func TestRunnerTimedOutGenerateKeepsItsSlot(t *testing.T) {
 	})
 }
 
+// A generate that timed out after waiting for a slot says how long it
+// waited: the time was spent by other queries' generates.
+func TestRunnerTimeoutCountsTheWaitForASlot(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	synctest.Test(t, func(t *testing.T) {
+		busy := tableOf("busy", func(context.Context, QueryContext) ([]Row, error) {
+			time.Sleep(7 * time.Second)
+			return nil, nil
+		})
+		slow := tableOf("slow", func(ctx context.Context, _ QueryContext) ([]Row, error) {
+			<-ctx.Done()
+			return nil, ctx.Err()
+		})
+		r := NewRunner([]*Table{busy, slow}, 10*time.Second, 1, quietLog)
+		go r.Generate(context.Background(), "busy", QueryContext{})
+		synctest.Wait() // busy holds the only slot
+		_, err := r.Generate(context.Background(), "slow", QueryContext{})
+		if want := "(7s of it waiting for a free generate slot)"; err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("got %v, want a timeout saying %q", err, want)
+		}
+	})
+}
+
 func TestRunnerCapsConcurrency(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	synctest.Test(t, func(t *testing.T) {
