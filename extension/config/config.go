@@ -17,7 +17,6 @@ import (
 	"os"
 	"reflect"
 	"slices"
-	"strconv"
 	"strings"
 )
 
@@ -109,11 +108,13 @@ func Load(path string) (Config, error) {
 // Parse decodes and validates a configuration document. Keys left out keep
 // their defaults.
 func Parse(data []byte) (Config, error) {
+	if err := checkKeys(data); err != nil {
+		return Default(), err
+	}
 	cfg := Default()
 	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
 	if err := dec.Decode(&cfg); err != nil {
-		return Default(), decodeError(data, err)
+		return Default(), decodeError(err)
 	}
 	// More() misses a stray '}' or ']', so demand the end of input instead.
 	if _, err := dec.Token(); err != io.EOF {
@@ -126,7 +127,7 @@ func Parse(data []byte) (Config, error) {
 }
 
 // decodeError rewrites encoding/json's messages so they lead with the key.
-func decodeError(data []byte, err error) error {
+func decodeError(err error) error {
 	var typeErr *json.UnmarshalTypeError
 	if errors.As(err, &typeErr) {
 		if typeErr.Field == "" {
@@ -134,45 +135,87 @@ func decodeError(data []byte, err error) error {
 		}
 		return fmt.Errorf("key %q: expected %s, got JSON %s", typeErr.Field, typeErr.Type, typeErr.Value)
 	}
-	if field, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		if name, err := strconv.Unquote(field); err == nil {
-			if path := unknownKeyPath(data, reflect.TypeFor[Config](), name); path != "" {
-				field = strconv.Quote(path)
+	return syntaxError(err)
+}
+
+// checkKeys walks the document once before it is decoded: encoding/json
+// matches keys in any case and lets the last of a repeated key win, while a
+// key must be spelt as documented and set once. The first offending key in
+// the file is named, with its parents ("collector.path").
+func checkKeys(data []byte) error {
+	return checkValue(json.NewDecoder(bytes.NewReader(data)), reflect.TypeFor[Config](), "")
+}
+
+// checkValue reads the next value. Where it is an object meant for struct
+// t, each key must be a key of t; the keys of objects meant for no struct
+// are left to the decoder, which rejects such objects by type.
+func checkValue(dec *json.Decoder, t reflect.Type, path string) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return syntaxError(err)
+	}
+	switch tok {
+	case json.Delim('['):
+		for dec.More() {
+			if err := checkValue(dec, nil, path); err != nil {
+				return err
 			}
 		}
-		return fmt.Errorf("key %s: unknown key", field)
+	case json.Delim('{'):
+		if err := checkObject(dec, t, path); err != nil {
+			return err
+		}
+	default:
+		return nil // a scalar: no closing token to read
+	}
+	if _, err := dec.Token(); err != nil { // the closing bracket or brace
+		return syntaxError(err)
+	}
+	return nil
+}
+
+// checkObject reads the members of an object up to its closing brace.
+func checkObject(dec *json.Decoder, t reflect.Type, path string) error {
+	isStruct := t != nil && t.Kind() == reflect.Struct
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return syntaxError(err)
+		}
+		key := tok.(string) // the decoder returns nothing else in a key's place
+		name := strings.TrimPrefix(path+"."+key, ".")
+		field, known := jsonField(t, key)
+		if isStruct && !known {
+			return fmt.Errorf("key %q: unknown key", name)
+		}
+		if seen[key] {
+			return fmt.Errorf("key %q: set more than once", name)
+		}
+		seen[key] = true
+		if err := checkValue(dec, field, name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// syntaxError words a decoder's error; a document cut short ends in io.EOF.
+func syntaxError(err error) error {
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
 	}
 	return fmt.Errorf("invalid JSON: %w", err)
 }
 
-// unknownKeyPath finds the key called name that type t lacks in the JSON
-// object data and returns it with its parents ("collector.path"):
-// encoding/json names the key alone. Like encoding/json it matches the
-// keys t has without regard to case. "" if there is none.
-func unknownKeyPath(data []byte, t reflect.Type, name string) string {
-	var obj map[string]json.RawMessage
-	if json.Unmarshal(data, &obj) != nil {
-		return ""
-	}
-	for key, value := range obj {
-		field, known := jsonField(t, key)
-		if !known && key == name {
-			return key
-		}
-		if known && field.Kind() == reflect.Struct {
-			if sub := unknownKeyPath(value, field, name); sub != "" {
-				return key + "." + sub
-			}
-		}
-	}
-	return ""
-}
-
-// jsonField returns the type of t's field that encoding/json fills from key.
+// jsonField returns the type of the field of struct t that key names,
+// exactly as spelt in its tag.
 func jsonField(t reflect.Type, key string) (reflect.Type, bool) {
+	if t == nil || t.Kind() != reflect.Struct {
+		return nil, false
+	}
 	for f := range t.Fields() {
-		tag, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-		if strings.EqualFold(tag, key) {
+		if tag, _, _ := strings.Cut(f.Tag.Get("json"), ","); tag == key {
 			return f.Type, true
 		}
 	}

@@ -118,7 +118,14 @@ func TestParseRejects(t *testing.T) {
 	}{
 		{"unknown key", `{"generate_timeout": 5}`, []string{`"generate_timeout"`, "unknown key"}},
 		{"unknown collector key", `{"collector": {"path": ["/"]}}`, []string{`key "collector.path": unknown key`}},
-		{"unknown collector key, any case", `{"Collector": {"enabled": false, "paths ": ["/"]}}`, []string{`key "Collector.paths ": unknown key`}},
+		{"key in another case", `{"MAX_ROWS": 10}`, []string{`key "MAX_ROWS": unknown key`}},
+		{"parent key in another case", `{"Collector": {"enabled": false}}`, []string{`key "Collector": unknown key`}},
+		{"collector key in another case", `{"collector": {"ENABLED": false}}`, []string{`key "collector.ENABLED": unknown key`}},
+		{"repeated key in another case", `{"risk_warning_pct": 80, "Risk_Warning_Pct": 95}`, []string{`key "Risk_Warning_Pct": unknown key`}},
+		{"repeated key", `{"max_rows": 0, "max_rows": 10}`, []string{`key "max_rows": set more than once`}},
+		{"repeated collector key", `{"collector": {"paths": ["/a"], "paths": ["/b"]}}`, []string{`key "collector.paths": set more than once`}},
+		{"repeated parent key", `{"collector": {"enabled": false}, "collector": {}}`, []string{`key "collector": set more than once`}},
+		{"object for list", `{"collector": {"paths": {"a": 1}}}`, []string{`"collector.paths"`, "[]string", "object"}},
 		{"unknown key named like a nested one", `{"collector": {}, "paths": ["/"]}`, []string{`key "paths": unknown key`}},
 		{"string for int", `{"generate_timeout_s": "5"}`, []string{`"generate_timeout_s"`, "int", "string"}},
 		{"fraction for int", `{"max_concurrent_generates": 2.5}`, []string{`"max_concurrent_generates"`, "number 2.5"}},
@@ -178,6 +185,22 @@ func TestParseRejects(t *testing.T) {
 				t.Errorf("got %+v with the error, want defaults", cfg)
 			}
 		})
+	}
+}
+
+// Of several unknown keys, the first in the file is named, whatever the
+// order Go's maps would walk them in.
+func TestParseNamesTheFirstUnknownKey(t *testing.T) {
+	for _, c := range []struct{ doc, want string }{
+		{`{"collector": {"foo": 2}, "foo": 1}`, `key "collector.foo": unknown key`},
+		{`{"foo": 1, "collector": {"foo": 2}}`, `key "foo": unknown key`},
+		{`{"bar": 1, "foo": 1, "baz": 1}`, `key "bar": unknown key`},
+	} {
+		for range 20 {
+			if _, err := Parse([]byte(c.doc)); err == nil || err.Error() != c.want {
+				t.Fatalf("%s: got error %v, want %s", c.doc, err, c.want)
+			}
+		}
 	}
 }
 
