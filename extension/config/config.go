@@ -108,6 +108,12 @@ func Load(path string) (Config, error) {
 // Parse decodes and validates a configuration document. Keys left out keep
 // their defaults.
 func Parse(data []byte) (Config, error) {
+	// Some editors begin a UTF-8 file with a byte order mark, which JSON
+	// forbids and RFC 8259 lets a parser skip.
+	data = bytes.TrimPrefix(data, []byte("\ufeff"))
+	if len(bytes.TrimSpace(data)) == 0 {
+		return Default(), errors.New("the file is empty: write {} for the defaults")
+	}
 	if err := checkKeys(data); err != nil {
 		return Default(), err
 	}

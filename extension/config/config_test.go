@@ -135,7 +135,10 @@ func TestParseRejects(t *testing.T) {
 		{"number in list", `{"collector": {"events": [1]}}`, []string{`"collector.events`, "string"}},
 		{"array document", `[]`, []string{"JSON object", "array"}},
 		{"string document", `"x"`, []string{"JSON object", "string"}},
-		{"empty document", ``, []string{"invalid JSON"}},
+		{"empty document", ``, []string{"the file is empty: write {} for the defaults"}},
+		{"blank document", " \n\t\r\n", []string{"the file is empty"}},
+		{"byte order mark alone", "\ufeff\n", []string{"the file is empty"}},
+		{"byte order mark twice", "\ufeff\ufeff{}", []string{"invalid JSON"}},
 		{"syntax error", `{"generate_timeout_s": 5,}`, []string{"invalid JSON"}},
 		{"truncated", `{"generate_timeout_s": 5`, []string{"invalid JSON"}},
 		{"second object", `{} {}`, []string{"trailing data"}},
@@ -212,6 +215,7 @@ func TestParseAccepts(t *testing.T) {
 		{"empty object", `{}`, func(c Config) bool { return reflect.DeepEqual(c, Default()) }},
 		{"null document", `null`, func(c Config) bool { return reflect.DeepEqual(c, Default()) }},
 		{"surrounding whitespace", " \n{}\n\t ", func(c Config) bool { return reflect.DeepEqual(c, Default()) }},
+		{"byte order mark", "\ufeff{\"max_rows\": 5}", func(c Config) bool { return c.MaxRows == 5 }},
 		{"bounds", `{"generate_timeout_s": 3600, "max_concurrent_generates": 64, "scan_budget_ms": 100, "max_rows": 1}`,
 			func(c Config) bool {
 				return c.GenerateTimeoutS == 3600 && c.MaxConcurrentGenerates == 64 && c.ScanBudgetMS == 100 && c.MaxRows == 1
