@@ -16,7 +16,7 @@ type options struct {
 	timeout  time.Duration
 	interval time.Duration
 	verbose  bool
-	config   string
+	config   configFlag
 	help     bool
 	// ignored holds arguments this version does not know. Newer osqueryd
 	// versions may pass more; dying on them would take the tables away.
@@ -29,7 +29,7 @@ const minWait = 200 * time.Millisecond
 
 // parseOptions accepts "--name value", "--name=value" and single-dash forms.
 func parseOptions(args []string) (options, error) {
-	o := options{timeout: 3 * time.Second, interval: 3 * time.Second, config: config.DefaultPath}
+	o := options{timeout: 3 * time.Second, interval: 3 * time.Second, config: newConfigFlag()}
 	for i := 0; i < len(args); i++ {
 		name, value, hasValue := splitFlag(args[i])
 		switch name {
@@ -63,7 +63,7 @@ func (o *options) set(name, value string) error {
 	case "socket":
 		o.socket = value
 	case "config":
-		o.config = value
+		return o.config.Set(value)
 	case "timeout", "interval":
 		secs, err := strconv.ParseFloat(value, 64)
 		if err != nil {
@@ -90,4 +90,30 @@ func splitFlag(arg string) (name, value string, hasValue bool) {
 	name = strings.TrimLeft(arg, "-")
 	name, value, hasValue = strings.Cut(name, "=")
 	return name, value, hasValue
+}
+
+// configFlag is --config. A file named there must exist; without the flag
+// the file at config.DefaultPath is read, and may be missing.
+type configFlag struct {
+	path  string
+	given bool
+}
+
+func newConfigFlag() configFlag {
+	return configFlag{path: config.DefaultPath}
+}
+
+func (f *configFlag) String() string { return f.path }
+
+func (f *configFlag) Set(path string) error {
+	f.path, f.given = path, true
+	return nil
+}
+
+// load reads the configuration; on an error it also returns the defaults.
+func (f configFlag) load() (config.Config, error) {
+	if f.given {
+		return config.Load(f.path)
+	}
+	return config.LoadDefault()
 }

@@ -72,7 +72,7 @@ func runExtension(args []string) int {
 		return 1
 	}
 
-	cfg, err := config.Load(opts.config)
+	cfg, err := opts.config.load()
 	if err != nil {
 		log.Warn("using the default configuration", "err", err)
 	}

@@ -18,7 +18,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/osquery-fanotify/osquery-fanotify/extension/config"
 	"github.com/osquery-fanotify/osquery-fanotify/extension/sqlengine"
 	"github.com/osquery-fanotify/osquery-fanotify/tables"
 )
@@ -29,7 +28,8 @@ import (
 func runQuery(args []string) int {
 	flags := flag.NewFlagSet("query", flag.ContinueOnError)
 	asJSON := flags.Bool("json", false, "print a JSON array of objects, like osqueryi --json")
-	cfgPath := flags.String("config", config.DefaultPath, "configuration file (generate timeout, concurrency)")
+	cfgFlag := newConfigFlag()
+	flags.Var(&cfgFlag, "config", "read the configuration from `PATH` (every key; collector.* only with --watch); a PATH given must exist, the default may be missing")
 	verbose := flags.Bool("verbose", false, "log each generate's context JSON and table diagnostics to stderr")
 	watch := flags.Duration("watch", 0, "run the fanotify collector on collector.paths for this long (Ctrl-C ends it early), then the query")
 	flags.Usage = func() {
@@ -46,7 +46,7 @@ func runQuery(args []string) int {
 		flags.Usage()
 		return 1
 	}
-	if err := runSQL(os.Stdout, flags.Arg(0), *cfgPath, *asJSON, *verbose, *watch); err != nil {
+	if err := runSQL(os.Stdout, flags.Arg(0), cfgFlag, *asJSON, *verbose, *watch); err != nil {
 		fmt.Fprintf(os.Stderr, "Error: %v\n", err)
 		return 1
 	}
@@ -56,13 +56,13 @@ func runQuery(args []string) int {
 // runSQL builds the tables as extension mode does and prints the result.
 // With watch > 0 the collector records events for that long first; without,
 // it does not run, whatever the configuration says.
-func runSQL(out io.Writer, sql, cfgPath string, asJSON, verbose bool, watch time.Duration) error {
-	cfg, err := config.Load(cfgPath)
+func runSQL(out io.Writer, sql string, cfgFlag configFlag, asJSON, verbose bool, watch time.Duration) error {
+	cfg, err := cfgFlag.load()
 	if err != nil {
 		return err
 	}
 	if watch > 0 && len(cfg.Collector.Paths) == 0 {
-		return fmt.Errorf("--watch needs collector.paths in %s", cfgPath)
+		return fmt.Errorf("--watch needs collector.paths in %s", cfgFlag.path)
 	}
 	// Only --watch runs the collector: a group and marks of the query's own
 	// would add to the usage it reports, and could take the last group of

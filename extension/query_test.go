@@ -124,7 +124,7 @@ func TestQueryRefusesABadConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	err := runSQL(&out, "SELECT 1", bad, false, false, 0)
+	err := runSQL(&out, "SELECT 1", namedConfig(bad), false, false, 0)
 	if err == nil || !strings.Contains(err.Error(), `"bogus"`) || out.Len() != 0 {
 		t.Errorf("runSQL with %s: error %v, output %q; want the key named and nothing printed", bad, err, out.String())
 	}
@@ -145,10 +145,10 @@ func TestNarrowedTextColumnsKeepCollatedMatches(t *testing.T) {
 			"SELECT COUNT(*) FROM inotify_instances WHERE instance_id || '' = '" + instance + "'"},
 	} {
 		var collated, plain bytes.Buffer
-		if err := runSQL(&collated, q.collated, defaults, true, false, 0); err != nil {
+		if err := runSQL(&collated, q.collated, namedConfig(defaults), true, false, 0); err != nil {
 			t.Fatal(err)
 		}
-		if err := runSQL(&plain, q.plain, defaults, true, false, 0); err != nil {
+		if err := runSQL(&plain, q.plain, namedConfig(defaults), true, false, 0); err != nil {
 			t.Fatal(err)
 		}
 		if collated.String() != plain.String() || strings.Contains(plain.String(), `"0"`) {

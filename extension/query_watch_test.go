@@ -26,6 +26,11 @@ func writeConfig(t *testing.T, doc any) string {
 	return cfg
 }
 
+// namedConfig is --config path.
+func namedConfig(path string) configFlag {
+	return configFlag{path: path, given: true}
+}
+
 func writeCollectorConfig(t *testing.T, paths ...string) string {
 	return writeConfig(t, map[string]any{"collector": map[string]any{"paths": paths}})
 }
@@ -52,7 +57,7 @@ func TestQueryWatchCollectsBeforeTheQuery(t *testing.T) {
 		}
 	}()
 	var out bytes.Buffer
-	err := runSQL(&out, "SELECT path, action FROM fanotify_events", cfg, true, false, time.Second)
+	err := runSQL(&out, "SELECT path, action FROM fanotify_events", namedConfig(cfg), true, false, time.Second)
 	close(done)
 	<-touched
 	if err != nil {
@@ -77,14 +82,14 @@ func TestQueryWatchCollectsBeforeTheQuery(t *testing.T) {
 // would blame collector.paths, a query would run on other thresholds.
 func TestQueryMissingConfigIsAnError(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "fanotify.jsn")
-	err := runSQL(&bytes.Buffer{}, "SELECT 1", missing, false, false, time.Second)
+	err := runSQL(&bytes.Buffer{}, "SELECT 1", namedConfig(missing), false, false, time.Second)
 	if err == nil || !strings.Contains(err.Error(), missing+": no such file") {
 		t.Errorf("error %v, want one naming %s", err, missing)
 	}
 }
 
 func TestQueryWatchNeedsPaths(t *testing.T) {
-	err := runSQL(&bytes.Buffer{}, "SELECT 1", writeCollectorConfig(t), false, false, time.Second)
+	err := runSQL(&bytes.Buffer{}, "SELECT 1", namedConfig(writeCollectorConfig(t)), false, false, time.Second)
 	if err == nil || !strings.Contains(err.Error(), "collector.paths") {
 		t.Errorf("error %v, want one naming collector.paths", err)
 	}
@@ -97,7 +102,7 @@ func TestQueryWithoutWatchRunsNoCollector(t *testing.T) {
 	cfg := writeConfig(t, map[string]any{"collector": map[string]any{"enabled": true, "paths": []string{t.TempDir()}}})
 	var out bytes.Buffer
 	sql := "SELECT group_id FROM fanotify_groups WHERE pid = " + strconv.Itoa(os.Getpid())
-	if err := runSQL(&out, sql, cfg, false, false, 0); err != nil {
+	if err := runSQL(&out, sql, namedConfig(cfg), false, false, 0); err != nil {
 		t.Fatal(err)
 	}
 	if out.Len() > 0 {

@@ -17,7 +17,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/osquery-fanotify/osquery-fanotify/extension/config"
 	"github.com/osquery-fanotify/osquery-fanotify/fanotify"
 	"github.com/osquery-fanotify/osquery-fanotify/tables"
 )
@@ -46,7 +45,8 @@ func runReport(args []string) int {
 func report(args []string, out io.Writer, terminal bool, errOut io.Writer) int {
 	flags := flag.NewFlagSet("report", flag.ContinueOnError)
 	flags.SetOutput(errOut)
-	cfgPath := flags.String("config", config.DefaultPath, "configuration file (thresholds, scan budget)")
+	cfgFlag := newConfigFlag()
+	flags.Var(&cfgFlag, "config", "read the configuration from `PATH` (thresholds, scan budget, generate timeout); a PATH given must exist, the default may be missing")
 	noColor := flags.Bool("no-color", false, "never colour the output")
 	if err := flags.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -58,7 +58,7 @@ func report(args []string, out io.Writer, terminal bool, errOut io.Writer) int {
 		fmt.Fprintf(errOut, "fanotify.ext report: unexpected arguments %q\n", flags.Args())
 		return exitUnknown
 	}
-	cfg, err := config.Load(*cfgPath)
+	cfg, err := cfgFlag.load()
 	if err != nil {
 		fmt.Fprintf(errOut, "fanotify.ext report: %v\n", err)
 		return exitUnknown

@@ -1,10 +1,10 @@
 // Package config loads fanotify.ext's JSON configuration file.
 //
 // osqueryd passes no custom flags to autoloaded extensions, so a file is the
-// only way a fleet configures the extension. A missing file at DefaultPath
-// means defaults. A file named elsewhere that does not exist, or one with
-// unknown keys or bad values, yields an error (naming the key) together with
-// the defaults, so the extension keeps serving.
+// only way a fleet configures the extension. A missing file at DefaultPath,
+// read when no file is named, means defaults. A named file that does not
+// exist, or one with unknown keys or bad values, yields an error (naming the
+// key) together with the defaults, so the extension keeps serving.
 package config
 
 import (
@@ -82,15 +82,12 @@ func Default() Config {
 	}
 }
 
-// Load reads the file at path. A missing file at DefaultPath yields defaults
-// and no error: that file is optional. A missing file elsewhere was named on
-// purpose, so it is a mistake (a typo, a wrong directory): like any other
-// problem it yields defaults and an error, naming the offending key if any.
+// Load reads the file at path, which must exist: a file named on purpose
+// that is missing is a mistake (a typo, a wrong directory). Like any other
+// problem it yields the defaults and an error, naming the offending key if
+// any.
 func Load(path string) (Config, error) {
 	data, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) && path == DefaultPath {
-		return Default(), nil
-	}
 	var pathErr *fs.PathError
 	if errors.As(err, &pathErr) {
 		err = pathErr.Err // the message names the path once, first
@@ -103,6 +100,16 @@ func Load(path string) (Config, error) {
 		return Default(), fmt.Errorf("config %s: %w", path, err)
 	}
 	return cfg, nil
+}
+
+// LoadDefault reads the file at DefaultPath, which is optional: missing, it
+// yields the defaults and no error.
+func LoadDefault() (Config, error) {
+	cfg, err := Load(DefaultPath)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Default(), nil
+	}
+	return cfg, err
 }
 
 // Parse decodes and validates a configuration document. Keys left out keep

@@ -38,12 +38,26 @@ func TestLoadMissingDefaultFileYieldsDefaults(t *testing.T) {
 	if _, err := os.Stat(DefaultPath); !errors.Is(err, fs.ErrNotExist) {
 		t.Skipf("%s exists here (%v)", DefaultPath, err)
 	}
-	cfg, err := Load(DefaultPath)
+	cfg, err := LoadDefault()
 	if err != nil {
 		t.Fatalf("missing file: got error %v, want none", err)
 	}
 	if !reflect.DeepEqual(cfg, Default()) {
 		t.Fatalf("missing file: got %+v, want defaults", cfg)
+	}
+}
+
+// The default file named on purpose must exist, as any named file must.
+func TestLoadMissingDefaultFileNamedIsAnError(t *testing.T) {
+	if _, err := os.Stat(DefaultPath); !errors.Is(err, fs.ErrNotExist) {
+		t.Skipf("%s exists here (%v)", DefaultPath, err)
+	}
+	cfg, err := Load(DefaultPath)
+	if err == nil || err.Error() != "config "+DefaultPath+": no such file or directory" {
+		t.Errorf("got error %v, want one naming %s", err, DefaultPath)
+	}
+	if !reflect.DeepEqual(cfg, Default()) {
+		t.Fatalf("got %+v with the error, want defaults", cfg)
 	}
 }
 
