@@ -247,6 +247,10 @@ func (c Config) validate() error {
 		{"risk_critical_pct", c.RiskCriticalPct > c.RiskWarningPct && c.RiskCriticalPct <= 100, "must be above risk_warning_pct and at most 100"},
 		// Upper bounds keep the values clear of time.Duration overflow.
 		{"scan_budget_ms", c.ScanBudgetMS >= 100 && c.ScanBudgetMS <= 3600000, "must be 100..3600000"},
+		// A walk the generate's timeout cuts short fails the query, where
+		// one over its budget returns rows marked incomplete.
+		{"scan_budget_ms", c.ScanBudgetMS < c.GenerateTimeoutS*1000,
+			fmt.Sprintf("must be under generate_timeout_s (%d s), so that a slow walk returns incomplete rows instead of a timeout", c.GenerateTimeoutS)},
 		{"max_rows", c.MaxRows >= 1 && c.MaxRows <= 100000000, "must be 1..100000000"},
 		{"collector.mark", slices.Contains(MarkStrategies, c.Collector.Mark), "must be one of " + strings.Join(MarkStrategies, ", ")},
 		{"collector.buffer_max", c.Collector.BufferMax >= 1 && c.Collector.BufferMax <= 1000000, "must be 1..1000000"},
