@@ -77,6 +77,7 @@ func runExtension(args []string) int {
 		log.Warn("using the default configuration", "err", err)
 	}
 	env := tables.NewEnv(cfg, log)
+	env.ConfigError = err
 	defer env.Close()
 	runner := tables.NewRunner(tables.All(env), time.Duration(cfg.GenerateTimeoutS)*time.Second, cfg.MaxConcurrentGenerates, log)
 	return serve(opts, newHandler(runner, log), log)

@@ -470,14 +470,20 @@ func TestArguments(t *testing.T) {
 			t.Errorf("stderr without --verbose logs info:\n%s", quiet.Stderr())
 		}
 	})
-	t.Run("bad config file keeps defaults", func(t *testing.T) {
+	t.Run("bad config file keeps defaults, and the collector's row says why", func(t *testing.T) {
 		cfg := filepath.Join(t.TempDir(), "fanotify.json")
-		if err := os.WriteFile(cfg, []byte(`{"max_concurrent_generates": 0}`), 0o600); err != nil {
+		doc := `{"max_concurrent_generates": 0, "collector": {"enabled": true, "paths": ["/tmp"]}}`
+		if err := os.WriteFile(cfg, []byte(doc), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		_, p, _ := launch(t, false, "--config", cfg)
+		m, p, _ := launch(t, false, "--config", cfg)
 		if want := `max_concurrent_generates`; !strings.Contains(p.Stderr(), want) {
 			t.Errorf("stderr does not name the key %s:\n%s", want, p.Stderr())
+		}
+		rows := generate(t, m, "fanotify_collector", "")
+		want := `configuration file rejected, running on the defaults: config ` + cfg + `: key "max_concurrent_generates"`
+		if len(rows) != 1 || rows[0]["status"] != "disabled" || !strings.HasPrefix(rows[0]["error"], want) {
+			t.Errorf("fanotify_collector %v, want one disabled row whose error begins %s", rows, want)
 		}
 	})
 	t.Run("missing --socket", func(t *testing.T) {

@@ -19,7 +19,7 @@ func fanotifyCollector(env *Env) *Table {
 			text("path", "Configured path", index),
 			text("strategy", "Mark type in use: filesystem (one mark per superblock, shared by paths on it), mount or inode; empty when not watched"),
 			text("status", "active, degraded (watched with losses, or skipped at a limit such as max_user_marks), failed or disabled"),
-			text("error", "Why the path fell back, was skipped or failed, e.g. fanotify_mark: ENOSPC (max_user_marks=8192)"),
+			text("error", "Why the path fell back, was skipped or failed, e.g. fanotify_mark: ENOSPC (max_user_marks=8192); on the disabled row, why the configuration file was rejected (the extension then runs on the defaults)"),
 			text("lost_events", "What the mark or group in use cannot report: events without FAN_REPORT_FID, directory-entry events on mount marks, subdirectories with inode marks"),
 			bigint("marks", "Marks this path added to the group; 0 when it shares the mark of an earlier path"),
 			text("group_flags_names", "fanotify_init flags of the collector's group"),
@@ -34,10 +34,21 @@ func fanotifyCollector(env *Env) *Table {
 		},
 	}, func(ctx context.Context, q QueryContext) ([]Values, error) {
 		if env.Collector == nil {
-			return []Values{{"status": fanotify.StatusDisabled, "buffer_max": strconv.Itoa(env.Config.Collector.BufferMax)}}, nil
+			return []Values{disabledRow(env)}, nil
 		}
 		return collectorRows(env.Collector.Stats()), nil
 	})
+}
+
+// disabledRow is the one row of a collector that is off. Where the
+// configuration file was rejected, the defaults turned it off, whatever the
+// file said: the row says why, where an admin who enabled it looks.
+func disabledRow(env *Env) Values {
+	row := Values{"status": fanotify.StatusDisabled, "buffer_max": strconv.Itoa(env.Config.Collector.BufferMax)}
+	if env.ConfigError != nil {
+		row["error"] = "configuration file rejected, running on the defaults: " + env.ConfigError.Error()
+	}
+	return row
 }
 
 func collectorRows(s fanotify.Stats) []Values {

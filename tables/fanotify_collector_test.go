@@ -1,6 +1,7 @@
 package tables
 
 import (
+	"errors"
 	"io"
 	"log/slog"
 	"os/exec"
@@ -131,8 +132,8 @@ func TestFanotifyCollectorRows(t *testing.T) {
 func TestFanotifyCollectorDisabled(t *testing.T) {
 	r := collectorRunner(t)
 	rows := query(t, r, "fanotify_collector", nil, nil)
-	if len(rows) != 1 || rows[0]["status"] != fanotify.StatusDisabled {
-		t.Errorf("rows %v, want one disabled row", rows)
+	if len(rows) != 1 || rows[0]["status"] != fanotify.StatusDisabled || rows[0]["error"] != "" {
+		t.Errorf("rows %v, want one disabled row without an error", rows)
 	}
 	if rows := query(t, r, "fanotify_events", nil, nil); len(rows) != 0 {
 		t.Errorf("events without a collector: %v", rows)
@@ -153,5 +154,19 @@ func TestFanotifyFeaturesRows(t *testing.T) {
 	}
 	if fid := rowsWhere(rows, "name", "FAN_REPORT_FID"); len(fid) != 1 || fid[0]["supported"] != "1" {
 		t.Errorf("FAN_REPORT_FID on this kernel: %v", fid)
+	}
+}
+
+// A rejected configuration file leaves the collector off, whatever the
+// file said: the disabled row says why, naming the key.
+func TestFanotifyCollectorDisabledByARejectedFile(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	env := NewEnv(config.Default(), log)
+	t.Cleanup(env.Close)
+	env.ConfigError = errors.New(`config /etc/osquery/fanotify.json: key "risk_critical_pct": must be above risk_warning_pct and at most 100`)
+	rows := query(t, NewRunner(All(env), 30*time.Second, 2, log), "fanotify_collector", nil, nil)
+	want := `configuration file rejected, running on the defaults: config /etc/osquery/fanotify.json: key "risk_critical_pct"`
+	if len(rows) != 1 || rows[0]["status"] != fanotify.StatusDisabled || !strings.HasPrefix(rows[0]["error"], want) {
+		t.Errorf("rows %v, want one disabled row whose error begins %s", rows, want)
 	}
 }

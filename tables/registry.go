@@ -14,7 +14,10 @@ import (
 type Env struct {
 	Proc   procfs.FS
 	Config config.Config
-	Log    *slog.Logger
+	// ConfigError is why the configuration file was rejected, leaving
+	// the defaults in Config; nil when the file was read or is absent.
+	ConfigError error
+	Log         *slog.Logger
 	// Usage walks /proc for fanotify groups and inotify instances; every
 	// table of a query (and concurrent queries) share its snapshots.
 	Usage *fanotify.Scanner
