@@ -1,7 +1,9 @@
 package tables
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os/exec"
@@ -84,6 +86,16 @@ func TestFanotifyEventsTimeAndEidConstraints(t *testing.T) {
 	waitEventRow(t, r, late)
 
 	all := query(t, r, "fanotify_events", nil, nil)
+	// osqueryd's calls take the rows as they are built, a chunk at a time.
+	q := NewQueryContext(nil, nil)
+	streamed, err := r.Stream(context.Background(), "fanotify_events", q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tbl, _ := r.Table("fanotify_events")
+	if got := tbl.Named(streamed.All, q); len(got) != streamed.Len || fmt.Sprint(got) != fmt.Sprint(all) {
+		t.Errorf("streamed rows (%d announced) %v, want the generate's %v", streamed.Len, got, all)
+	}
 	var wantLater, wantEarly []namedRow
 	for _, row := range all {
 		if sec, _ := strconv.ParseInt(row["time"], 10, 64); sec > earlySec {

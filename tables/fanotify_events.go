@@ -17,13 +17,21 @@ func fanotifyEvents(env *Env) *Table {
 		Description: "File events under collector.paths recorded by the fanotify collector (a notification-only group), newest collector.buffer_max kept, older than collector.expiry_s dropped. An OVERFLOW row means the kernel queue overflowed and events were lost. Empty when the collector is disabled.",
 		Columns:     definitions(eventColumns),
 		Generate: func(ctx context.Context, q QueryContext) ([]Row, error) {
-			if env.Collector == nil {
-				return nil, nil
-			}
-			events := env.Collector.Events(eventFilter(q))
-			return rowsOf(eventColumns, usedOf(definitions(eventColumns), q), events), nil
+			return rowsOf(eventColumns, usedOf(definitions(eventColumns), q), bufferedEvents(env, q)), nil
+		},
+		Stream: func(ctx context.Context, q QueryContext) (Rows, error) {
+			return streamOf(eventColumns, usedOf(definitions(eventColumns), q), bufferedEvents(env, q)), nil
 		},
 	}
+}
+
+// bufferedEvents are the collector's events that q may want, copied: the
+// collector keeps recording while they are sent.
+func bufferedEvents(env *Env, q QueryContext) []fanotify.Event {
+	if env.Collector == nil {
+		return nil
+	}
+	return env.Collector.Events(eventFilter(q))
 }
 
 // eventFilter narrows the scan by time, time_ns and eid. Constraints are

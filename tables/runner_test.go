@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -306,5 +307,49 @@ func TestRowsOfReadingSomeColumns(t *testing.T) {
 		if want := []string{strconv.Itoa(n), "", strconv.Itoa(n * n * n), ""}; !slices.Equal(got, want) {
 			t.Errorf("row %d: %q, want %q", j, got, want)
 		}
+	}
+}
+
+// A stream of rows yields what rowsOf builds, building a chunk of rows at a
+// time in the same room: streaming 100,000 rows allocates about one
+// chunk's worth, where building them all allocates for every row.
+func TestStreamOfBuildsAChunkAtATime(t *testing.T) {
+	type thing struct{ n int }
+	cols := []column[*thing]{
+		{text("n", "a number"), func(v *thing) string { return strconv.Itoa(v.n) }},
+		{text("kind", "always the same"), func(*thing) string { return "thing" }},
+	}
+	things := make([]thing, 100000)
+	for i := range things {
+		things[i].n = i
+	}
+	built := rowsOf(cols, []int{0, 1}, things[:2*streamChunk+1])
+	streamed := streamOf(cols, []int{0, 1}, things[:2*streamChunk+1])
+	j := 0
+	for row := range streamed.All {
+		if row.Value(0) != built[j].Value(0) || row.Value(1) != "thing" {
+			t.Fatalf("row %d: %q %q, want %q", j, row.Value(0), row.Value(1), built[j].Value(0))
+		}
+		j++
+	}
+	if j != streamed.Len || j != len(built) {
+		t.Fatalf("%d rows streamed, Len %d, want %d", j, streamed.Len, len(built))
+	}
+
+	allocated := func(f func()) uint64 {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		f()
+		runtime.ReadMemStats(&after)
+		return after.TotalAlloc - before.TotalAlloc
+	}
+	kind := []int{1} // a constant value: only the rows' room is allocated
+	all := allocated(func() { rowsOf(cols, kind, things) })
+	stream := allocated(func() {
+		for range streamOf(cols, kind, things).All {
+		}
+	})
+	if stream*20 > all {
+		t.Errorf("streaming 100,000 rows allocated %d bytes, building them %d: want a chunk's room only", stream, all)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"iter"
+	"slices"
 	"sync"
 
 	"github.com/osquery/osquery-go/plugin/table"
@@ -220,12 +221,44 @@ func rowsOf[E any](cols []column[*E], used []int, vs []E) []Row {
 		return make([]Row, len(vs))
 	}
 	rows, own := newRowLayout(len(cols), used).appendRows(make([]Row, 0, len(vs)), nil, len(vs), nil)
+	fill(cols, used, own, vs)
+	return rows
+}
+
+// streamChunk is how many rows streamOf builds at a time.
+const streamChunk = 1024
+
+// streamOf is rowsOf built as they are read, a chunk at a time in one
+// room: a reply of 100,000 buffered events holds the values of one chunk,
+// not of every row.
+func streamOf[E any](cols []column[*E], used []int, vs []E) Rows {
+	if len(used) == 0 {
+		return Rows{len(vs), slices.Values(make([]Row, len(vs)))}
+	}
+	layout := newRowLayout(len(cols), used)
+	return Rows{len(vs), func(yield func(Row) bool) {
+		var room rowRoom
+		var rows []Row
+		for chunk := range slices.Chunk(vs, streamChunk) {
+			var own []string
+			rows, own = layout.appendRows(rows[:0], nil, len(chunk), &room)
+			fill(cols, used, own, chunk)
+			for _, r := range rows {
+				if !yield(r) {
+					return
+				}
+			}
+		}
+	}}
+}
+
+// fill writes the values at used of each of vs, in order, into own.
+func fill[E any](cols []column[*E], used []int, own []string, vs []E) {
 	for j := range vs {
 		for k, i := range used {
 			own[j*len(used)+k] = cols[i].value(&vs[j])
 		}
 	}
-	return rows
 }
 
 // namedRows makes t a table whose generate names its values: gen's rows
