@@ -2,8 +2,8 @@ package main
 
 import (
 	"embed"
-	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,14 +11,15 @@ import (
 	"time"
 )
 
-//go:embed c/*.c
+//go:embed c
 var cSources embed.FS
 
-// cBaselines are the C versions of the raw walk and of the fd-mode reader,
-// compiled for this run; dir is empty when no C compiler is available.
+// cBaselines are the C versions of the raw walk, of the mountinfo read and
+// of the fd-mode reader, compiled for this run; dir is empty when no C
+// compiler is available.
 type cBaselines struct {
-	dir, walk, fdreader string
-	compiler            string
+	dir, walk, mountinfo, fdreader string
+	compiler                       string
 }
 
 func buildCBaselines() (cBaselines, error) {
@@ -33,25 +34,19 @@ func buildCBaselines() (cBaselines, error) {
 		return cBaselines{}, err
 	}
 	c := cBaselines{dir: dir, compiler: compilerVersion(cc)}
-	for _, name := range []string{"walk", "fdreader"} {
-		src, err := cSources.ReadFile("c/" + name + ".c")
-		if err != nil {
-			return c, err
+	sources, _ := fs.Sub(cSources, "c")
+	if err := os.CopyFS(dir, sources); err != nil {
+		return c, err
+	}
+	for _, prog := range []struct {
+		name string
+		bin  *string
+	}{{"walk", &c.walk}, {"mountinfo", &c.mountinfo}, {"fdreader", &c.fdreader}} {
+		bin := filepath.Join(dir, prog.name)
+		if out, err := exec.Command(cc, "-O2", "-o", bin, bin+".c").CombinedOutput(); err != nil {
+			return c, fmt.Errorf("%s: %v: %s", prog.name, err, out)
 		}
-		srcPath := filepath.Join(dir, name+".c")
-		if err := os.WriteFile(srcPath, src, 0o600); err != nil {
-			return c, err
-		}
-		bin := filepath.Join(dir, name)
-		if out, err := exec.Command(cc, "-O2", "-o", bin, srcPath).CombinedOutput(); err != nil {
-			return c, fmt.Errorf("%s: %v: %s", name, err, out)
-		}
-		switch name {
-		case "walk":
-			c.walk = bin
-		case "fdreader":
-			c.fdreader = bin
-		}
+		*prog.bin = bin
 	}
 	return c, nil
 }
@@ -69,33 +64,57 @@ func compilerVersion(cc string) string {
 // whose cost is the walk's own figure; false when there is no C compiler.
 // Given a target, the walk reads the fdinfo of the fds linked to it only.
 func (c cBaselines) cWalk(target ...string) (item, bool) {
-	if c.walk == "" {
+	return cRun("c_walk", c.walk, append([]string{"1"}, target...)...)
+}
+
+// cMountinfo is an item running the C mountinfo read once, as cWalk.
+func (c cBaselines) cMountinfo() (item, bool) { return cRun("c_mountinfo", c.mountinfo, "1") }
+
+// cRun is an item running the C baseline bin once with args; it prints
+// "cpu_ns wall_ns bytes" of its own run. False when bin was not built.
+func cRun(name, bin string, args ...string) (item, bool) {
+	if bin == "" {
 		return item{}, false
 	}
-	return item{name: "c_walk", self: func() (cost, error) {
-		out, err := exec.Command(c.walk, append([]string{"1"}, target...)...).Output()
+	return item{name: name, self: func() (cost, error) {
+		out, err := exec.Command(bin, args...).Output()
 		if err != nil {
-			return cost{}, fmt.Errorf("the C walk: %w", err)
+			return cost{}, fmt.Errorf("%s: %w", name, err)
 		}
 		var cpu, wall, bytes int64
 		if _, err := fmt.Sscan(string(out), &cpu, &wall, &bytes); err != nil {
-			return cost{}, fmt.Errorf("the C walk said %q: %w", out, err)
+			return cost{}, fmt.Errorf("%s said %q: %w", name, out, err)
 		}
 		if bytes <= 0 {
-			return cost{}, errors.New("the C walk read nothing")
+			return cost{}, fmt.Errorf("%s read nothing", name)
 		}
 		return cost{CPU: time.Duration(cpu), Wall: time.Duration(wall)}, nil
 	}}, true
 }
 
-// withC adds the C walk to items when there is one, and returns the items
-// and a function that picks the C walk's cost out of their measures (nil
-// without it).
+// withC adds the C walk to items when there is one (see withItem).
 func (c cBaselines) withC(items []item, target ...string) ([]item, func([]cost) *cost) {
 	it, ok := c.cWalk(target...)
+	return withItem(items, it, ok)
+}
+
+// withItem adds it to items when ok, and returns the items and a function
+// that picks its cost out of their measures (nil without it).
+func withItem(items []item, it item, ok bool) ([]item, func([]cost) *cost) {
 	if !ok {
-		return items, func([]cost) *cost { return nil }
+		return items, noCost
 	}
 	i := len(items)
 	return append(items, it), func(m []cost) *cost { return &m[i] }
+}
+
+// noCost picks the cost of an item that did not run.
+func noCost([]cost) *cost { return nil }
+
+// sumCosts is the cost of running a and b, nil unless both ran.
+func sumCosts(a, b *cost) *cost {
+	if a == nil || b == nil {
+		return nil
+	}
+	return &cost{CPU: a.CPU + b.CPU, Wall: a.Wall + b.Wall}
 }

@@ -86,18 +86,24 @@ func processCPU(pid int) (time.Duration, error) {
 	return total, nil
 }
 
-// vmRSS is a process's resident set size in bytes (VmRSS of /proc/PID/status).
-func vmRSS(pid int) (int64, error) {
+// vmRSS is a process's resident set size in bytes.
+func vmRSS(pid int) (int64, error) { return statusBytes(pid, "VmRSS:") }
+
+// vmHWM is a process's peak resident set size in bytes.
+func vmHWM(pid int) (int64, error) { return statusBytes(pid, "VmHWM:") }
+
+// statusBytes is a size in kB of /proc/PID/status, in bytes.
+func statusBytes(pid int, key string) (int64, error) {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
 	}
 	for line := range bytes.Lines(data) {
-		if rest, ok := bytes.CutPrefix(line, []byte("VmRSS:")); ok {
+		if rest, ok := bytes.CutPrefix(line, []byte(key)); ok {
 			f := bytes.Fields(rest)
 			kb, err := strconv.ParseInt(string(f[0]), 10, 64)
 			return kb * 1024, err
 		}
 	}
-	return 0, fmt.Errorf("pid %d: no VmRSS", pid)
+	return 0, fmt.Errorf("pid %d: no %s", pid, key)
 }

@@ -7,16 +7,17 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
 
 // The raw baselines: the least code that makes the same kernel reads as the
-// tables, with nothing parsed, grouped or formatted.
+// tables, with the same system calls, and nothing parsed, grouped or
+// formatted.
 
 // The link targets of fanotify and inotify fds.
 const (
@@ -24,83 +25,106 @@ const (
 	inotifyLink  = "anon_inode:inotify"
 )
 
+// rawReader makes the baselines' system calls in memory it reuses: paths
+// are built NUL-terminated in its buffer and handed to the kernel as they
+// are, where unix's wrappers would copy each into a fresh allocation.
+type rawReader struct {
+	buf       []byte // file contents, read and dropped
+	link      []byte
+	procDents []byte // the listing of /proc
+	dirDents  []byte // the listing of a directory of one process
+	path      []byte
+}
+
+func newRawReader() *rawReader {
+	return &rawReader{
+		buf:       make([]byte, 64<<10),
+		link:      make([]byte, 64),
+		procDents: make([]byte, 64<<10),
+		dirDents:  make([]byte, 64<<10),
+		path:      make([]byte, 0, 64),
+	}
+}
+
 // rawWalk lists every fd of every process, readlinks each, and reads the
 // fdinfo of each inotify and fanotify fd. It returns the fdinfo bytes read.
-func rawWalk(buf []byte) (int, error) { return rawWalkOf(buf, fanotifyLink, inotifyLink) }
+func rawWalk(r *rawReader) (int, error) { return rawWalkOf(r, fanotifyLink, inotifyLink) }
 
 // rawWalkOf is rawWalk reading the fdinfo of the fds linked to targets only.
-func rawWalkOf(buf []byte, targets ...string) (int, error) { return walkReading(buf, false, targets) }
+func rawWalkOf(r *rawReader, targets ...string) (int, error) { return r.walk(false, targets) }
 
 // rawWalkWithIdentities is rawWalk also reading what the holder columns of
 // the per-mark tables show of each process holding a notify fd: the owner of
 // /proc/PID, its user and mount namespace links, comm and cgroup.
-func rawWalkWithIdentities(buf []byte) (int, error) {
-	return walkReading(buf, true, []string{fanotifyLink, inotifyLink})
+func rawWalkWithIdentities(r *rawReader) (int, error) {
+	return r.walk(true, []string{fanotifyLink, inotifyLink})
 }
 
-// walkReading is the raw walk of the fds linked to targets, reading each
-// holder's identity too when identities is set.
-func walkReading(buf []byte, identities bool, targets []string) (int, error) {
-	pids, err := listDir("/proc")
-	if err != nil {
-		return 0, err
-	}
-	link := make([]byte, 64)
+// walk is the raw walk of the fds linked to targets, reading each holder's
+// identity too when identities is set. Like the project's walk, it lists a
+// directory with getdents on an fd it opens, and readlinks each fd relative
+// to it.
+func (r *rawReader) walk(identities bool, targets []string) (int, error) {
 	total := 0
-	for _, pid := range pids {
+	err := eachEntry(r.setPath("/proc"), r.procDents, func(pid []byte) {
 		if pid[0] < '0' || pid[0] > '9' {
-			continue
+			return
 		}
-		fdDir := "/proc/" + pid + "/fd"
-		fds, err := listDir(fdDir)
+		fdDir := r.setPath("/proc/", pid, "/fd")
+		dir, err := openat(fdDir, unix.O_DIRECTORY)
 		if err != nil {
-			continue // exited, or a kernel thread without files
+			return // exited, or a kernel thread without files
 		}
+		defer unix.Close(dir)
 		holder := false
-		for _, fd := range fds {
-			n, err := unix.Readlink(fdDir+"/"+fd, link)
-			if err != nil {
-				continue
+		eachName(dir, r.dirDents, func(fd []byte) {
+			n, err := readlinkat(dir, fd, r.link)
+			if err != nil || !isTarget(r.link[:n], targets) {
+				return
 			}
-			if !slices.Contains(targets, string(link[:n])) {
-				continue
-			}
-			n, _ = readAll("/proc/"+pid+"/fdinfo/"+fd, &buf)
-			total += n
+			total += r.readFile(r.setPath("/proc/", pid, "/fdinfo/", fd))
 			holder = true
-		}
+		})
 		if holder && identities {
-			total += readIdentity("/proc/"+pid, link, &buf)
+			total += r.readIdentity(pid)
+		}
+	})
+	return total, err
+}
+
+// isTarget compares without building a string of link.
+func isTarget(link []byte, targets []string) bool {
+	for _, t := range targets {
+		if string(link) == t {
+			return true
 		}
 	}
-	return total, nil
+	return false
 }
 
 // readIdentity makes the reads of a holder's identity, and returns the
 // bytes read.
-func readIdentity(dir string, link []byte, buf *[]byte) int {
+func (r *rawReader) readIdentity(pid []byte) int {
 	var st unix.Stat_t
-	unix.Stat(dir, &st)
+	fstatat(r.setPath("/proc/", pid), &st)
 	total := 0
 	for _, ns := range []string{"/ns/user", "/ns/mnt"} {
-		n, _ := unix.Readlink(dir+ns, link)
+		n, _ := readlinkat(unix.AT_FDCWD, r.setPath("/proc/", pid, ns), r.link)
 		total += max(n, 0)
 	}
 	for _, file := range []string{"/comm", "/cgroup"} {
-		n, _ := readAll(dir+file, buf)
-		total += n
+		total += r.readFile(r.setPath("/proc/", pid, file))
 	}
 	return total
 }
 
 // rawMountinfo reads the mountinfo of one process or thread in every mount
 // namespace (mountNamespaceReaders). It returns the bytes read.
-func rawMountinfo(buf []byte) (int, error) {
-	readers, err := mountNamespaceReaders()
+func rawMountinfo(r *rawReader) (int, error) {
+	readers, err := r.mountNamespaceReaders()
 	total := 0
 	for _, id := range readers {
-		n, _ := readAll("/proc/"+id+"/mountinfo", &buf)
-		total += n
+		total += r.readFile(r.setPath("/proc/", id, "/mountinfo"))
 	}
 	return total, err
 }
@@ -109,92 +133,186 @@ func rawMountinfo(buf []byte) (int, error) {
 // /proc/PID/ns/mnt, and /proc/TID/ns/mnt of the other threads of processes
 // whose task directory counts more than one) and returns the first process
 // or thread found in each, by namespace link.
-func mountNamespaceReaders() (map[string]string, error) {
-	names, err := listDir("/proc")
+func (r *rawReader) mountNamespaceReaders() (map[string]string, error) {
+	readers := make(map[string]string)
+	see := func(id []byte) {
+		n, err := readlinkat(unix.AT_FDCWD, r.setPath("/proc/", id, "/ns/mnt"), r.link)
+		if err != nil {
+			return
+		}
+		if _, seen := readers[string(r.link[:n])]; !seen {
+			readers[string(r.link[:n])] = string(id[:len(id)-1])
+		}
+	}
+	var threaded []string
+	err := eachEntry(r.setPath("/proc"), r.procDents, func(pid []byte) {
+		if pid[0] < '0' || pid[0] > '9' {
+			return
+		}
+		var st unix.Stat_t
+		if fstatat(r.setPath("/proc/", pid, "/task"), &st) == nil && st.Nlink > 3 {
+			threaded = append(threaded, string(pid))
+		}
+		see(pid)
+	})
 	if err != nil {
 		return nil, err
 	}
-	var ids []string
-	for _, pid := range names {
-		if pid[0] >= '0' && pid[0] <= '9' {
-			ids = append(ids, pid)
-		}
-	}
-	for _, pid := range ids {
-		var st unix.Stat_t
-		if unix.Stat("/proc/"+pid+"/task", &st) != nil || st.Nlink <= 3 {
-			continue
-		}
-		tids, _ := listDir("/proc/" + pid + "/task")
-		for _, tid := range tids {
-			if tid != pid {
-				ids = append(ids, tid)
+	// Processes first: a namespace is read through a process when one is
+	// in it, as mount_points does.
+	for _, pid := range threaded {
+		eachEntry(r.setPath("/proc/", []byte(pid), "/task"), r.dirDents, func(tid []byte) {
+			if string(tid) != pid {
+				see(tid)
 			}
-		}
-	}
-	link := make([]byte, 64)
-	readers := make(map[string]string)
-	for _, id := range ids {
-		n, err := unix.Readlink("/proc/"+id+"/ns/mnt", link)
-		if err != nil {
-			continue
-		}
-		if _, seen := readers[string(link[:n])]; !seen {
-			readers[string(link[:n])] = id
-		}
+		})
 	}
 	return readers, nil
 }
 
 // rawMountinfoAndWalk is what mount_points with its mark counts reads: the
 // mountinfo files and every inotify and fanotify fdinfo.
-func rawMountinfoAndWalk(buf []byte) (int, error) {
-	n, err := rawMountinfo(buf)
+func rawMountinfoAndWalk(r *rawReader) (int, error) {
+	n, err := rawMountinfo(r)
 	if err != nil {
 		return n, err
 	}
-	m, err := rawWalk(buf)
+	m, err := rawWalk(r)
 	return n + m, err
 }
 
-// listDir returns the names in a directory.
-func listDir(path string) ([]string, error) {
-	d, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer d.Close()
-	return d.Readdirnames(-1)
+// mountinfoRead is what rawMountinfo reads.
+type mountinfoRead struct {
+	namespaces, mounts, bytes int
 }
 
-// readAll reads a whole file into *buf, growing it as needed.
-func readAll(path string, buf *[]byte) (int, error) {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+func (m mountinfoRead) String() string {
+	return fmt.Sprintf("the mountinfo read: %d mount namespaces, %d mounts, %d bytes (other namespaces on the host add to the bench's)",
+		m.namespaces, m.mounts, m.bytes)
+}
+
+// mountinfoTotals counts what rawMountinfo reads, outside the measures.
+func mountinfoTotals() (mountinfoRead, error) {
+	readers, err := newRawReader().mountNamespaceReaders()
+	read := mountinfoRead{namespaces: len(readers)}
+	for _, id := range readers {
+		data, err := os.ReadFile("/proc/" + id + "/mountinfo")
+		if err != nil {
+			continue // exited
+		}
+		read.mounts += bytes.Count(data, []byte{'\n'})
+		read.bytes += len(data)
+	}
+	return read, err
+}
+
+// setPath builds the NUL-terminated path of its parts, strings or byte
+// slices (a name from eachName keeps its NUL, dropped here), in r's buffer:
+// valid until the next call.
+func (r *rawReader) setPath(parts ...any) []byte {
+	p := r.path[:0]
+	for _, part := range parts {
+		switch s := part.(type) {
+		case string:
+			p = append(p, s...)
+		case []byte:
+			p = append(p, bytes.TrimSuffix(s, []byte{0})...)
+		}
+	}
+	r.path = append(p, 0)
+	return r.path
+}
+
+// eachEntry lists the directory at path (see eachName).
+func eachEntry(path, dents []byte, f func(name []byte)) error {
+	fd, err := openat(path, unix.O_DIRECTORY)
 	if err != nil {
-		return 0, err
+		return err
 	}
 	defer unix.Close(fd)
-	n := 0
+	return eachName(fd, dents, f)
+}
+
+// eachName lists the open directory fd with getdents into dents, calling f
+// with each name but . and .., NUL-terminated and valid until f returns.
+func eachName(fd int, dents []byte, f func(name []byte)) error {
+	// A linux_dirent64: inode (8 bytes), offset (8), record length (2),
+	// type (1), then the name and its NUL.
+	const nameOffset = 19
 	for {
-		if n == len(*buf) {
-			*buf = append(*buf, make([]byte, len(*buf))...)
-		}
-		m, err := unix.Read(fd, (*buf)[n:])
+		n, err := unix.Getdents(fd, dents)
 		if err != nil {
-			return n, err
+			return err
 		}
-		if m == 0 {
-			return n, nil
+		if n <= 0 {
+			return nil
 		}
-		n += m
+		for rec := dents[:n]; len(rec) > 0; {
+			size := int(binary.NativeEndian.Uint16(rec[16:]))
+			name := rec[nameOffset:size]
+			name = name[:bytes.IndexByte(name, 0)+1]
+			if string(name) != ".\x00" && string(name) != "..\x00" {
+				f(name)
+			}
+			rec = rec[size:]
+		}
 	}
+}
+
+// readFile reads a whole file in pieces of r.buf's size, as the project
+// reads /proc files, and returns the bytes read.
+func (r *rawReader) readFile(path []byte) int {
+	fd, err := openat(path, 0)
+	if err != nil {
+		return 0
+	}
+	defer unix.Close(fd)
+	total := 0
+	for {
+		n, err := unix.Read(fd, r.buf)
+		if err != nil || n == 0 {
+			return total
+		}
+		total += n
+	}
+}
+
+// The system calls on NUL-terminated paths.
+
+// atFDCWD is a variable: the constant, negative, converts to no uintptr.
+var atFDCWD = unix.AT_FDCWD
+
+func openat(path []byte, flags int) (int, error) {
+	fd, _, errno := unix.Syscall6(unix.SYS_OPENAT, uintptr(atFDCWD), uintptr(unsafe.Pointer(&path[0])),
+		uintptr(flags|unix.O_RDONLY|unix.O_CLOEXEC), 0, 0, 0)
+	return int(fd), errnoErr(errno)
+}
+
+func readlinkat(dir int, path, buf []byte) (int, error) {
+	n, _, errno := unix.Syscall6(unix.SYS_READLINKAT, uintptr(dir), uintptr(unsafe.Pointer(&path[0])),
+		uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)), 0, 0)
+	return int(n), errnoErr(errno)
+}
+
+func fstatat(path []byte, st *unix.Stat_t) error {
+	_, _, errno := unix.Syscall6(unix.SYS_NEWFSTATAT, uintptr(atFDCWD), uintptr(unsafe.Pointer(&path[0])),
+		uintptr(unsafe.Pointer(st)), 0, 0, 0)
+	return errnoErr(errno)
+}
+
+func errnoErr(errno unix.Errno) error {
+	if errno != 0 {
+		return errno
+	}
+	return nil
 }
 
 // fdReaderMain is the Go minimal fd-mode reader, run as its own process:
 // one fanotify group with a filesystem mark for FAN_CLOSE_WRITE on dir; per
-// event a readlink of the event's fd and a close. It prints "ready", then,
-// once it sees the sentinel file, "files=N cpu_ns=C": the files under dir
-// it saw and the CPU time it spent since it was ready.
+// event a readlink of the event's fd, relative to /proc/self/fd opened
+// once, and a close. It prints "ready", then, once it sees the sentinel
+// file, "files=N cpu_ns=C": the files under dir it saw and the CPU time it
+// spent since it was ready.
 func fdReaderMain(dir, sentinel string) error {
 	fd, err := unix.FanotifyInit(unix.FAN_CLASS_NOTIF|unix.FAN_CLOEXEC, unix.O_RDONLY|unix.O_LARGEFILE|unix.O_CLOEXEC)
 	if err != nil {
@@ -203,10 +321,15 @@ func fdReaderMain(dir, sentinel string) error {
 	if err := unix.FanotifyMark(fd, unix.FAN_MARK_ADD|unix.FAN_MARK_FILESYSTEM, unix.FAN_CLOSE_WRITE, unix.AT_FDCWD, dir); err != nil {
 		return fmt.Errorf("fanotify_mark: %w", err)
 	}
+	fds, err := openat([]byte("/proc/self/fd\x00"), unix.O_DIRECTORY)
+	if err != nil {
+		return fmt.Errorf("/proc/self/fd: %w", err)
+	}
 	fmt.Println("ready")
 	start := selfCPU()
 	buf := make([]byte, 256<<10)
 	link := make([]byte, unix.PathMax)
+	name := make([]byte, 0, 16)
 	prefix := []byte(dir + "/")
 	files := 0
 	for {
@@ -215,12 +338,13 @@ func fdReaderMain(dir, sentinel string) error {
 			return fmt.Errorf("read: %w", err)
 		}
 		for ev := buf[:n]; len(ev) >= unix.FAN_EVENT_METADATA_LEN; ev = ev[binary.NativeEndian.Uint32(ev):] {
-			efd := int(int32(binary.NativeEndian.Uint32(ev[16:])))
+			efd := int32(binary.NativeEndian.Uint32(ev[16:]))
 			if efd < 0 {
 				continue
 			}
-			k, err := unix.Readlink("/proc/self/fd/"+strconv.Itoa(efd), link)
-			unix.Close(efd)
+			name = append(strconv.AppendInt(name[:0], int64(efd), 10), 0)
+			k, err := readlinkat(fds, name, link)
+			unix.Close(int(efd))
 			if err != nil || !bytes.HasPrefix(link[:k], prefix) {
 				continue
 			}

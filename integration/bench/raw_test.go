@@ -27,8 +27,7 @@ func TestReadIdentityReadsTheHolderColumnsSources(t *testing.T) {
 		}
 		want += len(data)
 	}
-	buf := make([]byte, 16)
-	if got := readIdentity("/proc/self", make([]byte, 64), &buf); got != want {
+	if got := newRawReader().readIdentity([]byte("self")); got != want {
 		t.Fatalf("read %d bytes of the identity, want %d", got, want)
 	}
 }
@@ -37,11 +36,19 @@ func TestReadIdentityReadsTheHolderColumnsSources(t *testing.T) {
 // mount_points does, and reads it through that thread.
 func TestMountNamespaceReadersFindAThreadsNamespace(t *testing.T) {
 	tid, mntNS := fanotifytest.MountNamespaceThread(t, t.TempDir())
-	readers, err := mountNamespaceReaders()
+	readers, err := newRawReader().mountNamespaceReaders()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := readers[fmt.Sprintf("mnt:[%d]", mntNS)]; got != strconv.Itoa(tid) {
 		t.Errorf("namespace %d of thread %d read through %q", mntNS, tid, got)
+	}
+}
+
+// The raw walk allocates nothing: it is the least a walk costs in Go.
+func TestRawWalkAllocatesNothing(t *testing.T) {
+	r := newRawReader()
+	if allocs := testing.AllocsPerRun(5, func() { rawWalk(r) }); allocs != 0 {
+		t.Fatalf("the raw walk allocated %v times", allocs)
 	}
 }

@@ -31,3 +31,21 @@ func TestFilesSeen(t *testing.T) {
 		t.Fatalf("%d files seen in %q, want 2", n, lines)
 	}
 }
+
+// A goal against raw baselines is judged on the cheaper one, and says which.
+func TestRatioGoalIsJudgedOnTheCheaperBaseline(t *testing.T) {
+	project, goWalk := cost{CPU: 120}, cost{CPU: 100}
+	cWalk := cost{CPU: 80}
+	g := ratioGoal("walk", project, goWalk, &cWalk, 1.3, "")
+	if g.Met || g.JudgedBy != "raw C" || g.Ratio != 1.5 {
+		t.Errorf("against a cheaper C walk: met %v, judged by %q at %.2f×, want missed, raw C, 1.50×", g.Met, g.JudgedBy, g.Ratio)
+	}
+	cWalk = cost{CPU: 110}
+	g = ratioGoal("walk", project, goWalk, &cWalk, 1.3, "")
+	if !g.Met || g.JudgedBy != "raw Go" || g.Ratio != 1.2 {
+		t.Errorf("against a cheaper Go walk: met %v, judged by %q at %.2f×, want met, raw Go, 1.20×", g.Met, g.JudgedBy, g.Ratio)
+	}
+	if g = ratioGoal("walk", project, goWalk, nil, 1.3, ""); g.JudgedBy != "raw Go" {
+		t.Errorf("without a C walk, judged by %q", g.JudgedBy)
+	}
+}

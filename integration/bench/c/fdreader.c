@@ -1,5 +1,6 @@
 /* Minimal fd-mode fanotify reader: a filesystem mark for FAN_CLOSE_WRITE on
- * DIR; per event a readlink of the event's fd and a close. Prints "ready",
+ * DIR; per event a readlink of the event's fd, relative to /proc/self/fd
+ * opened once, and a close. Prints "ready",
  * then, once it sees DIR/SENTINEL, "files=N cpu_ns=C": the files under DIR
  * it saw and the CPU time spent since it was ready. */
 #define _GNU_SOURCE
@@ -28,12 +29,17 @@ int main(int argc, char **argv) {
 		perror("fanotify");
 		return 1;
 	}
+	int fds = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fds < 0) {
+		perror("/proc/self/fd");
+		return 1;
+	}
 	printf("ready\n");
 	fflush(stdout);
 	long long start = cpu_ns();
 	size_t dlen = strlen(dir);
 	static char buf[256 << 10];
-	char link[4096], fdpath[64];
+	char link[4096], name[16];
 	long files = 0;
 	for (;;) {
 		ssize_t n = read(g, buf, sizeof buf);
@@ -45,8 +51,8 @@ int main(int argc, char **argv) {
 		for (; FAN_EVENT_OK(ev, n); ev = FAN_EVENT_NEXT(ev, n)) {
 			if (ev->fd < 0)
 				continue;
-			snprintf(fdpath, sizeof fdpath, "/proc/self/fd/%d", ev->fd);
-			ssize_t k = readlink(fdpath, link, sizeof link - 1);
+			snprintf(name, sizeof name, "%d", ev->fd);
+			ssize_t k = readlinkat(fds, name, link, sizeof link - 1);
 			close(ev->fd);
 			if (k < 0 || (size_t)k <= dlen || strncmp(link, dir, dlen) || link[dlen] != '/')
 				continue;

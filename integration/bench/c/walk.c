@@ -5,17 +5,11 @@
  * ns/user and ns/mnt links, comm and cgroup. Runs the walk N times and
  * prints, per walk, "cpu_ns wall_ns bytes".
  * Usage: walk [N [TARGET]] [--identities]. */
-#define _GNU_SOURCE
-#include <dirent.h>
-#include <fcntl.h>
+#include "dirnames.h"
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
 
-static char buf[1 << 20];
 static const char *target; /* NULL: both subsystems */
 static int identities;
 
@@ -23,24 +17,6 @@ static int wanted(const char *link) {
 	if (target)
 		return !strcmp(link, target);
 	return !strcmp(link, "anon_inode:inotify") || !strcmp(link, "anon_inode:[fanotify]");
-}
-
-static long long now(clockid_t clock) {
-	struct timespec ts;
-	clock_gettime(clock, &ts);
-	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-static long read_file(const char *path) {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	long total = 0;
-	ssize_t m;
-	while ((m = read(fd, buf, sizeof buf)) > 0)
-		total += m;
-	close(fd);
-	return total;
 }
 
 static long read_identity(const char *pid) {
@@ -62,41 +38,41 @@ static long read_identity(const char *pid) {
 }
 
 static long walk(void) {
+	static char proc_buf[64 << 10], fd_buf[64 << 10];
 	long total = 0;
-	DIR *proc = opendir("/proc");
-	if (!proc)
+	int proc = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (proc < 0)
 		return -1;
-	struct dirent *p;
-	while ((p = readdir(proc))) {
-		if (p->d_name[0] < '0' || p->d_name[0] > '9')
+	struct names pids = names_open(proc, proc_buf, sizeof proc_buf);
+	const char *pid;
+	while ((pid = next_name(&pids))) {
+		if (pid[0] < '0' || pid[0] > '9')
 			continue;
 		char path[64];
-		snprintf(path, sizeof path, "/proc/%s/fd", p->d_name);
+		snprintf(path, sizeof path, "/proc/%s/fd", pid);
 		int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (dfd < 0)
 			continue;
-		DIR *fds = fdopendir(dfd);
-		struct dirent *f;
+		struct names fds = names_open(dfd, fd_buf, sizeof fd_buf);
+		const char *fd;
 		int holder = 0;
-		while ((f = readdir(fds))) {
-			if (f->d_name[0] == '.')
-				continue;
+		while ((fd = next_name(&fds))) {
 			char link[64];
-			ssize_t n = readlinkat(dfd, f->d_name, link, sizeof link - 1);
+			ssize_t n = readlinkat(dfd, fd, link, sizeof link - 1);
 			if (n < 0)
 				continue;
 			link[n] = 0;
 			if (!wanted(link))
 				continue;
-			snprintf(path, sizeof path, "/proc/%s/fdinfo/%s", p->d_name, f->d_name);
+			snprintf(path, sizeof path, "/proc/%s/fdinfo/%s", pid, fd);
 			total += read_file(path);
 			holder = 1;
 		}
-		closedir(fds);
+		close(dfd);
 		if (holder && identities)
-			total += read_identity(p->d_name);
+			total += read_identity(pid);
 	}
-	closedir(proc);
+	close(proc);
 	return total;
 }
 
