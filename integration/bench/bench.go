@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"os/exec"
 	"runtime/pprof"
 	"slices"
 	"strings"
@@ -21,6 +22,8 @@ import (
 // bench holds the run's options, what it created (for cleanup) and its
 // results.
 type bench struct {
+	// ctx ends when the run is interrupted: phases stop at their next step.
+	ctx     context.Context
 	o       options
 	start   time.Time
 	cbin    cBaselines
@@ -100,11 +103,11 @@ type namedCost struct {
 	Cost cost
 }
 
-func newBench(o options) (*bench, error) {
+func newBench(ctx context.Context, o options) (*bench, error) {
 	if _, err := os.Stat(o.ext); err != nil {
 		return nil, fmt.Errorf("%s: %w (run `make build` first)", o.ext, err)
 	}
-	b := &bench{o: o, start: time.Now()}
+	b := &bench{ctx: ctx, o: o, start: time.Now()}
 	var err error
 	if b.cbin, err = buildCBaselines(); err != nil {
 		b.note("C baselines not built: %v", err)
@@ -112,7 +115,30 @@ func newBench(o options) (*bench, error) {
 	if b.cbin.dir != "" {
 		b.onCleanup(func() { os.RemoveAll(b.cbin.dir) })
 	}
+	if commands, packages := missingPeers(exec.LookPath); len(commands) > 0 {
+		b.note("peer tools not installed: %s; their rows are left out (install them with `apt-get install %s`)",
+			strings.Join(commands, ", "), strings.Join(packages, " "))
+	}
 	return b, nil
+}
+
+// peerTools are the tools admins run today that the bench measures beside
+// fanotify.ext, with the Debian package of each.
+var peerTools = []struct{ command, pkg string }{
+	{"fatrace", "fatrace"},
+	{"inotifywait", "inotify-tools"},
+	{"lsof", "lsof"},
+}
+
+// missingPeers names the peer tools lookPath does not find, and the
+// packages that install them.
+func missingPeers(lookPath func(string) (string, error)) (commands, packages []string) {
+	for _, p := range peerTools {
+		if _, err := lookPath(p.command); err != nil {
+			commands, packages = append(commands, p.command), append(packages, p.pkg)
+		}
+	}
+	return commands, packages
 }
 
 func (b *bench) onCleanup(f func()) {
@@ -128,6 +154,16 @@ func (b *bench) cleanupOnce(stop func()) func() {
 	stopOnce := func() { once.Do(stop) }
 	b.onCleanup(stopOnce)
 	return stopOnce
+}
+
+// tmpfs mounts a fresh tmpfs, removed at the cleanup if not before by the
+// function returned.
+func (b *bench) tmpfs(prefix string) (string, func(), error) {
+	dir, err := mountTmpfs(prefix)
+	if err != nil {
+		return "", nil, err
+	}
+	return dir, b.cleanupOnce(func() { unmountTmpfs(dir) }), nil
 }
 
 // cleanup undoes everything, newest first; it may run twice (signal).
@@ -304,6 +340,9 @@ func (b *bench) measure(reps int, items ...item) ([]cost, error) {
 	runs := make([][]cost, len(items))
 	for range reps {
 		for i, it := range items {
+			if err := b.ctx.Err(); err != nil {
+				return nil, err
+			}
 			var c cost
 			var err error
 			if it.self != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -46,7 +47,7 @@ func (b *bench) commandLine(reps, holder int) error {
 	runs := make([][]cost, len(commands))
 	for range reps {
 		for i, c := range commands {
-			r, err := runCommand(c.argv, c.rated)
+			r, err := runCommand(b.ctx, c.argv, c.rated)
 			if err != nil {
 				return fmt.Errorf("%s: %w", c.name, err)
 			}
@@ -83,8 +84,6 @@ func (b *bench) peerCommands() []command {
 	if _, err := exec.LookPath("lsof"); err == nil {
 		peers = append(peers, command{"peer: `lsof -n -P -w` (every open file; the inotify and fanotify fds, not their marks)",
 			[]string{"lsof", "-n", "-P", "-w"}, true})
-	} else {
-		b.note("lsof is not installed (apt-get install lsof): the command line table has no lsof row")
 	}
 	return peers
 }
@@ -94,13 +93,16 @@ func (b *bench) peerCommands() []command {
 // time is user + system time from the rusage wait returns. (That rusage's
 // peak RSS is no use here: it counts this process's, which the child shared
 // until its exec.)
-func runCommand(argv []string, rated bool) (cost, error) {
-	cmd := exec.Command(argv[0], argv[1:]...)
+func runCommand(ctx context.Context, argv []string, rated bool) (cost, error) {
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	start := time.Now()
 	err := cmd.Run()
 	wall := time.Since(start)
+	if ctx.Err() != nil {
+		return cost{}, ctx.Err()
+	}
 	var exit *exec.ExitError
 	if err != nil && !(rated && errors.As(err, &exit) && exit.Exited()) {
 		return cost{}, fmt.Errorf("%w: %s", err, stderr.String())

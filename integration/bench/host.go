@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -40,8 +41,11 @@ func newBusyHost() (*busyHost, error) {
 // add starts n more holders, each with an inotify instance of watches
 // watches and (when marks > 0) a fanotify group of marks inode marks, on
 // files of its own.
-func (h *busyHost) add(n, watches, marks int) error {
+func (h *busyHost) add(ctx context.Context, n, watches, marks int) error {
 	for i := range n {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		idx := len(h.holders)
 		uid := firstUID + idx/holdersPerUID
 		paths, err := h.newFiles(watches + marks)
@@ -280,10 +284,19 @@ func (ns *mountNamespace) bind(dir string, n int) error {
 	return nil
 }
 
-// grow adds bind mounts until the namespace has total of them.
-func (ns *mountNamespace) grow(total int) error {
-	ns.requests <- total - ns.mounts
-	return <-ns.replies
+// grow adds bind mounts until the namespace has total of them, a thousand
+// at a time between looks at ctx.
+func (ns *mountNamespace) grow(ctx context.Context, total int) error {
+	for ns.mounts < total {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		ns.requests <- min(1000, total-ns.mounts)
+		if err := <-ns.replies; err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // stop ends the namespace: its holder and its thread exit, which frees

@@ -8,6 +8,8 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -62,20 +64,17 @@ func main() {
 }
 
 func run(o options) int {
-	b, err := newBench(o)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	b, err := newBench(ctx, o)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		return 2
 	}
-	// Everything the harness creates is removed on an interrupt too.
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	go func() {
-		<-sigs
-		b.cleanup()
-		os.Exit(2)
-	}()
 	defer b.cleanup()
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	go b.stopOn(sigs, cancel)
 
 	if o.cpuProfile != "" {
 		f, err := os.Create(o.cpuProfile)
@@ -87,6 +86,9 @@ func run(o options) int {
 		b.profile = f
 	}
 	if err := b.runPhases(); err != nil {
+		if ctx.Err() != nil {
+			err = errors.New("interrupted")
+		}
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		return 2
 	}
@@ -104,4 +106,17 @@ func run(o options) int {
 		return 1
 	}
 	return 0
+}
+
+// stopOn cancels the run at the first signal: the phase stops and removes
+// what it built, and run's cleanup removes the rest, never while a phase
+// still uses it. A second signal cleans up at once and exits, for a phase
+// that does not stop.
+func (b *bench) stopOn(sigs <-chan os.Signal, cancel func()) {
+	<-sigs
+	fmt.Fprintln(os.Stderr, "bench: interrupted: stopping, then removing what the run built (interrupt again to remove it at once)")
+	cancel()
+	<-sigs
+	b.cleanup()
+	os.Exit(2)
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -51,7 +52,7 @@ func (b *bench) mountPhase() error {
 	defer b.cleanupOnce(ns.stop)()
 	for _, n := range b.sizes(b.o.mounts, 10, 2) {
 		b.progress("mounts: %d bind mounts", n)
-		if err := ns.grow(n); err != nil {
+		if err := ns.grow(b.ctx, n); err != nil {
 			return err
 		}
 		reps := b.repsFor(n, b.o.mounts)
@@ -102,7 +103,7 @@ func (b *bench) hostPhase() error {
 	defer b.cleanupOnce(h.stop)()
 	for _, n := range b.sizes(b.o.procs, 4, 2) {
 		b.progress("host: %d holders with %d watches and %d marks each", n, b.o.watches, b.o.marks)
-		if err := h.add(n-len(h.holders), b.o.watches, b.o.marks); err != nil {
+		if err := h.add(b.ctx, n-len(h.holders), b.o.watches, b.o.marks); err != nil {
 			return err
 		}
 		reps := b.repsFor(n, b.o.procs)
@@ -193,12 +194,11 @@ func (b *bench) oneSubsystem(reps int, what string, minRows int) error {
 // osqueryd calling the real fanotify.ext over Thrift) with the same
 // generates in process.
 func (b *bench) protocol(minRows int) error {
-	e, err := startExtension(b.o.ext, config.Default())
+	e, stop, err := b.startExtension(config.Default())
 	if err != nil {
 		return err
 	}
-	b.onCleanup(e.stop)
-	defer e.stop()
+	defer stop()
 	time.Sleep(2 * time.Second)
 	if rss, err := vmRSS(e.Pid); err == nil {
 		b.rss = append(b.rss, rssFigure{"idle, collector disabled", rss, 0, true})
@@ -213,6 +213,9 @@ func (b *bench) protocol(minRows int) error {
 		var runs, ins []cost
 		var decoding []time.Duration
 		for range b.o.protoReps {
+			if err := b.ctx.Err(); err != nil {
+				return err
+			}
 			time.Sleep(snapshotAge)
 			run, decode, err := b.protocolCall(e, t.table, ctxJSON, t.minRows)
 			if err != nil {
@@ -283,19 +286,21 @@ func (b *bench) watchPhase() error {
 	defer b.cleanupOnce(h.stop)()
 	// Two extensions, so that neither's heap holds what the other query
 	// left.
-	counting, err := b.startExtension()
+	counting, stopCounting, err := b.startExtension(config.Default())
 	if err != nil {
 		return err
 	}
-	parsing, err := b.startExtension()
+	defer stopCounting()
+	parsing, stopParsing, err := b.startExtension(config.Default())
 	if err != nil {
 		return err
 	}
+	defer stopParsing()
 	const perHolder = 1000
 	for _, w := range []int{10000, 50000, 100000} {
 		n := w / perHolder
 		b.progress("watches: %d processes × %d watches", n, perHolder)
-		if err := h.add(n-len(h.holders), perHolder, 0); err != nil {
+		if err := h.add(b.ctx, n-len(h.holders), perHolder, 0); err != nil {
 			return err
 		}
 		reps := min(3, b.o.reps)
@@ -326,15 +331,14 @@ func (b *bench) watchPhase() error {
 	return nil
 }
 
-// startExtension starts a fanotify.ext with the default configuration,
-// stopped at the bench's cleanup.
-func (b *bench) startExtension() (*extension, error) {
-	e, err := startExtension(b.o.ext, config.Default())
+// startExtension starts a fanotify.ext with cfg, stopped at the cleanup if
+// not before by the function returned.
+func (b *bench) startExtension(cfg config.Config) (*extension, func(), error) {
+	e, err := startExtension(b.o.ext, cfg)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	b.onCleanup(e.stop)
-	return e, nil
+	return e, b.cleanupOnce(e.stop), nil
 }
 
 // rssAfter is e's VmRSS after it generated table.
@@ -349,9 +353,12 @@ func rssAfter(e *extension, table, ctxJSON string) (int64, error) {
 const sentinel = "zz-sentinel"
 
 // burst creates n files in dir with one write each, then the sentinel.
-func burst(dir string, n int) error {
+func burst(ctx context.Context, dir string, n int) error {
 	one := []byte{'x'}
 	for i := range n + 1 {
+		if i%1000 == 0 && ctx.Err() != nil {
+			return ctx.Err()
+		}
 		name := "f" + strconv.Itoa(i)
 		if i == n {
 			name = sentinel
@@ -371,12 +378,12 @@ func burst(dir string, n int) error {
 
 // readerRun runs one fd-mode reader process over a burst in a fresh tmpfs.
 func (b *bench) readerRun(argv ...string) (readerResult, error) {
-	dir, err := mountTmpfs("fanobench-burst")
+	dir, unmount, err := b.tmpfs("fanobench-burst")
 	if err != nil {
 		return readerResult{}, err
 	}
-	defer unmountTmpfs(dir)
-	cmd := exec.Command(argv[0], append(argv[1:], dir, sentinel)...)
+	defer unmount()
+	cmd := exec.CommandContext(b.ctx, argv[0], append(argv[1:], dir, sentinel)...)
 	cmd.Stderr = os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	pipe, err := cmd.StdoutPipe()
@@ -394,7 +401,7 @@ func (b *bench) readerRun(argv ...string) (readerResult, error) {
 	if line, err := out.ReadString('\n'); err != nil || strings.TrimSpace(line) != "ready" {
 		return readerResult{}, fmt.Errorf("%s did not start: %q %v", argv[0], line, err)
 	}
-	if err := burst(dir, b.o.files); err != nil {
+	if err := burst(b.ctx, dir, b.o.files); err != nil {
 		return readerResult{}, err
 	}
 	return parseReaderResult(out)
@@ -404,22 +411,22 @@ func (b *bench) readerRun(argv ...string) (readerResult, error) {
 // a fresh tmpfs and returns its CPU time, what it saw, and its RSS.
 func (b *bench) collectorRun() (readerResult, collectorFacts, error) {
 	var facts collectorFacts
-	dir, err := mountTmpfs("fanobench-burst")
+	dir, unmount, err := b.tmpfs("fanobench-burst")
 	if err != nil {
 		return readerResult{}, facts, err
 	}
-	defer unmountTmpfs(dir)
+	defer unmount()
 	cfg := config.Default()
 	cfg.Collector.Enabled = true
 	cfg.Collector.Paths = []string{dir}
 	// The events the baseline readers read: one per file.
 	cfg.Collector.Events = []string{"close_write"}
 	cfg.Collector.BufferMax = 1000000
-	e, err := startExtension(b.o.ext, cfg)
+	e, stop, err := b.startExtension(cfg)
 	if err != nil {
 		return readerResult{}, facts, err
 	}
-	defer e.stop()
+	defer stop()
 	time.Sleep(2 * time.Second)
 	if facts.idleRSS, err = vmRSS(e.Pid); err != nil {
 		return readerResult{}, facts, err
@@ -428,12 +435,15 @@ func (b *bench) collectorRun() (readerResult, collectorFacts, error) {
 	if err != nil {
 		return readerResult{}, facts, err
 	}
-	if err := burst(dir, b.o.files); err != nil {
+	if err := burst(b.ctx, dir, b.o.files); err != nil {
 		return readerResult{}, facts, err
 	}
 	// Read until the event count stops growing.
 	last, stable := -1, 0
 	for stable < 3 {
+		if err := b.ctx.Err(); err != nil {
+			return readerResult{}, facts, err
+		}
 		time.Sleep(200 * time.Millisecond)
 		n, err := e.collectorStat("events_total")
 		if err != nil {
@@ -500,8 +510,6 @@ func (b *bench) peerReaders() []peerReader {
 		if path, err := exec.LookPath(p.argv[0]); err == nil {
 			p.argv[0] = path
 			peers = append(peers, p)
-		} else {
-			b.note("%s is not installed: the collector is not compared with it", p.name)
 		}
 	}
 	return peers
@@ -511,18 +519,20 @@ func (b *bench) peerReaders() []peerReader {
 // counts from the burst until it stops growing (it reads and prints until
 // then), as the collector's does.
 func (b *bench) peerRun(peer peerReader) (readerResult, error) {
-	dir, err := mountTmpfs("fanobench-burst")
+	dir, unmount, err := b.tmpfs("fanobench-burst")
 	if err != nil {
 		return readerResult{}, err
 	}
-	defer unmountTmpfs(dir)
+	defer unmount()
 	out, err := os.CreateTemp("", "fanobench-peer")
 	if err != nil {
 		return readerResult{}, err
 	}
-	defer os.Remove(out.Name())
-	defer out.Close()
-	cmd := exec.Command(peer.argv[0], peer.argv[1:]...)
+	defer b.cleanupOnce(func() {
+		out.Close()
+		os.Remove(out.Name())
+	})()
+	cmd := exec.CommandContext(b.ctx, peer.argv[0], peer.argv[1:]...)
 	cmd.Dir, cmd.Stdout, cmd.Stderr = dir, out, os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -539,10 +549,10 @@ func (b *bench) peerRun(peer peerReader) (readerResult, error) {
 	if err != nil {
 		return readerResult{}, err
 	}
-	if err := burst(dir, b.o.files); err != nil {
+	if err := burst(b.ctx, dir, b.o.files); err != nil {
 		return readerResult{}, err
 	}
-	cpu1, err := cpuUntilStable(cmd.Process.Pid)
+	cpu1, err := cpuUntilStable(b.ctx, cmd.Process.Pid)
 	if err != nil {
 		return readerResult{}, err
 	}
@@ -566,9 +576,12 @@ func waitForFdinfo(pid int, ready *regexp.Regexp) error {
 }
 
 // cpuUntilStable polls pid's CPU time until it stops growing.
-func cpuUntilStable(pid int) (time.Duration, error) {
+func cpuUntilStable(ctx context.Context, pid int) (time.Duration, error) {
 	last, stable := time.Duration(-1), 0
 	for stable < 3 {
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
 		time.Sleep(200 * time.Millisecond)
 		cpu, err := processCPU(pid)
 		if err != nil {

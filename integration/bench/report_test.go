@@ -49,3 +49,17 @@ func TestRatioGoalIsJudgedOnTheCheaperBaseline(t *testing.T) {
 		t.Errorf("without a C walk, judged by %q", g.JudgedBy)
 	}
 }
+
+// The peer tools not installed are named with the packages to install.
+func TestMissingPeersNamesThePackages(t *testing.T) {
+	onlyLsof := func(name string) (string, error) {
+		if name == "lsof" {
+			return "/usr/bin/lsof", nil
+		}
+		return "", os.ErrNotExist
+	}
+	commands, packages := missingPeers(onlyLsof)
+	if strings.Join(commands, " ") != "fatrace inotifywait" || strings.Join(packages, " ") != "fatrace inotify-tools" {
+		t.Fatalf("missing %q, packages %q", commands, packages)
+	}
+}
