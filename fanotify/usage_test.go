@@ -455,25 +455,14 @@ func TestDedupAroundAGoneFD(t *testing.T) {
 
 func TestSnapshotSharedWithinMaxAge(t *testing.T) {
 	s := newTestScanner()
-	first, err := s.Snapshot(context.Background(), procfs.AllMarks)
-	if err != nil {
-		t.Fatal(err)
-	}
-	second, err := s.Snapshot(context.Background(), procfs.AllMarks)
-	if err != nil {
-		t.Fatal(err)
-	}
+	first, second := snapshotOf(t, s), snapshotOf(t, s)
 	if first != second {
 		t.Error("two snapshots within a second were two walks")
 	}
 	s.mu.Lock()
 	s.lastAt = s.lastAt.Add(-snapshotMaxAge)
 	s.mu.Unlock()
-	third, err := s.Snapshot(context.Background(), procfs.AllMarks)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if third == first {
+	if third := snapshotOf(t, s); third == first {
 		t.Error("a snapshot older than snapshotMaxAge was reused")
 	}
 }
@@ -489,17 +478,20 @@ func TestSnapshotOfASlowWalkIsShared(t *testing.T) {
 		time.Sleep(snapshotMaxAge + 100*time.Millisecond) // the rest of a long walk
 		return snap, err
 	}
-	first, err := s.Snapshot(context.Background(), procfs.AllMarks)
-	if err != nil {
-		t.Fatal(err)
-	}
-	second, err := s.Snapshot(context.Background(), procfs.AllMarks)
-	if err != nil {
-		t.Fatal(err)
-	}
+	first, second := snapshotOf(t, s), snapshotOf(t, s)
 	if second != first || walks != 1 {
 		t.Errorf("%d walks: a walk slower than %s served no query after its own", walks, snapshotMaxAge)
 	}
+}
+
+// snapshotOf is s's snapshot of every mark.
+func snapshotOf(t *testing.T, s *Scanner) *Snapshot {
+	t.Helper()
+	snap, err := s.Snapshot(context.Background(), procfs.AllMarks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return snap
 }
 
 // A panic in a walk fails its callers with an error, and the next query
@@ -512,9 +504,7 @@ func TestSnapshotWalkPanicIsAnError(t *testing.T) {
 		t.Fatalf("error %v, want the walk's panic", err)
 	}
 	s.take = read
-	if snap, err := s.Snapshot(context.Background(), procfs.AllMarks); err != nil || snap == nil {
-		t.Errorf("the walk after a panic: %v, %v", snap, err)
-	}
+	snapshotOf(t, s) // the walk after a panic
 }
 
 // A snapshot of one subsystem holds none of the other's groups; asking for

@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -39,6 +40,21 @@ static const char *next_name(struct names *d) {
 	}
 }
 
+/* pids_open lists /proc into buf, for next_pid; its fd is negative when
+ * /proc cannot be opened. */
+static struct names pids_open(char *buf, size_t size) {
+	return names_open(open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC), buf, size);
+}
+
+/* next_pid is the next process directory of /proc listed by d, NULL at
+ * the end. */
+static const char *next_pid(struct names *d) {
+	const char *name;
+	while ((name = next_name(d)) && (name[0] < '0' || name[0] > '9'))
+		;
+	return name;
+}
+
 static char file_buf[64 << 10];
 
 /* read_file returns the bytes of a whole file, 0 when it cannot be opened. */
@@ -58,4 +74,15 @@ static long long now(clockid_t clock) {
 	struct timespec ts;
 	clock_gettime(clock, &ts);
 	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* time_runs runs run n times, printing "cpu_ns wall_ns bytes" of each, the
+ * line the harness reads. */
+static void time_runs(int n, long (*run)(void)) {
+	for (int i = 0; i < n; i++) {
+		long long c0 = now(CLOCK_PROCESS_CPUTIME_ID), w0 = now(CLOCK_MONOTONIC);
+		long bytes = run();
+		printf("%lld %lld %ld\n", now(CLOCK_PROCESS_CPUTIME_ID) - c0, now(CLOCK_MONOTONIC) - w0, bytes);
+		fflush(stdout);
+	}
 }

@@ -38,14 +38,11 @@ static long read_mountinfo(void) {
 	static char threaded[MAX_THREADED][16];
 	int nthreaded = 0;
 	namespaces = 0;
-	int proc = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (proc < 0)
+	struct names pids = pids_open(proc_buf, sizeof proc_buf);
+	if (pids.fd < 0)
 		return -1;
-	struct names pids = names_open(proc, proc_buf, sizeof proc_buf);
 	const char *pid;
-	while ((pid = next_name(&pids))) {
-		if (pid[0] < '0' || pid[0] > '9')
-			continue;
+	while ((pid = next_pid(&pids))) {
 		char path[64];
 		struct stat st;
 		snprintf(path, sizeof path, "/proc/%s/task", pid);
@@ -53,7 +50,7 @@ static long read_mountinfo(void) {
 			snprintf(threaded[nthreaded++], sizeof threaded[0], "%s", pid);
 		see(pid);
 	}
-	close(proc);
+	close(pids.fd);
 	for (int i = 0; i < nthreaded; i++) {
 		char path[64];
 		snprintf(path, sizeof path, "/proc/%s/task", threaded[i]);
@@ -78,11 +75,6 @@ static long read_mountinfo(void) {
 
 int main(int argc, char **argv) {
 	int n = argc > 1 ? atoi(argv[1]) : 1;
-	for (int i = 0; i < n; i++) {
-		long long c0 = now(CLOCK_PROCESS_CPUTIME_ID), w0 = now(CLOCK_MONOTONIC);
-		long bytes = read_mountinfo();
-		printf("%lld %lld %ld\n", now(CLOCK_PROCESS_CPUTIME_ID) - c0, now(CLOCK_MONOTONIC) - w0, bytes);
-		fflush(stdout);
-	}
+	time_runs(n, read_mountinfo);
 	return 0;
 }

@@ -40,14 +40,11 @@ static long read_identity(const char *pid) {
 static long walk(void) {
 	static char proc_buf[64 << 10], fd_buf[64 << 10];
 	long total = 0;
-	int proc = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (proc < 0)
+	struct names pids = pids_open(proc_buf, sizeof proc_buf);
+	if (pids.fd < 0)
 		return -1;
-	struct names pids = names_open(proc, proc_buf, sizeof proc_buf);
 	const char *pid;
-	while ((pid = next_name(&pids))) {
-		if (pid[0] < '0' || pid[0] > '9')
-			continue;
+	while ((pid = next_pid(&pids))) {
 		char path[64];
 		snprintf(path, sizeof path, "/proc/%s/fd", pid);
 		int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -72,7 +69,7 @@ static long walk(void) {
 		if (holder && identities)
 			total += read_identity(pid);
 	}
-	close(proc);
+	close(pids.fd);
 	return total;
 }
 
@@ -86,11 +83,6 @@ int main(int argc, char **argv) {
 	}
 	int n = atoi(args[0]);
 	target = args[1];
-	for (int i = 0; i < n; i++) {
-		long long c0 = now(CLOCK_PROCESS_CPUTIME_ID), w0 = now(CLOCK_MONOTONIC);
-		long bytes = walk();
-		printf("%lld %lld %ld\n", now(CLOCK_PROCESS_CPUTIME_ID) - c0, now(CLOCK_MONOTONIC) - w0, bytes);
-		fflush(stdout);
-	}
+	time_runs(n, walk);
 	return 0;
 }
