@@ -110,7 +110,7 @@ func (p callProcessor) Process(ctx context.Context, seqID int32, in, out thrift.
 	if err := p.write(ctx, r, args.Item, out, seqID); err != nil {
 		// reply logged the call when its rows were counted, before they
 		// were built and written.
-		p.h.log.Info("reply not delivered", "item", args.Item, "err", err)
+		p.h.log.Warn("reply not delivered", "item", args.Item, "err", err)
 		return false, thrift.WrapTException(err)
 	}
 	return true, nil

@@ -210,7 +210,8 @@ func TestPanicBuildingRowsEndsTheCallOnly(t *testing.T) {
 // the call's own log line came before its rows were written.
 func TestUndeliveredReplyIsLogged(t *testing.T) {
 	var logged strings.Builder
-	log := slog.New(slog.NewTextHandler(&logged, nil))
+	// Without --verbose the extension logs warnings and errors only.
+	log := slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	runner := tables.NewRunner([]*tables.Table{{Name: "rows", Columns: []table.ColumnDefinition{table.TextColumn("a")},
 		Stream: func(context.Context, tables.QueryContext) (tables.Rows, error) { return rowsOf(tables.RowOf("x")), nil }}}, time.Minute, 4, log)
 	if ok, _ := processCall(t, callProcessor{newHandler(runner, log)}, "rows", failingTransport{thrift.NewTMemoryBuffer()}); ok {

@@ -37,7 +37,7 @@ type Scanner struct {
 
 	mu      sync.Mutex
 	last    *Snapshot
-	lastAt  time.Time // when last was read
+	lastAt  time.Time // when the walk of last ended
 	pending *scan
 }
 
@@ -70,11 +70,12 @@ func (l *onceLog) warnOnce(msg string) {
 	}
 }
 
-// Snapshot returns a snapshot at most snapshotMaxAge old that read what
-// need asks of each subsystem's fdinfo, joining the walk in progress or
-// starting one. A fresh snapshot that read less is completed from its own
-// walk: no second pass over every fd. ctx bounds only the wait: the walk
-// itself is bounded by the budget and keeps going for the other callers.
+// Snapshot returns a snapshot of a walk that ended at most snapshotMaxAge
+// ago, which read what need asks of each subsystem's fdinfo, joining the
+// walk in progress or starting one. A fresh snapshot that read less is
+// completed from its own walk: no second pass over every fd. ctx bounds
+// only the wait: the walk itself is bounded by the budget and keeps going
+// for the other callers.
 func (s *Scanner) Snapshot(ctx context.Context, need procfs.Reads) (*Snapshot, error) {
 	for {
 		s.mu.Lock()
@@ -118,7 +119,12 @@ func (s *Scanner) walk(sc *scan, need procfs.Reads, from *Snapshot) {
 		}
 		s.mu.Lock()
 		if sc.err == nil {
-			s.last, s.lastAt = sc.snap, time.Now()
+			s.last = sc.snap
+			// A completion reads more of the fds its walk found, and is
+			// as old as that walk.
+			if from == nil {
+				s.lastAt = time.Now()
+			}
 		}
 		s.pending = nil
 		s.mu.Unlock()

@@ -484,6 +484,29 @@ func TestSnapshotOfASlowWalkIsShared(t *testing.T) {
 	}
 }
 
+// A snapshot completed to read more of its walk's fds is as old as that
+// walk: completions in turn do not keep a set of fds fresh.
+func TestSnapshotCompletionKeepsItsWalksAge(t *testing.T) {
+	s := newTestScanner()
+	fan, err := s.Snapshot(context.Background(), procfs.Fanotify)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.mu.Lock()
+	ended := s.lastAt.Add(-snapshotMaxAge / 2)
+	s.lastAt = ended
+	s.mu.Unlock()
+	both, err := s.Snapshot(context.Background(), procfs.Inotify)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if both == fan || !both.Taken.Equal(fan.Taken) || !s.lastAt.Equal(ended) {
+		t.Errorf("completed %v (same walk %v): ends at %v, want its walk's end %v", both != fan, both.Taken.Equal(fan.Taken), s.lastAt, ended)
+	}
+}
+
 // snapshotOf is s's snapshot of every mark.
 func snapshotOf(t *testing.T, s *Scanner) *Snapshot {
 	t.Helper()

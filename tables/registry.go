@@ -2,7 +2,6 @@ package tables
 
 import (
 	"log/slog"
-	"time"
 
 	"github.com/osquery-fanotify/osquery-fanotify/extension/config"
 	"github.com/osquery-fanotify/osquery-fanotify/fanotify"
@@ -32,7 +31,7 @@ func NewEnv(cfg config.Config, log *slog.Logger) *Env {
 		Proc:   proc,
 		Config: cfg,
 		Log:    log,
-		Usage:  fanotify.NewScanner(proc, time.Duration(cfg.ScanBudgetMS)*time.Millisecond, fanotify.KeptMarks, log),
+		Usage:  fanotify.NewScanner(proc, cfg.WalkBudget(), fanotify.KeptMarks, log),
 	}
 	if cfg.Collector.Enabled {
 		env.Collector = fanotify.StartCollector(cfg.Collector, log)
