@@ -15,7 +15,7 @@ import (
 func BenchmarkInodeMarkPaths(b *testing.B) {
 	h := fanotifytest.HoldKnownObjects(b, testUID)
 	fs := procfs.NewFS(procfs.DefaultRoot)
-	walk, err := fs.WalkNotifyFDs(context.Background(), procfs.AllMarks, KeptMarks)
+	walk, err := fs.WalkNotifyFDs(context.Background(), procfs.AllMarks, KeptMarks, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -146,13 +146,13 @@ func (s *Scanner) read(ctx context.Context, need procfs.Reads, from *Snapshot) (
 	if from != nil {
 		return from.completed(ctx, need), nil
 	}
-	taken := time.Now()
-	walk, err := s.fs.WalkNotifyFDs(ctx, need, s.keep)
-	if err != nil {
-		return nil, err
-	}
 	s.mu.Lock()
 	prev := s.last
 	s.mu.Unlock()
+	taken := time.Now()
+	walk, err := s.fs.WalkNotifyFDs(ctx, need, s.keep, prev.longReads())
+	if err != nil {
+		return nil, err
+	}
 	return newSnapshot(s.fs, s.log, walk, taken, prev, processesOf(walk)), nil
 }

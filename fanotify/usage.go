@@ -348,6 +348,15 @@ func (s *Snapshot) Covers(need procfs.Reads) bool {
 	return s.walk.Read&need == need
 }
 
+// longReads are the fds whose fdinfo s's walk found long to read; none
+// without a snapshot.
+func (s *Snapshot) longReads() procfs.LongReads {
+	if s == nil {
+		return nil
+	}
+	return procfs.LongReadsOf(s.walk)
+}
+
 // completed is the snapshot with what need asks read too, from the fds its
 // walk found; it shares s's processes and paths.
 func (s *Snapshot) completed(ctx context.Context, need procfs.Reads) *Snapshot {

@@ -206,7 +206,7 @@ func TestFDGroupsMatchNoFDs(t *testing.T) {
 // group of its own, and the snapshot says so.
 func TestDedupWithoutKcmpCountsPerFD(t *testing.T) {
 	h := fanotifytest.HoldKnownObjects(t, testUID)
-	walk, err := procfs.NewFS(procfs.DefaultRoot).WalkNotifyFDs(context.Background(), procfs.AllMarks, KeptMarks)
+	walk, err := procfs.NewFS(procfs.DefaultRoot).WalkNotifyFDs(context.Background(), procfs.AllMarks, KeptMarks, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -373,7 +373,7 @@ func sameMark(a, b procfs.Mark) bool {
 // one after the other, their texts show the marks of different moments.
 func TestDedupMatchesAGroupWhoseMarksChanged(t *testing.T) {
 	h := fanotifytest.HoldKnownObjects(t, testUID)
-	walk, err := procfs.NewFS(procfs.DefaultRoot).WalkNotifyFDs(context.Background(), procfs.AllMarks, KeptMarks)
+	walk, err := procfs.NewFS(procfs.DefaultRoot).WalkNotifyFDs(context.Background(), procfs.AllMarks, KeptMarks, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -464,6 +464,23 @@ func TestSnapshotSharedWithinMaxAge(t *testing.T) {
 	s.mu.Unlock()
 	if third := snapshotOf(t, s); third == first {
 		t.Error("a snapshot older than snapshotMaxAge was reused")
+	}
+}
+
+// A walk reads plainly the fdinfo of the fds its previous snapshot found
+// with many marks (procfs.LongReads).
+func TestSnapshotWalkKnowsLongReadsFromThePrevious(t *testing.T) {
+	big := fanotifytest.Inotify(t, fanotifytest.Files(t, 2000)...)
+	defer unix.Close(big)
+	s := newTestScanner()
+	if first := snapshotOf(t, s); first.walk.Long != nil {
+		t.Fatalf("the first walk has long reads %v: no walk came before it", first.walk.Long)
+	}
+	s.mu.Lock()
+	s.lastAt = s.lastAt.Add(-snapshotMaxAge)
+	s.mu.Unlock()
+	if second := snapshotOf(t, s); !second.walk.Long[procfs.FDRef{PID: os.Getpid(), FD: big}] {
+		t.Errorf("fd %d of 2,000 watches is not among the second walk's long reads %v", big, second.walk.Long)
 	}
 }
 
@@ -764,7 +781,7 @@ func TestSnapshotReadsIdentitiesOnDemand(t *testing.T) {
 
 func TestSnapshotChargesNothingForExitedHolder(t *testing.T) {
 	h := fanotifytest.HoldKnownObjects(t, testUID)
-	walk, err := procfs.NewFS(procfs.DefaultRoot).WalkNotifyFDs(context.Background(), procfs.AllMarks, KeptMarks)
+	walk, err := procfs.NewFS(procfs.DefaultRoot).WalkNotifyFDs(context.Background(), procfs.AllMarks, KeptMarks, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -798,7 +815,7 @@ func TestSnapshotChargesNothingForExitedHolder(t *testing.T) {
 func pathOfFile(t *testing.T, prev *Snapshot, pid int, ino uint64) (*Snapshot, string) {
 	t.Helper()
 	fs := procfs.NewFS(procfs.DefaultRoot)
-	walk, err := fs.WalkNotifyFDs(context.Background(), procfs.AllMarks, KeptMarks)
+	walk, err := fs.WalkNotifyFDs(context.Background(), procfs.AllMarks, KeptMarks, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,7 +38,7 @@ const maxPooledBuffer = 1 << 20
 
 // readFile reads a whole file (see readLines).
 func readFile(path string) (data []byte, err error) {
-	err = readLines(path, func(b []byte) { data = append(data, b...) })
+	err = mayWait.readLines(path, func(b []byte) { data = append(data, b...) })
 	return data, err
 }
 
@@ -49,12 +49,12 @@ func readFile(path string) (data []byte, err error) {
 // buffer. The pieces live in a pooled 64 KiB buffer, which use must not
 // keep: a file of any size then takes that much memory, unless one of its
 // lines is longer (the buffer grows to hold it).
-func readLines(path string, use func([]byte)) error {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+func (s syscalls) readLines(path string, use func([]byte)) error {
+	fd, err := s.open(path, 0)
 	if err != nil {
 		return &os.PathError{Op: "open", Path: path, Err: err}
 	}
-	defer unix.Close(fd)
+	defer s.close(fd)
 	bufp := readBuffers.Get().(*[]byte)
 	buf := *bufp
 	defer func() {
@@ -68,7 +68,7 @@ func readLines(path string, use func([]byte)) error {
 		if n == len(buf) {
 			buf = append(buf, make([]byte, len(buf))...)
 		}
-		m, err := unix.Read(fd, buf[n:])
+		m, err := s.read(fd, buf[n:])
 		if err == unix.EINTR {
 			continue
 		}

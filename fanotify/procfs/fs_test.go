@@ -62,7 +62,8 @@ func TestReadFileLiveProc(t *testing.T) {
 }
 
 // readLines hands a file over in pieces that end at line ends and fit its
-// 64 KiB buffer, whatever the file's size; only a longer line grows it.
+// 64 KiB buffer, whatever the file's size; only a longer line grows it. Its
+// quick system calls read as its plain ones.
 func TestReadLinesPieces(t *testing.T) {
 	dir := t.TempDir()
 	short := bytes.Repeat([]byte("inotify wd:1 ino:2a sdev:2d mask:2 ignored_mask:0\n"), 20000) // 1 MB
@@ -79,16 +80,18 @@ func TestReadLinesPieces(t *testing.T) {
 		if err := os.WriteFile(path, tc.content, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		var pieces [][]byte
-		if err := readLines(path, func(p []byte) { pieces = append(pieces, bytes.Clone(p)) }); err != nil {
-			t.Fatal(err)
-		}
-		if got := bytes.Join(pieces, nil); !bytes.Equal(got, tc.content) {
-			t.Fatalf("%s: pieces make %d bytes, not the file's %d", tc.name, len(got), len(tc.content))
-		}
-		for i, p := range pieces {
-			if len(p) > tc.maxPiece || i < len(pieces)-1 && p[len(p)-1] != '\n' {
-				t.Errorf("%s: piece %d of %d bytes ends with %q", tc.name, i, len(p), p[len(p)-1])
+		for _, s := range []syscalls{mayWait, quick} {
+			var pieces [][]byte
+			if err := s.readLines(path, func(p []byte) { pieces = append(pieces, bytes.Clone(p)) }); err != nil {
+				t.Fatal(err)
+			}
+			if got := bytes.Join(pieces, nil); !bytes.Equal(got, tc.content) {
+				t.Fatalf("%s (quick %v): pieces make %d bytes, not the file's %d", tc.name, s, len(got), len(tc.content))
+			}
+			for i, p := range pieces {
+				if len(p) > tc.maxPiece || i < len(pieces)-1 && p[len(p)-1] != '\n' {
+					t.Errorf("%s (quick %v): piece %d of %d bytes ends with %q", tc.name, s, i, len(p), p[len(p)-1])
+				}
 			}
 		}
 	}

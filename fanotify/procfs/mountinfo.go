@@ -24,7 +24,7 @@ func (fs FS) Mounts(pid int) ([]*mountinfo.Info, error) {
 	// whole copied and faulted in again and again.
 	var mounts []*mountinfo.Info
 	var parseErr error
-	err := readLines(fs.Path(strconv.Itoa(pid), "mountinfo"), func(lines []byte) {
+	err := mayWait.readLines(fs.Path(strconv.Itoa(pid), "mountinfo"), func(lines []byte) {
 		if parseErr == nil {
 			mounts, parseErr = appendMounts(mounts, lines)
 		}

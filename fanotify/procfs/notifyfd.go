@@ -113,6 +113,48 @@ type NotifyWalk struct {
 	// budget bounds the marks this walk and those ReadMore makes of it
 	// keep.
 	budget *markBudget
+	// Long are the fds whose fdinfo this walk and ReadMore read with plain
+	// system calls.
+	Long LongReads
+}
+
+// LongReads are the fds whose fdinfo an earlier walk found to have
+// longReadMarks marks or more. The kernel prints an fd's fdinfo whole at
+// the first read, 45 ms for 10,000 watches here, and a quick system call
+// holds its thread's processor meanwhile (see syscalls): a garbage
+// collection that starts then stops every goroutine of the process (the
+// collector's reader, osqueryd's calls) until the read returns. An fd no
+// earlier walk counted is read quickly: a long read happens once, at the
+// walk that first finds it.
+type LongReads map[FDRef]bool
+
+// FDRef names a process's fd.
+type FDRef struct{ PID, FD int }
+
+// longReadMarks is about where a read takes 10 ms, the time after which
+// the Go scheduler takes back the processor of a plain system call.
+const longReadMarks = 2000
+
+// LongReadsOf returns the fds of w with many marks; nil for a nil w.
+func LongReadsOf(w *NotifyWalk) LongReads {
+	if w == nil {
+		return nil
+	}
+	long := LongReads{}
+	for _, f := range w.FDs {
+		if f.Info.MarkCount >= longReadMarks {
+			long[FDRef{f.PID, f.FD}] = true
+		}
+	}
+	return long
+}
+
+// syscallsFor are the system calls that read the fdinfo of pid's fd.
+func (l LongReads) syscallsFor(pid, fd int) syscalls {
+	if l[FDRef{pid, fd}] {
+		return mayWait
+	}
+	return quick
 }
 
 // Complete reports whether the walk saw every fd and parsed every fdinfo it
@@ -145,19 +187,20 @@ func (w *NotifyWalk) Complete() bool {
 // The walk and those ReadMore makes of it keep about keep marks at most:
 // past that, the marks of further fds are counted only (their Info is not
 // Kept), and ReadNotifyFD reads them again for a query that wants them.
-func (fs FS) WalkNotifyFDs(ctx context.Context, read Reads, keep int) (*NotifyWalk, error) {
+// They read the fdinfo of the fds in long with plain system calls.
+func (fs FS) WalkNotifyFDs(ctx context.Context, read Reads, keep int, long LongReads) (*NotifyWalk, error) {
 	pids, err := fs.Pids()
 	if err != nil {
 		return nil, err
 	}
-	walk := &NotifyWalk{Read: read, budget: newMarkBudget(keep)}
+	walk := &NotifyWalk{Read: read, budget: newMarkBudget(keep), Long: long}
 	childUserNS := fs.inChildUserNS()
 	for _, pid := range pids {
 		if ctx.Err() != nil {
 			walk.TimedOut = true
 			break
 		}
-		fds, unread, err := fs.processNotifyFDs(pid, childUserNS, read, walk.budget)
+		fds, unread, err := fs.processNotifyFDs(pid, childUserNS, walk)
 		switch {
 		case errors.Is(err, ErrProcessGone):
 		case err != nil:
@@ -209,7 +252,7 @@ func (fs FS) ReadMore(ctx context.Context, w *NotifyWalk, read Reads) *NotifyWal
 			break
 		}
 		_, marks := out.Read.of(f.Subsystem)
-		again, ok, err := fs.readNotifyFD(f.PID, strconv.Itoa(f.FD), f.Subsystem, marks, w.budget)
+		again, ok, err := fs.readNotifyFD(f.PID, f.FD, f.Subsystem, marks, w.budget, w.Long.syscallsFor(f.PID, f.FD))
 		switch {
 		case ok:
 			out.FDs = append(out.FDs, again)
@@ -266,16 +309,16 @@ func (fs FS) inChildUserNS() bool {
 }
 
 // processNotifyFDs returns pid's fanotify and inotify fds: those of the
-// subsystems in read with their fdinfo read, the others unread. childUserNS
-// tells that this process runs in a user namespace other than the initial
-// one.
-func (fs FS) processNotifyFDs(pid int, childUserNS bool, read Reads, budget *markBudget) (fds, unread []NotifyFD, err error) {
+// subsystems walk reads with their fdinfo read, the others unread.
+// childUserNS tells that this process runs in a user namespace other than
+// the initial one.
+func (fs FS) processNotifyFDs(pid int, childUserNS bool, walk *NotifyWalk) (fds, unread []NotifyFD, err error) {
 	dirPath := fs.Path(strconv.Itoa(pid), "fd")
-	dirFD, err := unix.Open(dirPath, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	dirFD, err := quick.open(dirPath, unix.O_DIRECTORY)
 	if err != nil {
 		return nil, nil, pidError(pid, &os.PathError{Op: "open", Path: dirPath, Err: err})
 	}
-	defer unix.Close(dirFD)
+	defer quick.close(dirFD)
 	names, err := dirNames(dirFD)
 	if err != nil {
 		return nil, nil, pidError(pid, &os.PathError{Op: "getdents", Path: dirPath, Err: err})
@@ -284,7 +327,7 @@ func (fs FS) processNotifyFDs(pid int, childUserNS bool, read Reads, budget *mar
 	// equal the short names notifySubsystem knows.
 	link := make([]byte, 64)
 	for _, name := range names {
-		n, err := unix.Readlinkat(dirFD, name, link)
+		n, err := quick.readlinkat(dirFD, name, link)
 		if errors.Is(err, unix.EACCES) && childUserNS {
 			// The owner may list the fds, but reading them takes ptrace
 			// access, which a child user namespace lacks over processes
@@ -300,14 +343,16 @@ func (fs FS) processNotifyFDs(pid int, childUserNS bool, read Reads, budget *mar
 		if sub == "" {
 			continue
 		}
-		readSub, marks := read.of(sub)
-		if !readSub {
-			if fd, err := strconv.Atoi(name); err == nil {
-				unread = append(unread, NotifyFD{PID: pid, FD: fd, Subsystem: sub})
-			}
+		fd, err := strconv.Atoi(name)
+		if err != nil {
 			continue
 		}
-		f, ok, err := fs.readNotifyFD(pid, name, sub, marks, budget)
+		readSub, marks := walk.Read.of(sub)
+		if !readSub {
+			unread = append(unread, NotifyFD{PID: pid, FD: fd, Subsystem: sub})
+			continue
+		}
+		f, ok, err := fs.readNotifyFD(pid, fd, sub, marks, walk.budget, walk.Long.syscallsFor(pid, fd))
 		if err != nil {
 			return nil, nil, err
 		}
@@ -320,29 +365,28 @@ func (fs FS) processNotifyFDs(pid int, childUserNS bool, read Reads, budget *mar
 
 // ReadNotifyFD reads the fdinfo of pid's fd, a walk's fd of subsystem sub,
 // again, keeping every mark: for a query that wants the marks of an fd
-// whose walk only counted them. ok is false when the fd was closed, or
-// reused by the other subsystem, since; err is as readNotifyFD's.
+// whose walk only counted them, many of them. ok is false when the fd was
+// closed, or reused by the other subsystem, since; err is as
+// readNotifyFD's.
 func (fs FS) ReadNotifyFD(pid, fd int, sub string) (f NotifyFD, ok bool, err error) {
-	return fs.readNotifyFD(pid, strconv.Itoa(fd), sub, true, nil)
+	return fs.readNotifyFD(pid, fd, sub, true, nil, mayWait)
 }
 
-// readNotifyFD reads the fdinfo of pid's fd name, which a readlink showed
+// readNotifyFD reads the fdinfo of pid's fd, which a readlink showed
 // to be of subsystem sub, keeping its marks (within budget, see
 // newFdinfoParser) or counting them. ok is false when the fd was closed or
 // reused since. err is a failure to read the text (wrapping ErrProcessGone
-// when the process exited); a failure to parse it is the result's Err.
-func (fs FS) readNotifyFD(pid int, name, sub string, marks bool, budget *markBudget) (f NotifyFD, ok bool, err error) {
-	fd, err := strconv.Atoi(name)
-	if err != nil {
-		return NotifyFD{}, false, nil
-	}
+// when the process exited); a failure to parse it is the result's Err. sys
+// makes the reads.
+func (fs FS) readNotifyFD(pid, fd int, sub string, marks bool, budget *markBudget, sys syscalls) (f NotifyFD, ok bool, err error) {
+	name := strconv.Itoa(fd)
 	parser := newFdinfoParser(marks, budget)
 	defer func() {
 		if !ok {
 			parser.giveBack() // keeps nothing of a text it drops
 		}
 	}()
-	err = readLines(fs.Path(strconv.Itoa(pid), "fdinfo", name), parser.feed)
+	err = sys.readLines(fs.Path(strconv.Itoa(pid), "fdinfo", name), parser.feed)
 	info, parseErr := parser.finish()
 	if errors.Is(err, os.ErrNotExist) {
 		return NotifyFD{}, false, nil // closed since the readlink
@@ -371,7 +415,7 @@ func (fs FS) readNotifyFD(pid int, name, sub string, marks bool, budget *markBud
 // shows now, "" for none.
 func (fs FS) linkSubsystem(pid int, name string) string {
 	link := make([]byte, 64)
-	n, err := unix.Readlink(fs.Path(strconv.Itoa(pid), "fd", name), link)
+	n, err := quick.readlinkat(atFDCWD, fs.Path(strconv.Itoa(pid), "fd", name), link)
 	if err != nil {
 		return ""
 	}
@@ -387,7 +431,7 @@ func dirNames(fd int) ([]string, error) {
 	defer readBuffers.Put(bufp)
 	var names []string
 	for {
-		n, err := unix.Getdents(fd, *bufp)
+		n, err := quick.getdents(fd, *bufp)
 		if err == unix.EINTR {
 			continue
 		}

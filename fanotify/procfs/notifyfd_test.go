@@ -49,7 +49,7 @@ func TestWalkNotifyFDs(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	walk, err := NewFS(DefaultRoot).WalkNotifyFDs(context.Background(), AllMarks, keepAll)
+	walk, err := NewFS(DefaultRoot).WalkNotifyFDs(context.Background(), AllMarks, keepAll, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +83,7 @@ func TestWalkNotifyFDsReadsOnlyWhatIsAsked(t *testing.T) {
 	fanotifytest.Mark(t, fan, 0, unix.FAN_MODIFY, t.TempDir())
 	defer fanotifytest.Close(in, fan)
 	fs := NewFS(DefaultRoot)
-	walk, err := fs.WalkNotifyFDs(context.Background(), Fanotify, keepAll)
+	walk, err := fs.WalkNotifyFDs(context.Background(), Fanotify, keepAll, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +128,7 @@ func TestWalkNotifyFDsCountsMarks(t *testing.T) {
 	fanotifytest.Mark(t, fan, 0, unix.FAN_MODIFY, dir)
 	defer fanotifytest.Close(in, fan)
 	fs := NewFS(DefaultRoot)
-	counted, err := fs.WalkNotifyFDs(context.Background(), InotifyCounts|Fanotify, keepAll)
+	counted, err := fs.WalkNotifyFDs(context.Background(), InotifyCounts|Fanotify, keepAll, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +158,7 @@ func TestReadMoreAfterExit(t *testing.T) {
 	pid := fanotifytest.HoldCommand(t, cmd, nil, in)
 	fanotifytest.Close(in)
 	fs := NewFS(DefaultRoot)
-	walk, err := fs.WalkNotifyFDs(context.Background(), Fanotify, keepAll)
+	walk, err := fs.WalkNotifyFDs(context.Background(), Fanotify, keepAll, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +179,7 @@ func TestReadMoreAfterExit(t *testing.T) {
 func TestWalkNotifyFDsOverBudget(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	walk, err := NewFS(DefaultRoot).WalkNotifyFDs(ctx, AllMarks, keepAll)
+	walk, err := NewFS(DefaultRoot).WalkNotifyFDs(ctx, AllMarks, keepAll, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +195,7 @@ func TestReadMoreOverBudget(t *testing.T) {
 	in := fanotifytest.Inotify(t, t.TempDir())
 	defer fanotifytest.Close(in)
 	fs := NewFS(DefaultRoot)
-	walk, err := fs.WalkNotifyFDs(context.Background(), Fanotify, keepAll)
+	walk, err := fs.WalkNotifyFDs(context.Background(), Fanotify, keepAll, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,7 +248,7 @@ func TestWalkNotifyFDsEmptyInstance(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unix.Close(in)
-	walk, err := NewFS(DefaultRoot).WalkNotifyFDs(context.Background(), AllMarks, keepAll)
+	walk, err := NewFS(DefaultRoot).WalkNotifyFDs(context.Background(), AllMarks, keepAll, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,7 +267,7 @@ func TestWalkNotifyFDsLargeInstance(t *testing.T) {
 	if err != nil || len(text) <= 64<<10 {
 		t.Fatalf("fdinfo of %d bytes (%v): want more than the read buffer", len(text), err)
 	}
-	walk, err := NewFS(DefaultRoot).WalkNotifyFDs(context.Background(), AllMarks, keepAll)
+	walk, err := NewFS(DefaultRoot).WalkNotifyFDs(context.Background(), AllMarks, keepAll, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -281,6 +281,38 @@ func TestWalkNotifyFDsLargeInstance(t *testing.T) {
 	}
 	if len(wds) != watches {
 		t.Errorf("%d distinct watch descriptors, want %d", len(wds), watches)
+	}
+}
+
+// The fdinfo of an fd an earlier walk found with many marks is read with
+// plain system calls, by the walk and by ReadMore from it; the rest, and
+// every fd of a walk without an earlier one, quickly. Both read every mark.
+func TestWalkReadsLongFdinfoPlainly(t *testing.T) {
+	big, small := manyWatches(t, longReadMarks), manyWatches(t, 3)
+	fs, pid := NewFS(DefaultRoot), os.Getpid()
+	first, err := fs.WalkNotifyFDs(context.Background(), InotifyCounts, keepAll, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.Long.syscallsFor(pid, big) != quick {
+		t.Errorf("a walk without an earlier one reads fd %d plainly", big)
+	}
+	long := LongReadsOf(first)
+	second, err := fs.WalkNotifyFDs(context.Background(), FanotifyCounts, keepAll, long)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second = fs.ReadMore(context.Background(), second, InotifyCounts)
+	for _, tc := range []struct {
+		fd, marks int
+		sys       syscalls
+	}{{big, longReadMarks, mayWait}, {small, 3, quick}} {
+		if got := second.Long.syscallsFor(pid, tc.fd); got != tc.sys {
+			t.Errorf("fd %d of %d watches: read quickly %v, want %v", tc.fd, tc.marks, got, tc.sys)
+		}
+		if f := findFD(second, pid, tc.fd); f == nil || f.Err != nil || f.Info.MarkCount != tc.marks {
+			t.Errorf("fd %d: %+v, want %d watches", tc.fd, f, tc.marks)
+		}
 	}
 }
 
@@ -332,11 +364,11 @@ func TestWalkNotifyFDsKeepsWithinItsBudget(t *testing.T) {
 	fanotifytest.Mark(t, fan, 0, unix.FAN_MODIFY, t.TempDir())
 	defer fanotifytest.Close(in, fan)
 	fs, pid := NewFS(DefaultRoot), os.Getpid()
-	all, err := fs.WalkNotifyFDs(context.Background(), AllMarks, keepAll)
+	all, err := fs.WalkNotifyFDs(context.Background(), AllMarks, keepAll, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	none, err := fs.WalkNotifyFDs(context.Background(), Fanotify, 0)
+	none, err := fs.WalkNotifyFDs(context.Background(), Fanotify, 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -75,11 +75,11 @@ func (fs FS) OtherThreads(pid int) ([]int, error) {
 // listIDs lists the numeric entries of a directory (pids, thread ids) in
 // increasing order.
 func listIDs(path string) ([]int, error) {
-	dir, err := unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	dir, err := quick.open(path, unix.O_DIRECTORY)
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: path, Err: err}
 	}
-	defer unix.Close(dir)
+	defer quick.close(dir)
 	names, err := dirNames(dir)
 	if err != nil {
 		return nil, fmt.Errorf("listing %s: %w", path, err)

@@ -27,8 +27,11 @@ const (
 
 // rawReader makes the baselines' system calls in memory it reuses: paths
 // are built NUL-terminated in its buffer and handed to the kernel as they
-// are, where unix's wrappers would copy each into a fresh allocation.
+// are, where unix's wrappers would copy each into a fresh allocation. Like
+// the project, it makes the calls of the walk over fds raw (procfs's quick
+// system calls), the others plain.
 type rawReader struct {
+	quick     bool   // listing processes or walking fds
 	buf       []byte // file contents, read and dropped
 	link      []byte
 	procDents []byte // the listing of /proc
@@ -65,24 +68,26 @@ func rawWalkWithIdentities(r *rawReader) (int, error) {
 // directory with getdents on an fd it opens, and readlinks each fd relative
 // to it.
 func (r *rawReader) walk(identities bool, targets []string) (int, error) {
+	r.quick = true
+	defer func() { r.quick = false }()
 	total := 0
-	err := eachEntry(r.setPath("/proc"), r.procDents, func(pid []byte) {
+	err := r.eachEntry(r.setPath("/proc"), r.procDents, func(pid []byte) {
 		if pid[0] < '0' || pid[0] > '9' {
 			return
 		}
 		fdDir := r.setPath("/proc/", pid, "/fd")
-		dir, err := openat(fdDir, unix.O_DIRECTORY)
+		dir, err := openat(r.quick, fdDir, unix.O_DIRECTORY)
 		if err != nil {
 			return // exited, or a kernel thread without files
 		}
-		defer unix.Close(dir)
+		defer closeFD(r.quick, dir)
 		holder := false
-		eachName(dir, r.dirDents, func(fd []byte) {
-			n, err := readlinkat(dir, fd, r.link)
+		r.eachName(dir, r.dirDents, func(fd []byte) {
+			n, err := readlinkat(r.quick, dir, fd, r.link)
 			if err != nil || !isTarget(r.link[:n], targets) {
 				return
 			}
-			total += r.readFile(r.setPath("/proc/", pid, "/fdinfo/", fd))
+			total += r.readFile(r.quick, r.setPath("/proc/", pid, "/fdinfo/", fd))
 			holder = true
 		})
 		if holder && identities {
@@ -106,14 +111,14 @@ func isTarget(link []byte, targets []string) bool {
 // bytes read.
 func (r *rawReader) readIdentity(pid []byte) int {
 	var st unix.Stat_t
-	fstatat(r.setPath("/proc/", pid), &st)
+	fstatat(false, r.setPath("/proc/", pid), &st)
 	total := 0
 	for _, ns := range []string{"/ns/user", "/ns/mnt"} {
-		n, _ := readlinkat(unix.AT_FDCWD, r.setPath("/proc/", pid, ns), r.link)
+		n, _ := readlinkat(false, atFDCWD, r.setPath("/proc/", pid, ns), r.link)
 		total += max(n, 0)
 	}
 	for _, file := range []string{"/comm", "/cgroup"} {
-		total += r.readFile(r.setPath("/proc/", pid, file))
+		total += r.readFile(false, r.setPath("/proc/", pid, file))
 	}
 	return total
 }
@@ -124,7 +129,7 @@ func rawMountinfo(r *rawReader) (int, error) {
 	readers, err := r.mountNamespaceReaders()
 	total := 0
 	for _, id := range readers {
-		total += r.readFile(r.setPath("/proc/", id, "/mountinfo"))
+		total += r.readFile(false, r.setPath("/proc/", id, "/mountinfo"))
 	}
 	return total, err
 }
@@ -134,9 +139,11 @@ func rawMountinfo(r *rawReader) (int, error) {
 // whose task directory counts more than one) and returns the first process
 // or thread found in each, by namespace link.
 func (r *rawReader) mountNamespaceReaders() (map[string]string, error) {
+	r.quick = true
+	defer func() { r.quick = false }()
 	readers := make(map[string]string)
 	see := func(id []byte) {
-		n, err := readlinkat(unix.AT_FDCWD, r.setPath("/proc/", id, "/ns/mnt"), r.link)
+		n, err := readlinkat(false, atFDCWD, r.setPath("/proc/", id, "/ns/mnt"), r.link)
 		if err != nil {
 			return
 		}
@@ -145,12 +152,12 @@ func (r *rawReader) mountNamespaceReaders() (map[string]string, error) {
 		}
 	}
 	var threaded []string
-	err := eachEntry(r.setPath("/proc"), r.procDents, func(pid []byte) {
+	err := r.eachEntry(r.setPath("/proc"), r.procDents, func(pid []byte) {
 		if pid[0] < '0' || pid[0] > '9' {
 			return
 		}
 		var st unix.Stat_t
-		if fstatat(r.setPath("/proc/", pid, "/task"), &st) == nil && st.Nlink > 3 {
+		if fstatat(false, r.setPath("/proc/", pid, "/task"), &st) == nil && st.Nlink > 3 {
 			threaded = append(threaded, string(pid))
 		}
 		see(pid)
@@ -161,7 +168,7 @@ func (r *rawReader) mountNamespaceReaders() (map[string]string, error) {
 	// Processes first: a namespace is read through a process when one is
 	// in it, as mount_points does.
 	for _, pid := range threaded {
-		eachEntry(r.setPath("/proc/", []byte(pid), "/task"), r.dirDents, func(tid []byte) {
+		r.eachEntry(r.setPath("/proc/", []byte(pid), "/task"), r.dirDents, func(tid []byte) {
 			if string(tid) != pid {
 				see(tid)
 			}
@@ -207,7 +214,7 @@ func mountinfoTotals() (mountinfoRead, error) {
 }
 
 // setPath builds the NUL-terminated path of its parts, strings or byte
-// slices (a name from eachName keeps its NUL, dropped here), in r's buffer:
+// slices (a name from r.eachName keeps its NUL, dropped here), in r's buffer:
 // valid until the next call.
 func (r *rawReader) setPath(parts ...any) []byte {
 	p := r.path[:0]
@@ -224,23 +231,24 @@ func (r *rawReader) setPath(parts ...any) []byte {
 }
 
 // eachEntry lists the directory at path (see eachName).
-func eachEntry(path, dents []byte, f func(name []byte)) error {
-	fd, err := openat(path, unix.O_DIRECTORY)
+func (r *rawReader) eachEntry(path, dents []byte, f func(name []byte)) error {
+	fd, err := openat(r.quick, path, unix.O_DIRECTORY)
 	if err != nil {
 		return err
 	}
-	defer unix.Close(fd)
-	return eachName(fd, dents, f)
+	defer closeFD(r.quick, fd)
+	return r.eachName(fd, dents, f)
 }
 
 // eachName lists the open directory fd with getdents into dents, calling f
 // with each name but . and .., NUL-terminated and valid until f returns.
-func eachName(fd int, dents []byte, f func(name []byte)) error {
+func (r *rawReader) eachName(fd int, dents []byte, f func(name []byte)) error {
 	// A linux_dirent64: inode (8 bytes), offset (8), record length (2),
 	// type (1), then the name and its NUL.
 	const nameOffset = 19
 	for {
-		n, err := unix.Getdents(fd, dents)
+		n, errno := sys(r.quick, unix.SYS_GETDENTS64, uintptr(fd), uintptr(unsafe.Pointer(&dents[0])), uintptr(len(dents)), 0)
+		err := errnoErr(errno)
 		if err != nil {
 			return err
 		}
@@ -260,44 +268,60 @@ func eachName(fd int, dents []byte, f func(name []byte)) error {
 }
 
 // readFile reads a whole file in pieces of r.buf's size, as the project
-// reads /proc files, and returns the bytes read.
-func (r *rawReader) readFile(path []byte) int {
-	fd, err := openat(path, 0)
+// reads /proc files, raw when quick is set, and returns the bytes read.
+func (r *rawReader) readFile(quick bool, path []byte) int {
+	fd, err := openat(quick, path, 0)
 	if err != nil {
 		return 0
 	}
-	defer unix.Close(fd)
+	defer closeFD(quick, fd)
 	total := 0
 	for {
-		n, err := unix.Read(fd, r.buf)
-		if err != nil || n == 0 {
+		n, errno := sys(quick, unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&r.buf[0])), uintptr(len(r.buf)), 0)
+		if errno != 0 || n == 0 {
 			return total
 		}
-		total += n
+		total += int(n)
 	}
 }
-
-// The system calls on NUL-terminated paths.
 
 // atFDCWD is a variable: the constant, negative, converts to no uintptr.
 var atFDCWD = unix.AT_FDCWD
 
-func openat(path []byte, flags int) (int, error) {
-	fd, _, errno := unix.Syscall6(unix.SYS_OPENAT, uintptr(atFDCWD), uintptr(unsafe.Pointer(&path[0])),
-		uintptr(flags|unix.O_RDONLY|unix.O_CLOEXEC), 0, 0, 0)
+// The system calls on NUL-terminated paths, raw when quick is set.
+
+func openat(quick bool, path []byte, flags int) (int, error) {
+	fd, errno := sys(quick, unix.SYS_OPENAT, uintptr(atFDCWD), uintptr(unsafe.Pointer(&path[0])),
+		uintptr(flags|unix.O_RDONLY|unix.O_CLOEXEC), 0)
 	return int(fd), errnoErr(errno)
 }
 
-func readlinkat(dir int, path, buf []byte) (int, error) {
-	n, _, errno := unix.Syscall6(unix.SYS_READLINKAT, uintptr(dir), uintptr(unsafe.Pointer(&path[0])),
-		uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)), 0, 0)
+func readlinkat(quick bool, dir int, path, buf []byte) (int, error) {
+	n, errno := sys(quick, unix.SYS_READLINKAT, uintptr(dir), uintptr(unsafe.Pointer(&path[0])),
+		uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)))
 	return int(n), errnoErr(errno)
 }
 
-func fstatat(path []byte, st *unix.Stat_t) error {
-	_, _, errno := unix.Syscall6(unix.SYS_NEWFSTATAT, uintptr(atFDCWD), uintptr(unsafe.Pointer(&path[0])),
-		uintptr(unsafe.Pointer(st)), 0, 0, 0)
+func fstatat(quick bool, path []byte, st *unix.Stat_t) error {
+	_, errno := sys(quick, unix.SYS_NEWFSTATAT, uintptr(atFDCWD), uintptr(unsafe.Pointer(&path[0])),
+		uintptr(unsafe.Pointer(st)), 0)
 	return errnoErr(errno)
+}
+
+func closeFD(quick bool, fd int) { sys(quick, unix.SYS_CLOSE, uintptr(fd), 0, 0, 0) }
+
+// sys makes system call trap, raw when quick is set; the memory its
+// arguments point to stays put and alive until it returns.
+//
+//go:uintptrescapes
+//go:noinline
+func sys(quick bool, trap, a1, a2, a3, a4 uintptr) (uintptr, unix.Errno) {
+	if quick {
+		r, _, errno := unix.RawSyscall6(trap, a1, a2, a3, a4, 0, 0)
+		return r, errno
+	}
+	r, _, errno := unix.Syscall6(trap, a1, a2, a3, a4, 0, 0)
+	return r, errno
 }
 
 func errnoErr(errno unix.Errno) error {
@@ -321,7 +345,7 @@ func fdReaderMain(dir, sentinel string) error {
 	if err := unix.FanotifyMark(fd, unix.FAN_MARK_ADD|unix.FAN_MARK_FILESYSTEM, unix.FAN_CLOSE_WRITE, unix.AT_FDCWD, dir); err != nil {
 		return fmt.Errorf("fanotify_mark: %w", err)
 	}
-	fds, err := openat([]byte("/proc/self/fd\x00"), unix.O_DIRECTORY)
+	fds, err := openat(false, []byte("/proc/self/fd\x00"), unix.O_DIRECTORY)
 	if err != nil {
 		return fmt.Errorf("/proc/self/fd: %w", err)
 	}
@@ -343,7 +367,7 @@ func fdReaderMain(dir, sentinel string) error {
 				continue
 			}
 			name = append(strconv.AppendInt(name[:0], int64(efd), 10), 0)
-			k, err := readlinkat(fds, name, link)
+			k, err := readlinkat(false, fds, name, link)
 			unix.Close(int(efd))
 			if err != nil || !bytes.HasPrefix(link[:k], prefix) {
 				continue
