@@ -50,9 +50,14 @@ func readFile(path string) (data []byte, err error) {
 // keep: a file of any size then takes that much memory, unless one of its
 // lines is longer (the buffer grows to hold it).
 func (s syscalls) readLines(path string, use func([]byte)) error {
+	return s.readLinesAt(cPath(path), use)
+}
+
+// readLinesAt is readLines of a NUL-terminated path.
+func (s syscalls) readLinesAt(path []byte, use func([]byte)) error {
 	fd, err := s.open(path, 0)
 	if err != nil {
-		return &os.PathError{Op: "open", Path: path, Err: err}
+		return &os.PathError{Op: "open", Path: goPath(path), Err: err}
 	}
 	defer s.close(fd)
 	bufp := readBuffers.Get().(*[]byte)
@@ -73,7 +78,7 @@ func (s syscalls) readLines(path string, use func([]byte)) error {
 			continue
 		}
 		if err != nil {
-			return &os.PathError{Op: "read", Path: path, Err: err}
+			return &os.PathError{Op: "read", Path: goPath(path), Err: err}
 		}
 		if m == 0 {
 			break

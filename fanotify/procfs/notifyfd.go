@@ -1,7 +1,9 @@
 package procfs
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -223,14 +225,14 @@ func (fs FS) WalkNotifyFDs(ctx context.Context, read Reads, keep int, long LongR
 func (fs FS) ReadMore(ctx context.Context, w *NotifyWalk, read Reads) *NotifyWalk {
 	out := *w
 	out.Read |= read
-	out.FDs, out.Unread = nil, nil
+	out.FDs, out.Unread = make([]NotifyFD, 0, len(w.FDs)+len(w.Unread)), nil
 	// more tells an fd of sub whose fdinfo read asks more of than w read.
 	more := func(sub string) bool {
 		hadRead, hadMarks := w.Read.of(sub)
 		wantRead, wantMarks := read.of(sub)
 		return wantRead && !hadRead || wantMarks && !hadMarks
 	}
-	var todo []NotifyFD
+	todo := make([]NotifyFD, 0, len(w.Unread))
 	for _, f := range w.FDs {
 		if more(f.Subsystem) {
 			todo = append(todo, f)
@@ -313,20 +315,18 @@ func (fs FS) inChildUserNS() bool {
 // childUserNS tells that this process runs in a user namespace other than
 // the initial one.
 func (fs FS) processNotifyFDs(pid int, childUserNS bool, walk *NotifyWalk) (fds, unread []NotifyFD, err error) {
-	dirPath := fs.Path(strconv.Itoa(pid), "fd")
-	dirFD, err := quick.open(dirPath, unix.O_DIRECTORY)
+	dir := appendPidDir(make([]byte, 0, 64), fs.Root, pid)
+	fdDir := append(dir, "fd\x00"...)
+	dirFD, err := quick.open(fdDir, unix.O_DIRECTORY)
 	if err != nil {
-		return nil, nil, pidError(pid, &os.PathError{Op: "open", Path: dirPath, Err: err})
+		return nil, nil, pidError(pid, &os.PathError{Op: "open", Path: goPath(fdDir), Err: err})
 	}
 	defer quick.close(dirFD)
-	names, err := dirNames(dirFD)
-	if err != nil {
-		return nil, nil, pidError(pid, &os.PathError{Op: "getdents", Path: dirPath, Err: err})
-	}
 	// Longer targets (file paths) come back truncated: none of them can
 	// equal the short names notifySubsystem knows.
 	link := make([]byte, 64)
-	for _, name := range names {
+	var failed error // ends the listing
+	err = eachName(dirFD, func(name []byte) bool {
 		n, err := quick.readlinkat(dirFD, name, link)
 		if errors.Is(err, unix.EACCES) && childUserNS {
 			// The owner may list the fds, but reading them takes ptrace
@@ -334,31 +334,34 @@ func (fs FS) processNotifyFDs(pid int, childUserNS bool, walk *NotifyWalk) (fds,
 			// outside it: unreadable, not free of notify fds. (In the
 			// initial namespace only a security module refuses root so,
 			// and the walk has always skipped what it shields.)
-			return nil, nil, pidError(pid, err)
+			failed = pidError(pid, err)
+			return false
 		}
 		if err != nil {
-			continue // closed since the listing
+			return true // closed since the listing
 		}
 		sub := notifySubsystem(link[:n])
-		if sub == "" {
-			continue
-		}
-		fd, err := strconv.Atoi(name)
-		if err != nil {
-			continue
+		fd, err := parseDecimal(name[:len(name)-1])
+		if sub == "" || err != nil {
+			return true
 		}
 		readSub, marks := walk.Read.of(sub)
 		if !readSub {
-			unread = append(unread, NotifyFD{PID: pid, FD: fd, Subsystem: sub})
-			continue
+			unread = append(unread, NotifyFD{PID: pid, FD: int(fd), Subsystem: sub})
+			return true
 		}
-		f, ok, err := fs.readNotifyFD(pid, fd, sub, marks, walk.budget, walk.Long.syscallsFor(pid, fd))
-		if err != nil {
-			return nil, nil, err
-		}
+		f, ok, err := fs.readNotifyFD(pid, int(fd), sub, marks, walk.budget, walk.Long.syscallsFor(pid, int(fd)))
 		if ok {
 			fds = append(fds, f)
 		}
+		failed = err
+		return err == nil
+	})
+	switch {
+	case failed != nil:
+		return nil, nil, failed
+	case err != nil:
+		return nil, nil, pidError(pid, &os.PathError{Op: "getdents", Path: goPath(fdDir), Err: err})
 	}
 	return fds, unread, nil
 }
@@ -379,14 +382,15 @@ func (fs FS) ReadNotifyFD(pid, fd int, sub string) (f NotifyFD, ok bool, err err
 // when the process exited); a failure to parse it is the result's Err. sys
 // makes the reads.
 func (fs FS) readNotifyFD(pid, fd int, sub string, marks bool, budget *markBudget, sys syscalls) (f NotifyFD, ok bool, err error) {
-	name := strconv.Itoa(fd)
 	parser := newFdinfoParser(marks, budget)
 	defer func() {
 		if !ok {
 			parser.giveBack() // keeps nothing of a text it drops
 		}
 	}()
-	err = sys.readLines(fs.Path(strconv.Itoa(pid), "fdinfo", name), parser.feed)
+	var path [64]byte
+	dir := appendPidDir(path[:0], fs.Root, pid)
+	err = sys.readLinesAt(append(strconv.AppendInt(append(dir, "fdinfo/"...), int64(fd), 10), 0), parser.feed)
 	info, parseErr := parser.finish()
 	if errors.Is(err, os.ErrNotExist) {
 		return NotifyFD{}, false, nil // closed since the readlink
@@ -402,7 +406,7 @@ func (fs FS) readNotifyFD(pid, fd int, sub string, marks bool, budget *markBudge
 	case "":
 		// An inotify instance without watches, or a text that did not
 		// parse, looks like any fd's: ask the link again.
-		if fs.linkSubsystem(pid, name) != sub {
+		if fs.linkSubsystem(pid, fd) != sub {
 			return NotifyFD{}, false, nil // the fd number was reused meanwhile
 		}
 	default:
@@ -411,36 +415,48 @@ func (fs FS) readNotifyFD(pid, fd int, sub string, marks bool, budget *markBudge
 	return NotifyFD{PID: pid, FD: fd, Subsystem: sub, Info: info, Err: parseErr}, true, nil
 }
 
-// linkSubsystem reads the link of pid's fd name again: the subsystem it
-// shows now, "" for none.
-func (fs FS) linkSubsystem(pid int, name string) string {
+// linkSubsystem reads the link of pid's fd again: the subsystem it shows
+// now, "" for none.
+func (fs FS) linkSubsystem(pid, fd int) string {
 	link := make([]byte, 64)
-	n, err := quick.readlinkat(atFDCWD, fs.Path(strconv.Itoa(pid), "fd", name), link)
+	n, err := quick.readlinkat(atFDCWD, cPath(fs.Path(strconv.Itoa(pid), "fd", strconv.Itoa(fd))), link)
 	if err != nil {
 		return ""
 	}
 	return notifySubsystem(link[:n])
 }
 
-// dirNames lists the entries of the open directory fd but . and .., with
-// plain getdents: an os.File would try to register it with the poller,
-// and its Fd would switch it back to blocking mode, three system calls
-// more for every process of a walk.
-func dirNames(fd int) ([]string, error) {
+// eachName calls f with the name of each entry of the open directory dir
+// but . and .., NUL-terminated in a pooled buffer that is reused once f
+// returns, until f returns false. It returns the error of a listing. It lists with
+// plain getdents: an os.File would try to register the directory with the
+// poller, and its Fd would switch it back to blocking mode, three system
+// calls more for every process of a walk.
+func eachName(dir int, f func(name []byte) bool) error {
+	// A linux_dirent64: inode (8 bytes), offset (8), record length (2),
+	// type (1), then the name and its NUL (and padding).
+	const nameOffset = 19
 	bufp := readBuffers.Get().(*[]byte)
 	defer readBuffers.Put(bufp)
-	var names []string
 	for {
-		n, err := quick.getdents(fd, *bufp)
+		n, err := quick.getdents(dir, *bufp)
 		if err == unix.EINTR {
 			continue
 		}
-		if err != nil {
-			return nil, err
+		if err != nil || n <= 0 {
+			return err
 		}
-		if n <= 0 {
-			return names, nil
+		for rec := (*bufp)[:n]; len(rec) > 0; {
+			size := int(binary.NativeEndian.Uint16(rec[16:]))
+			name := rec[nameOffset:size]
+			name = name[:bytes.IndexByte(name, 0)+1]
+			rec = rec[size:]
+			if string(name) == ".\x00" || string(name) == "..\x00" {
+				continue
+			}
+			if !f(name) {
+				return nil
+			}
 		}
-		_, _, names = unix.ParseDirent((*bufp)[:n], -1, names)
 	}
 }

@@ -326,8 +326,9 @@ func manyWatches(tb testing.TB, n int) int {
 }
 
 // A directory whose entries take several getdents calls is listed whole,
-// without . and ..
-func TestDirNamesListsEveryEntry(t *testing.T) {
+// without . and .., each name NUL-terminated; the listing ends where its
+// callback says.
+func TestEachNameListsEveryEntry(t *testing.T) {
 	dir := t.TempDir()
 	want := map[string]bool{}
 	for i := range 3000 { // about 250 KiB of dirents: several 64 KiB reads
@@ -342,7 +343,14 @@ func TestDirNamesListsEveryEntry(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unix.Close(fd)
-	names, err := dirNames(fd)
+	var names []string
+	err = eachName(fd, func(name []byte) bool {
+		if name[len(name)-1] != 0 {
+			t.Fatalf("name %q is not NUL-terminated", name)
+		}
+		names = append(names, string(name[:len(name)-1]))
+		return true
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -352,6 +360,13 @@ func TestDirNamesListsEveryEntry(t *testing.T) {
 	}
 	if len(names) != len(want) || !maps.Equal(got, want) {
 		t.Errorf("%d names (%d distinct), want the %d entries", len(names), len(got), len(want))
+	}
+	if _, err := unix.Seek(fd, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	seen := 0
+	if err := eachName(fd, func([]byte) bool { seen++; return seen < 10 }); err != nil || seen != 10 {
+		t.Errorf("a listing told to stop at the tenth name saw %d (%v)", seen, err)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"slices"
 	"strconv"
@@ -75,20 +76,20 @@ func (fs FS) OtherThreads(pid int) ([]int, error) {
 // listIDs lists the numeric entries of a directory (pids, thread ids) in
 // increasing order.
 func listIDs(path string) ([]int, error) {
-	dir, err := quick.open(path, unix.O_DIRECTORY)
+	dir, err := quick.open(cPath(path), unix.O_DIRECTORY)
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: path, Err: err}
 	}
 	defer quick.close(dir)
-	names, err := dirNames(dir)
+	var ids []int
+	err = eachName(dir, func(name []byte) bool {
+		if id, err := parseDecimal(name[:len(name)-1]); err == nil && id > 0 && id <= math.MaxInt32 {
+			ids = append(ids, int(id))
+		}
+		return true
+	})
 	if err != nil {
 		return nil, fmt.Errorf("listing %s: %w", path, err)
-	}
-	ids := make([]int, 0, len(names))
-	for _, name := range names {
-		if id, err := strconv.Atoi(name); err == nil && id > 0 {
-			ids = append(ids, id)
-		}
 	}
 	slices.Sort(ids)
 	return ids, nil

@@ -1,6 +1,8 @@
 package procfs
 
 import (
+	"bytes"
+	"strconv"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -32,12 +34,9 @@ const (
 	quick syscalls = true
 )
 
-func (s syscalls) open(path string, flags int) (int, error) {
-	p, err := unix.BytePtrFromString(path)
-	if err != nil {
-		return -1, err
-	}
-	fd, errno := s.call(unix.SYS_OPENAT, uintptr(atFDCWD), uintptr(unsafe.Pointer(p)), uintptr(flags|unix.O_RDONLY|unix.O_CLOEXEC), 0)
+// open opens path, NUL-terminated (see cPath), for reading.
+func (s syscalls) open(path []byte, flags int) (int, error) {
+	fd, errno := s.call(unix.SYS_OPENAT, uintptr(atFDCWD), uintptr(unsafe.Pointer(&path[0])), uintptr(flags|unix.O_RDONLY|unix.O_CLOEXEC), 0)
 	if errno != 0 {
 		return -1, errno
 	}
@@ -56,14 +55,10 @@ func (s syscalls) getdents(fd int, buf []byte) (int, error) {
 	return int(n), errnoErr(errno)
 }
 
-// readlinkat reads the target of the link name, relative to the open
-// directory dir (atFDCWD for a path), into buf.
-func (s syscalls) readlinkat(dir int, name string, buf []byte) (int, error) {
-	p, err := unix.BytePtrFromString(name)
-	if err != nil {
-		return 0, err
-	}
-	n, errno := s.call(unix.SYS_READLINKAT, uintptr(dir), uintptr(unsafe.Pointer(p)), uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)))
+// readlinkat reads the target of the link name, NUL-terminated, relative
+// to the open directory dir (atFDCWD for a path), into buf.
+func (s syscalls) readlinkat(dir int, name, buf []byte) (int, error) {
+	n, errno := s.call(unix.SYS_READLINKAT, uintptr(dir), uintptr(unsafe.Pointer(&name[0])), uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)))
 	return int(n), errnoErr(errno)
 }
 
@@ -88,6 +83,24 @@ func (s syscalls) call(trap, a1, a2, a3, a4 uintptr) (uintptr, unix.Errno) {
 	r, _, errno := unix.Syscall6(trap, a1, a2, a3, a4, 0, 0)
 	return r, errno
 }
+
+// The walk builds the paths it opens in buffers it reuses, NUL-terminated
+// as the kernel takes them, rather than making a string of each and a
+// copy of that for the system call: tens of thousands of allocations a walk
+// on a busy host, which the garbage collector then pays for.
+
+// cPath is path NUL-terminated.
+func cPath(path string) []byte { return append([]byte(path), 0) }
+
+// appendPidDir appends root/PID/ to dst: the start of the paths of pid's
+// files.
+func appendPidDir(dst []byte, root string, pid int) []byte {
+	dst = append(append(dst, root...), '/')
+	return append(strconv.AppendInt(dst, int64(pid), 10), '/')
+}
+
+// goPath is the Go string of a NUL-terminated path, for messages.
+func goPath(path []byte) string { return string(bytes.TrimSuffix(path, []byte{0})) }
 
 // atFDCWD is a variable: the constant, negative, converts to no uintptr.
 var atFDCWD = unix.AT_FDCWD
