@@ -19,9 +19,12 @@ var errGone = errors.New("fd closed or process exited")
 // same file, 1 and 2 for before and after in an order of the kernel's own
 // (its pointers, obfuscated), 3 for unordered. Another error means kcmp is
 // missing (no CONFIG_KCMP) or refused (no ptrace access to one of the
-// processes).
+// processes). The call is raw, for the reason the walk's are (procfs's
+// quick system calls): it waits on nothing but the two processes' exec
+// locks, held for a moment during an exec, and SELECT * of the per-mark
+// tables makes 20,000 of them on a busy host.
 func kernelFileOrder(a, b *procfs.NotifyFD) (int, error) {
-	r, _, errno := unix.Syscall6(unix.SYS_KCMP, uintptr(a.PID), uintptr(b.PID), kcmpFile, uintptr(a.FD), uintptr(b.FD), 0)
+	r, _, errno := unix.RawSyscall6(unix.SYS_KCMP, uintptr(a.PID), uintptr(b.PID), kcmpFile, uintptr(a.FD), uintptr(b.FD), 0)
 	switch {
 	case errors.Is(errno, unix.ESRCH), errors.Is(errno, unix.EBADF):
 		return 0, errGone
