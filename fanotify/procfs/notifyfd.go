@@ -389,8 +389,7 @@ func (fs FS) readNotifyFD(pid, fd int, sub string, marks bool, budget *markBudge
 		}
 	}()
 	var path [64]byte
-	dir := appendPidDir(path[:0], fs.Root, pid)
-	err = sys.readLinesAt(append(strconv.AppendInt(append(dir, "fdinfo/"...), int64(fd), 10), 0), parser.feed)
+	err = sys.readLinesAt(fs.fdFile(path[:0], pid, "fdinfo", fd), parser.feed)
 	info, parseErr := parser.finish()
 	if errors.Is(err, os.ErrNotExist) {
 		return NotifyFD{}, false, nil // closed since the readlink
@@ -419,7 +418,8 @@ func (fs FS) readNotifyFD(pid, fd int, sub string, marks bool, budget *markBudge
 // now, "" for none.
 func (fs FS) linkSubsystem(pid, fd int) string {
 	link := make([]byte, 64)
-	n, err := quick.readlinkat(atFDCWD, cPath(fs.Path(strconv.Itoa(pid), "fd", strconv.Itoa(fd))), link)
+	var path [64]byte
+	n, err := quick.readlinkat(atFDCWD, fs.fdFile(path[:0], pid, "fd", fd), link)
 	if err != nil {
 		return ""
 	}

@@ -99,6 +99,13 @@ func appendPidDir(dst []byte, root string, pid int) []byte {
 	return append(strconv.AppendInt(dst, int64(pid), 10), '/')
 }
 
+// fdFile appends to dst the path of pid's fd in its directory dir ("fd",
+// "fdinfo"), NUL-terminated.
+func (fs FS) fdFile(dst []byte, pid int, dir string, fd int) []byte {
+	dst = append(append(appendPidDir(dst, fs.Root, pid), dir...), '/')
+	return append(strconv.AppendInt(dst, int64(fd), 10), 0)
+}
+
 // goPath is the Go string of a NUL-terminated path, for messages.
 func goPath(path []byte) string { return string(bytes.TrimSuffix(path, []byte{0})) }
 
