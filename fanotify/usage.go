@@ -2,11 +2,11 @@ package fanotify
 
 import (
 	"context"
-	"errors"
 	"iter"
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/osquery-fanotify/osquery-fanotify/fanotify/procfs"
@@ -45,6 +45,10 @@ type Snapshot struct {
 	grouped           sync.Once
 	fanotify, inotify []*Group
 	exact             bool
+	// ranks are the fds' files' ranks in the kernel's order (see dedup),
+	// once grouped; until then those of the last snapshot before this one
+	// that grouped, if any: the order this one tries first.
+	ranks atomic.Pointer[fileRanks]
 	// Set by FDGroups: each fd a group of its own.
 	fdGrouped             sync.Once
 	fdFanotify, fdInotify []*Group
@@ -259,6 +263,7 @@ func newSnapshot(fs procfs.FS, log *onceLog, walk *procfs.NotifyWalk, taken time
 	var prevPaths *pathResolver
 	if prev != nil {
 		prevPaths = &prev.paths
+		s.ranks.Store(prev.ranks.Load())
 	}
 	s.paths.init(fs, prevPaths)
 	return s
@@ -271,9 +276,10 @@ func (s *Snapshot) Inotify() []*Group  { return s.Groups(procfs.SubsystemInotify
 
 // Groups returns the groups (or instances) of subsystem sub, each open file
 // once however many fds hold it, ordered by primary holder (pid, then fd).
-// The first call of a snapshot matches its fds to open files, about
-// log2(groups) kcmp calls an fd: a query that shows no group's identity
-// takes FDGroups instead.
+// The first call of a snapshot matches its fds to open files (see dedup):
+// about log2(groups) kcmp calls an fd, one for the fds whose files keep the
+// order the last grouped snapshot found. A query that shows no group's
+// identity takes FDGroups instead.
 func (s *Snapshot) Groups(sub string) []*Group {
 	s.group()
 	return ofSubsystem(sub, s.fanotify, s.inotify)
@@ -297,8 +303,13 @@ func (s *Snapshot) group() {
 			s.fanotify, s.inotify = s.FDGroups(procfs.SubsystemFanotify), s.FDGroups(procfs.SubsystemInotify)
 			return
 		}
-		var groups []*Group
-		groups, s.exact = dedup(s.walk.FDs, s.processes, kernelFileOrder)
+		var hint fileRanks
+		if r := s.ranks.Load(); r != nil {
+			hint = *r
+		}
+		groups, exact, ranks := dedup(s.walk.FDs, s.processes, kernelFileOrder, hint)
+		s.exact = exact
+		s.ranks.Store(&ranks)
 		s.fanotify, s.inotify = s.split(groups)
 		if !s.exact {
 			s.log.warnOnce("kcmp is unavailable or refused: a group held through several fds counts once per fd")
@@ -432,44 +443,6 @@ func (s *Snapshot) ProcessIn(ns uint64) (pid int, ok bool) {
 	return pid, ok
 }
 
-// fileOrder compares the open files of two fds in the kernel's order
-// (kcmp): negative, zero for the same file, or positive. errGone means one
-// of the fds was closed, or its process exited, since the walk; another
-// error that the kernel cannot tell (kcmp missing or refused).
-type fileOrder func(a, b *procfs.NotifyFD) (int, error)
-
-// dedup turns a walk's fds into groups held by processes (by pid). Each
-// subsystem's groups are kept sorted in the kernel's order of their open
-// files, so an fd finds its group, or its place for a new one, in about
-// log2(groups) comparisons. The fdinfo texts cannot decide it: two reads
-// of one group differ when its marks changed in between, and every empty
-// instance reads the same. When order cannot tell, the fd stays a group of
-// its own and exact is false. fds are sorted by pid and fd, so each group's
-// first fd is its primary holder and groups come out ordered by it.
-func dedup(fds []procfs.NotifyFD, processes map[int]*process, order fileOrder) (groups []*Group, exact bool) {
-	exact = true
-	sorted := map[string]*[]*Group{procfs.SubsystemFanotify: new([]*Group), procfs.SubsystemInotify: new([]*Group)}
-	for i := range fds {
-		fd := &fds[i]
-		same := sorted[fd.Subsystem]
-		k, found, err := place(same, fd, order)
-		if found {
-			g := (*same)[k]
-			g.Holders = append(g.Holders, Holder{process: processes[fd.PID], FD: fd.FD})
-			continue
-		}
-		g := newGroup(fd, processes)
-		groups = append(groups, g)
-		switch {
-		case err == nil:
-			*same = slices.Insert(*same, k, g)
-		case !errors.Is(err, errGone):
-			exact = false // cannot tell: counted separately
-		}
-	}
-	return groups, exact
-}
-
 // newGroup is the group of fd's open file, with fd its primary holder.
 func newGroup(fd *procfs.NotifyFD, processes map[int]*process) *Group {
 	return &Group{
@@ -480,35 +453,4 @@ func newGroup(fd *procfs.NotifyFD, processes map[int]*process) *Group {
 		ParseErr:  fd.Err,
 		first:     fd,
 	}
-}
-
-// place finds fd's group in sorted (found), or where a new group of fd's
-// file goes. A group whose first fd is gone since the walk cannot be
-// compared with: it leaves sorted, keeping its count. err is errGone when
-// fd itself is, or order's error.
-func place(sorted *[]*Group, fd *procfs.NotifyFD, order fileOrder) (k int, found bool, err error) {
-	lo, hi := 0, len(*sorted)
-	for lo < hi {
-		mid := lo + (hi-lo)/2
-		c, err := order(fd, (*sorted)[mid].first)
-		if errors.Is(err, errGone) {
-			if _, err := order(fd, fd); err != nil {
-				return 0, false, err
-			}
-			*sorted = slices.Delete(*sorted, mid, mid+1)
-			hi--
-			continue
-		}
-		switch {
-		case err != nil:
-			return 0, false, err
-		case c == 0:
-			return mid, true, nil
-		case c < 0:
-			hi = mid
-		default:
-			lo = mid + 1
-		}
-	}
-	return lo, false, nil
 }

@@ -3,6 +3,7 @@ package fanotify
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"maps"
@@ -210,7 +211,7 @@ func TestDedupWithoutKcmpCountsPerFD(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	groups, exact := dedup(walk.FDs, processesOf(walk), func(a, b *procfs.NotifyFD) (int, error) { return 0, unix.ENOSYS })
+	groups, exact, _ := dedup(walk.FDs, processesOf(walk), func(a, b *procfs.NotifyFD) (int, error) { return 0, unix.ENOSYS }, nil)
 	if exact {
 		t.Error("dedup without kcmp claims to be exact")
 	}
@@ -388,7 +389,7 @@ func TestDedupMatchesAGroupWhoseMarksChanged(t *testing.T) {
 		t.Fatal(err)
 	}
 	walk.FDs[k].Info = changed
-	groups, exact := dedup(walk.FDs, processesOf(walk), kernelFileOrder)
+	groups, exact, _ := dedup(walk.FDs, processesOf(walk), kernelFileOrder, nil)
 	a := groupHeldBy(t, groups, h.PID1, 3)
 	if !exact || a != groupHeldBy(t, groups, h.PID2, 3) || len(a.Holders) != 3 {
 		t.Errorf("exact %v; group %s has %d holders, pid %d fd 3 in %s: want A held 3 times",
@@ -396,24 +397,44 @@ func TestDedupMatchesAGroupWhoseMarksChanged(t *testing.T) {
 	}
 }
 
+// twoHolders are the fds of n files, two of each: fd i of pid 1 and fd i+n
+// of pid 2 hold file i.
+func twoHolders(n int) []procfs.NotifyFD {
+	var fds []procfs.NotifyFD
+	for i := range 2 * n {
+		fds = append(fds, procfs.NotifyFD{PID: 1 + i/n, FD: i, Subsystem: procfs.SubsystemInotify})
+	}
+	return fds
+}
+
+// backwards orders the files of twoHolders(n) in the reverse of their
+// fds' order, as the kernel's order is not the fds', counting comparisons.
+func backwards(n int, compared *int) fileOrder {
+	return func(a, b *procfs.NotifyFD) (int, error) {
+		*compared++
+		return (b.FD % n) - (a.FD % n), nil
+	}
+}
+
+// groupsSeen is what a test compares of dedup's groups: ids and holders.
+func groupsSeen(groups []*Group) []string {
+	var seen []string
+	for _, g := range groups {
+		s := g.ID + " held by"
+		for _, h := range g.Holders {
+			s += fmt.Sprintf(" %d:%d", h.PID, h.FD)
+		}
+		seen = append(seen, s)
+	}
+	return seen
+}
+
 // Groups that read alike, such as empty inotify instances, are told apart
 // in about log2(groups) comparisons each, not one per group before them.
 func TestDedupComparesLogarithmically(t *testing.T) {
 	const n = 1024
-	var fds []procfs.NotifyFD
-	for i := range n {
-		// Two holders of every file: fd i and fd i+n, in pid order.
-		fds = append(fds, procfs.NotifyFD{PID: 1, FD: i, Subsystem: procfs.SubsystemInotify})
-	}
-	for i := range n {
-		fds = append(fds, procfs.NotifyFD{PID: 2, FD: i + n, Subsystem: procfs.SubsystemInotify})
-	}
-	compared := 0
-	groups, exact := dedup(fds, processesOf(&procfs.NotifyWalk{FDs: fds}), func(a, b *procfs.NotifyFD) (int, error) {
-		compared++
-		// The kernel's order is not the fds': reverse it.
-		return (b.FD % n) - (a.FD % n), nil
-	})
+	fds, compared := twoHolders(n), 0
+	groups, exact, _ := dedup(fds, processesOf(&procfs.NotifyWalk{FDs: fds}), backwards(n, &compared), nil)
 	if !exact || len(groups) != n {
 		t.Fatalf("exact %v, %d groups; want %d", exact, len(groups), n)
 	}
@@ -424,6 +445,52 @@ func TestDedupComparesLogarithmically(t *testing.T) {
 	}
 	if limit := 2 * n * 11; compared > limit {
 		t.Errorf("%d comparisons for %d fds of %d files, want at most %d", compared, 2*n, n, limit)
+	}
+}
+
+// Given the ranks of an earlier dedup of the same files, dedup compares
+// each fd once, and finds the same groups.
+func TestDedupTakesTheHintedOrderFirst(t *testing.T) {
+	const n = 1024
+	fds, compared := twoHolders(n), 0
+	processes := processesOf(&procfs.NotifyWalk{FDs: fds})
+	first, _, ranks := dedup(fds, processes, backwards(n, &compared), nil)
+	if len(ranks) != len(fds) || ranks[procfs.FDRef{PID: 1, FD: 0}] != n-1 || ranks[procfs.FDRef{PID: 2, FD: n}] != n-1 {
+		t.Fatalf("%d ranks, fd 0's %d and fd %d's %d: want %d, file 0 last", len(ranks), ranks[procfs.FDRef{PID: 1, FD: 0}], n, ranks[procfs.FDRef{PID: 2, FD: n}], len(fds))
+	}
+	compared = 0
+	again, exact, ranksAgain := dedup(fds, processes, backwards(n, &compared), ranks)
+	if !exact || !slices.Equal(groupsSeen(again), groupsSeen(first)) || !maps.Equal(ranksAgain, ranks) {
+		t.Errorf("exact %v; groups or ranks differ from those found without a hint", exact)
+	}
+	if compared > len(fds) {
+		t.Errorf("%d comparisons for %d fds in the order given, want at most one each", compared, len(fds))
+	}
+}
+
+// A hint that is wrong (the fds' numbers held other files when it was
+// made) costs comparisons, not groups.
+func TestDedupWithAWrongHintFindsTheSameGroups(t *testing.T) {
+	const n = 64
+	fds, compared := twoHolders(n), 0
+	processes := processesOf(&procfs.NotifyWalk{FDs: fds})
+	want, _, _ := dedup(fds, processes, backwards(n, &compared), nil)
+	for name, rank := range map[string]func(fd procfs.NotifyFD) int{
+		"fd order":               func(fd procfs.NotifyFD) int { return fd.FD },
+		"pid 2's files shifted":  func(fd procfs.NotifyFD) int { return (n - 1 - fd.FD%n + fd.PID - 1) % n },
+		"one rank for every fd":  func(procfs.NotifyFD) int { return 0 },
+		"half of the fds ranked": func(fd procfs.NotifyFD) int { return -1 + 2*(fd.FD%2) },
+	} {
+		hint := fileRanks{}
+		for _, fd := range fds {
+			if r := rank(fd); r >= 0 {
+				hint[procfs.FDRef{PID: fd.PID, FD: fd.FD}] = r
+			}
+		}
+		got, exact, _ := dedup(fds, processes, backwards(n, &compared), hint)
+		if !exact || !slices.Equal(groupsSeen(got), groupsSeen(want)) {
+			t.Errorf("hint by %s: exact %v, groups %v; want %v", name, exact, groupsSeen(got), groupsSeen(want))
+		}
 	}
 }
 
@@ -438,12 +505,12 @@ func TestDedupAroundAGoneFD(t *testing.T) {
 		{PID: 2, FD: 2, Subsystem: procfs.SubsystemFanotify}, // file 2
 		{PID: 3, FD: 0, Subsystem: procfs.SubsystemFanotify}, // file 0 (a holder outliving the first)
 	}
-	groups, exact := dedup(fds, processesOf(&procfs.NotifyWalk{FDs: fds}), func(a, b *procfs.NotifyFD) (int, error) {
+	groups, exact, _ := dedup(fds, processesOf(&procfs.NotifyWalk{FDs: fds}), func(a, b *procfs.NotifyFD) (int, error) {
 		if a.PID == 1 && a.FD == 0 || b.PID == 1 && b.FD == 0 {
 			return 0, errGone
 		}
 		return a.FD - b.FD, nil
-	})
+	}, nil)
 	var holders []int
 	for _, g := range groups {
 		holders = append(holders, len(g.Holders))
@@ -579,6 +646,40 @@ func TestSnapshotCompletedFromItsWalk(t *testing.T) {
 	}
 	if !again.Holders[0].details.read(func() error { t.Error("details read again"); return nil }) {
 		t.Error("details read by the first snapshot are not kept")
+	}
+}
+
+// A snapshot hands the order in which it found its fds' files on: to the
+// completion of its walk, and to the next walk's snapshot.
+func TestSnapshotHandsItsFileRanksOn(t *testing.T) {
+	h := fanotifytest.HoldKnownObjects(t, testUID)
+	s := newTestScanner()
+	fan, err := s.Snapshot(context.Background(), procfs.Fanotify)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fan.Fanotify()
+	ranks := fan.ranks.Load()
+	if _, ok := (*ranks)[procfs.FDRef{PID: h.PID1, FD: 3}]; !ok {
+		t.Fatalf("pid %d fd 3 has no rank among %d", h.PID1, len(*ranks))
+	}
+	both, err := s.Snapshot(context.Background(), procfs.Inotify)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if both.ranks.Load() != ranks {
+		t.Error("the completed snapshot does not start from its walk's ranks")
+	}
+	both.Inotify()
+	s.mu.Lock()
+	s.lastAt = s.lastAt.Add(-snapshotMaxAge)
+	s.mu.Unlock()
+	next := snapshotOf(t, s)
+	if r := next.ranks.Load(); r == nil || r == ranks {
+		t.Fatal("the next walk's snapshot does not start from the ranks of the last one grouped")
+	}
+	if _, ok := (*next.ranks.Load())[procfs.FDRef{PID: h.PID1, FD: 5}]; !ok {
+		t.Errorf("pid %d fd 5 (inotify) has no rank in the next walk's hint", h.PID1)
 	}
 }
 

@@ -147,7 +147,8 @@ func (b *bench) extrapolation(p func(string, ...any)) {
 	p("")
 	p("Linear projections from the growth above (costs grow linearly with each dimension: one walk reads each fd,")
 	p("each fdinfo line and each mountinfo line once; the queries that show a group's identity add about")
-	p("log2(groups) kcmp calls per notify fd to match fds to groups; nothing is quadratic):")
+	p("log2(groups) kcmp calls per notify fd to match fds to groups, one for the fds a snapshot before found; nothing is")
+	p("quadratic):")
 	p("")
 	if okM && okMO {
 		p("- **100,000 mounts**: `mount_points` SELECT * about %s CPU, %s without the mark counts.",
