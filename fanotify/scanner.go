@@ -11,12 +11,12 @@ import (
 	"github.com/osquery-fanotify/osquery-fanotify/fanotify/procfs"
 )
 
-// snapshotMaxAge is how long one walk serves later queries once it has
+// SnapshotMaxAge is how long one walk serves later queries once it has
 // finished. Reading fdinfo formats every mark under the group's lock and
 // stalls its owner, so queries arriving together share one walk, also on a
 // host whose walk takes longer than that: a join calls its inner table once
 // per row of the outer one.
-const snapshotMaxAge = time.Second
+const SnapshotMaxAge = time.Second
 
 // KeptMarks is how many marks a snapshot keeps parsed, about 40 MB of them:
 // osquery's watchdog stops an extension over 200 MB, and the watches of a
@@ -26,7 +26,7 @@ const KeptMarks = 1 << 20
 
 // Scanner takes Snapshots of fanotify and inotify usage for every table and
 // the report. Concurrent callers share one walk, and a walk serves callers
-// for snapshotMaxAge after it finished. It is safe for concurrent use.
+// for SnapshotMaxAge after it finished. It is safe for concurrent use.
 type Scanner struct {
 	fs     procfs.FS
 	budget time.Duration
@@ -70,7 +70,7 @@ func (l *onceLog) warnOnce(msg string) {
 	}
 }
 
-// Snapshot returns a snapshot of a walk that ended at most snapshotMaxAge
+// Snapshot returns a snapshot of a walk that ended at most SnapshotMaxAge
 // ago, which read what need asks of each subsystem's fdinfo, joining the
 // walk in progress or starting one. A fresh snapshot that read less is
 // completed from its own walk: no second pass over every fd. ctx bounds
@@ -79,7 +79,7 @@ func (l *onceLog) warnOnce(msg string) {
 func (s *Scanner) Snapshot(ctx context.Context, need procfs.Reads) (*Snapshot, error) {
 	for {
 		s.mu.Lock()
-		fresh := s.last != nil && time.Since(s.lastAt) < snapshotMaxAge
+		fresh := s.last != nil && time.Since(s.lastAt) < SnapshotMaxAge
 		if fresh && s.last.Covers(need) {
 			snap := s.last
 			s.mu.Unlock()

@@ -46,8 +46,9 @@ type Snapshot struct {
 	fanotify, inotify []*Group
 	exact             bool
 	// ranks are the fds' files' ranks in the kernel's order (see dedup),
-	// once grouped; until then those of the last snapshot before this one
-	// that grouped, if any: the order this one tries first.
+	// once grouped, with those it was given for the fds its walk did not
+	// read; until then those of the last snapshot before this one that
+	// grouped, if any: the order this one tries first.
 	ranks atomic.Pointer[fileRanks]
 	// Set by FDGroups: each fd a group of its own.
 	fdGrouped             sync.Once
@@ -309,6 +310,14 @@ func (s *Snapshot) group() {
 		}
 		groups, exact, ranks := dedup(s.walk.FDs, s.processes, kernelFileOrder, hint)
 		s.exact = exact
+		// The fds whose fdinfo this walk did not read keep their hint for
+		// the snapshot that completes it.
+		for _, fd := range s.walk.Unread {
+			ref := procfs.FDRef{PID: fd.PID, FD: fd.FD}
+			if r, ok := hint[ref]; ok {
+				ranks[ref] = r
+			}
+		}
 		s.ranks.Store(&ranks)
 		s.fanotify, s.inotify = s.split(groups)
 		if !s.exact {

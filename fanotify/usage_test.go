@@ -527,10 +527,10 @@ func TestSnapshotSharedWithinMaxAge(t *testing.T) {
 		t.Error("two snapshots within a second were two walks")
 	}
 	s.mu.Lock()
-	s.lastAt = s.lastAt.Add(-snapshotMaxAge)
+	s.lastAt = s.lastAt.Add(-SnapshotMaxAge)
 	s.mu.Unlock()
 	if third := snapshotOf(t, s); third == first {
-		t.Error("a snapshot older than snapshotMaxAge was reused")
+		t.Error("a snapshot older than SnapshotMaxAge was reused")
 	}
 }
 
@@ -544,7 +544,7 @@ func TestSnapshotWalkKnowsLongReadsFromThePrevious(t *testing.T) {
 		t.Fatalf("the first walk has long reads %v: no walk came before it", first.walk.Long)
 	}
 	s.mu.Lock()
-	s.lastAt = s.lastAt.Add(-snapshotMaxAge)
+	s.lastAt = s.lastAt.Add(-SnapshotMaxAge)
 	s.mu.Unlock()
 	if second := snapshotOf(t, s); !second.walk.Long[procfs.FDRef{PID: os.Getpid(), FD: big}] {
 		t.Errorf("fd %d of 2,000 watches is not among the second walk's long reads %v", big, second.walk.Long)
@@ -559,12 +559,12 @@ func TestSnapshotOfASlowWalkIsShared(t *testing.T) {
 	s.take = func(ctx context.Context, need procfs.Reads, from *Snapshot) (*Snapshot, error) {
 		walks++
 		snap, err := read(ctx, need, from)
-		time.Sleep(snapshotMaxAge + 100*time.Millisecond) // the rest of a long walk
+		time.Sleep(SnapshotMaxAge + 100*time.Millisecond) // the rest of a long walk
 		return snap, err
 	}
 	first, second := snapshotOf(t, s), snapshotOf(t, s)
 	if second != first || walks != 1 {
-		t.Errorf("%d walks: a walk slower than %s served no query after its own", walks, snapshotMaxAge)
+		t.Errorf("%d walks: a walk slower than %s served no query after its own", walks, SnapshotMaxAge)
 	}
 }
 
@@ -577,7 +577,7 @@ func TestSnapshotCompletionKeepsItsWalksAge(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.mu.Lock()
-	ended := s.lastAt.Add(-snapshotMaxAge / 2)
+	ended := s.lastAt.Add(-SnapshotMaxAge / 2)
 	s.lastAt = ended
 	s.mu.Unlock()
 	both, err := s.Snapshot(context.Background(), procfs.Inotify)
@@ -650,7 +650,8 @@ func TestSnapshotCompletedFromItsWalk(t *testing.T) {
 }
 
 // A snapshot hands the order in which it found its fds' files on: to the
-// completion of its walk, and to the next walk's snapshot.
+// completion of its walk, and to the next walk's snapshot, which keeps it
+// for the fds it did not read.
 func TestSnapshotHandsItsFileRanksOn(t *testing.T) {
 	h := fanotifytest.HoldKnownObjects(t, testUID)
 	s := newTestScanner()
@@ -672,14 +673,20 @@ func TestSnapshotHandsItsFileRanksOn(t *testing.T) {
 	}
 	both.Inotify()
 	s.mu.Lock()
-	s.lastAt = s.lastAt.Add(-snapshotMaxAge)
+	s.lastAt = s.lastAt.Add(-SnapshotMaxAge)
 	s.mu.Unlock()
-	next := snapshotOf(t, s)
+	next, err := s.Snapshot(context.Background(), procfs.Fanotify)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if r := next.ranks.Load(); r == nil || r == ranks {
 		t.Fatal("the next walk's snapshot does not start from the ranks of the last one grouped")
 	}
+	// Grouped, it keeps the ranks of the fds it did not read for its
+	// completion.
+	next.Fanotify()
 	if _, ok := (*next.ranks.Load())[procfs.FDRef{PID: h.PID1, FD: 5}]; !ok {
-		t.Errorf("pid %d fd 5 (inotify) has no rank in the next walk's hint", h.PID1)
+		t.Errorf("pid %d fd 5 (inotify) lost its rank in a fanotify walk's grouping", h.PID1)
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/osquery-fanotify/osquery-fanotify/extension/config"
+	"github.com/osquery-fanotify/osquery-fanotify/fanotify"
 	"github.com/osquery-fanotify/osquery-fanotify/tables"
 )
 
@@ -278,17 +279,22 @@ func generate(q tables.QueryContext, minRows int, names ...string) func() error 
 	return func() error {
 		r, done := freshRunner()
 		defer done()
-		for _, name := range names {
-			rows, err := r.Generate(context.Background(), name, q)
-			if err != nil {
-				return err
-			}
-			if len(rows) < minRows {
-				return fmt.Errorf("%s: %d rows, want at least %d", name, len(rows), minRows)
-			}
-		}
-		return nil
+		return generateWith(r, q, minRows, names)
 	}
+}
+
+// generateWith runs tables with r.
+func generateWith(r *tables.Runner, q tables.QueryContext, minRows int, names []string) error {
+	for _, name := range names {
+		rows, err := r.Generate(context.Background(), name, q)
+		if err != nil {
+			return err
+		}
+		if len(rows) < minRows {
+			return fmt.Errorf("%s: %d rows, want at least %d", name, len(rows), minRows)
+		}
+	}
+	return nil
 }
 
 // stream runs a table as the extension answers a generate, with a fresh
@@ -313,6 +319,28 @@ func stream(q tables.QueryContext, minRows int, name string) func() error {
 	}
 }
 
+// longLived measures tables as a long-lived extension answers queries
+// spaced apart (osqueryd's schedule): one Env for every run, whose walk
+// before is past the time a snapshot serves, so that each run walks /proc
+// again, knowing what the walk before found. The item's before waits for
+// that; the runner is warmed by one query; close ends it.
+func longLived(name string, q tables.QueryContext, minRows int, names ...string) (it item, close func(), err error) {
+	r, close := freshRunner()
+	run := func() error { return generateWith(r, q, minRows, names) }
+	if err := run(); err != nil {
+		close()
+		return item{}, nil, err
+	}
+	last := time.Now()
+	wait := func() {
+		time.Sleep(time.Until(last.Add(fanotify.SnapshotMaxAge)))
+	}
+	return item{name: name, before: wait, run: func() error {
+		defer func() { last = time.Now() }()
+		return run()
+	}}, close, nil
+}
+
 // freshRunner is a Runner of every table on a fresh Env, and the function
 // that closes it.
 func freshRunner() (*tables.Runner, func()) {
@@ -325,11 +353,12 @@ func freshRunner() (*tables.Runner, func()) {
 
 // item is one thing to measure: the project's code or a raw baseline,
 // run in this process (run), or in another that reports its own cost
-// (self).
+// (self). before, when set, runs before each run, unmeasured.
 type item struct {
-	name string
-	run  func() error
-	self func() (cost, error)
+	name   string
+	run    func() error
+	self   func() (cost, error)
+	before func()
 }
 
 // measure runs the items in turn, reps rounds of one run each, and returns
@@ -345,6 +374,9 @@ func (b *bench) measure(reps int, items ...item) ([]cost, error) {
 			}
 			var c cost
 			var err error
+			if it.before != nil {
+				it.before()
+			}
 			if it.self != nil {
 				c, err = it.self()
 			} else {

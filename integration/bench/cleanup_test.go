@@ -5,6 +5,9 @@ import (
 	"errors"
 	"os"
 	"testing"
+	"time"
+
+	"github.com/osquery-fanotify/osquery-fanotify/fanotify"
 )
 
 // A tmpfs a phase mounts is removed by the run's cleanup, should the
@@ -32,5 +35,24 @@ func TestMeasureStopsWhenInterrupted(t *testing.T) {
 	_, err := b.measure(3, item{name: "x", run: func() error { ran = true; return nil }})
 	if !errors.Is(err, context.Canceled) || ran {
 		t.Fatalf("measure after an interrupt: %v, ran %v", err, ran)
+	}
+}
+
+// Each measured run of a long-lived extension comes once the snapshot of
+// the run before has stopped serving, so that it walks /proc again.
+func TestLongLivedRunsWaitOutTheSnapshot(t *testing.T) {
+	it, close, err := longLived("limits", limitsStar, 1, "fanotify_limits")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer close()
+	b := &bench{ctx: context.Background()}
+	start := time.Now()
+	if _, err := b.measure(2, it); err != nil {
+		t.Fatal(err)
+	}
+	// The warm-up's snapshot, then the first run's, each waited out.
+	if took := time.Since(start); took < 3*fanotify.SnapshotMaxAge/2 {
+		t.Errorf("two runs took %v: a run came before the snapshot before it (%v) stopped serving", took, fanotify.SnapshotMaxAge)
 	}
 }
