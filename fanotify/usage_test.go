@@ -594,7 +594,13 @@ func TestSnapshotCompletionKeepsItsWalksAge(t *testing.T) {
 // snapshotOf is s's snapshot of every mark.
 func snapshotOf(t *testing.T, s *Scanner) *Snapshot {
 	t.Helper()
-	snap, err := s.Snapshot(context.Background(), procfs.AllMarks)
+	return snapshotReading(t, s, procfs.AllMarks)
+}
+
+// snapshotReading is s's snapshot reading what need asks.
+func snapshotReading(t *testing.T, s *Scanner, need procfs.Reads) *Snapshot {
+	t.Helper()
+	snap, err := s.Snapshot(context.Background(), need)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -655,19 +661,13 @@ func TestSnapshotCompletedFromItsWalk(t *testing.T) {
 func TestSnapshotHandsItsFileRanksOn(t *testing.T) {
 	h := fanotifytest.HoldKnownObjects(t, testUID)
 	s := newTestScanner()
-	fan, err := s.Snapshot(context.Background(), procfs.Fanotify)
-	if err != nil {
-		t.Fatal(err)
-	}
+	fan := snapshotReading(t, s, procfs.Fanotify)
 	fan.Fanotify()
 	ranks := fan.ranks.Load()
 	if _, ok := (*ranks)[procfs.FDRef{PID: h.PID1, FD: 3}]; !ok {
 		t.Fatalf("pid %d fd 3 has no rank among %d", h.PID1, len(*ranks))
 	}
-	both, err := s.Snapshot(context.Background(), procfs.Inotify)
-	if err != nil {
-		t.Fatal(err)
-	}
+	both := snapshotReading(t, s, procfs.Inotify)
 	if both.ranks.Load() != ranks {
 		t.Error("the completed snapshot does not start from its walk's ranks")
 	}
@@ -675,10 +675,7 @@ func TestSnapshotHandsItsFileRanksOn(t *testing.T) {
 	s.mu.Lock()
 	s.lastAt = s.lastAt.Add(-SnapshotMaxAge)
 	s.mu.Unlock()
-	next, err := s.Snapshot(context.Background(), procfs.Fanotify)
-	if err != nil {
-		t.Fatal(err)
-	}
+	next := snapshotReading(t, s, procfs.Fanotify)
 	if r := next.ranks.Load(); r == nil || r == ranks {
 		t.Fatal("the next walk's snapshot does not start from the ranks of the last one grouped")
 	}
