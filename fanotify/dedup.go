@@ -40,10 +40,10 @@ func dedup(fds []procfs.NotifyFD, processes map[int]*process, order fileOrder, h
 	f := fileSearch{order: order, sorted: map[string][]int{}}
 	fileOf := make([]int, len(fds))
 	exact = true
-	for _, i := range hintedOrder(fds, hint) {
-		_, ranked := hint[procfs.FDRef{PID: fds[i].PID, FD: fds[i].FD}]
+	turns, ranked := hintedOrder(fds, hint)
+	for _, i := range turns {
 		var ok bool
-		fileOf[i], ok = f.find(&fds[i], ranked)
+		fileOf[i], ok = f.find(&fds[i], ranked[i])
 		exact = exact && ok
 	}
 	return groupsOf(fds, fileOf, len(f.files), processes), exact, f.ranks(fds, fileOf)
@@ -155,23 +155,23 @@ func (f *fileSearch) ranks(fds []procfs.NotifyFD, fileOf []int) fileRanks {
 	return ranks
 }
 
-// hintedOrder is the order in which dedup takes fds: those hint ranks by
-// rank, then the others; each rank's fds, and the others, by pid and fd.
-func hintedOrder(fds []procfs.NotifyFD, hint fileRanks) []int {
+// hintedOrder is the order in which dedup takes fds (indices), and which
+// of them hint ranks: those by rank, then the others; each rank's fds, and
+// the others, by pid and fd.
+func hintedOrder(fds []procfs.NotifyFD, hint fileRanks) (turns []int, ranked []bool) {
 	rank := make([]int, len(fds))
-	order := make([]int, len(fds))
+	turns, ranked = make([]int, len(fds)), make([]bool, len(fds))
 	for i, fd := range fds {
-		order[i] = i
-		r, ok := hint[procfs.FDRef{PID: fd.PID, FD: fd.FD}]
-		if !ok {
-			r = math.MaxInt
+		turns[i] = i
+		rank[i], ranked[i] = hint[procfs.FDRef{PID: fd.PID, FD: fd.FD}]
+		if !ranked[i] {
+			rank[i] = math.MaxInt
 		}
-		rank[i] = r
 	}
 	if hint != nil {
-		slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(rank[a], rank[b]) })
+		slices.SortStableFunc(turns, func(a, b int) int { return cmp.Compare(rank[a], rank[b]) })
 	}
-	return order
+	return turns, ranked
 }
 
 // groupsOf makes a group of each file, taking fds in their order (pid,

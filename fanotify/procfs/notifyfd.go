@@ -428,10 +428,10 @@ func (fs FS) linkSubsystem(pid, fd int) string {
 
 // eachName calls f with the name of each entry of the open directory dir
 // but . and .., NUL-terminated in a pooled buffer that is reused once f
-// returns, until f returns false. It returns the error of a listing. It lists with
-// plain getdents: an os.File would try to register the directory with the
-// poller, and its Fd would switch it back to blocking mode, three system
-// calls more for every process of a walk.
+// returns, until f returns false. It returns the error of a listing. It
+// calls getdents itself (quick): an os.File would try to register the
+// directory with the poller, and its Fd would switch it back to blocking
+// mode, three system calls more for every process of a walk.
 func eachName(dir int, f func(name []byte) bool) error {
 	// A linux_dirent64: inode (8 bytes), offset (8), record length (2),
 	// type (1), then the name and its NUL (and padding).
