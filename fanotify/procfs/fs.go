@@ -36,9 +36,12 @@ var readBuffers = sync.Pool{New: func() any { b := make([]byte, 64<<10); return 
 // maxPooledBuffer keeps a huge mountinfo's buffer from staying in the pool.
 const maxPooledBuffer = 1 << 20
 
-// readFile reads a whole file (see readLines).
-func readFile(path string) (data []byte, err error) {
-	err = mayWait.readLines(path, func(b []byte) { data = append(data, b...) })
+// readFile reads a whole file with plain system calls (see readLines).
+func readFile(path string) ([]byte, error) { return mayWait.readAll(cPath(path)) }
+
+// readAll reads the whole file at path, NUL-terminated.
+func (s syscalls) readAll(path []byte) (data []byte, err error) {
+	err = s.readLinesAt(path, func(b []byte) { data = append(data, b...) })
 	return data, err
 }
 

@@ -55,7 +55,7 @@ func (m IDMap) Inside(outside uint32) (uint32, bool) {
 
 // UIDMap reads pid's uid_map as this process sees it.
 func (fs FS) UIDMap(pid int) (IDMap, error) {
-	data, err := fs.readPid(pid, "uid_map")
+	data, err := fs.readPid(mayWait, pid, "uid_map")
 	if err != nil {
 		return nil, err
 	}

@@ -115,7 +115,7 @@ func (fs FS) ReadOwner(id *Identity) error {
 // no charge needs: two files and a readlink, three times what ReadOwner
 // costs. The error wraps ErrProcessGone when the process exited.
 func (fs FS) ReadDetails(id *Identity) error {
-	comm, err := fs.readPid(id.PID, "comm")
+	comm, err := fs.readPid(quick, id.PID, "comm")
 	if err != nil {
 		return err
 	}
@@ -123,7 +123,7 @@ func (fs FS) ReadDetails(id *Identity) error {
 	if err != nil {
 		return err
 	}
-	cgroup, err := fs.readPid(id.PID, "cgroup")
+	cgroup, err := fs.readPid(mayWait, id.PID, "cgroup")
 	if err != nil {
 		return err
 	}
@@ -139,9 +139,11 @@ func (fs FS) ReadDetails(id *Identity) error {
 // formatting /proc/PID/status. The uid is mapped into the reader's user
 // namespace, as status's Uid: line is.
 func (fs FS) effectiveUID(pid int) (uint32, error) {
+	var path [64]byte
 	var st unix.Stat_t
-	if err := unix.Stat(fs.Path(strconv.Itoa(pid)), &st); err != nil {
-		return 0, pidError(pid, &os.PathError{Op: "stat", Path: fs.Path(strconv.Itoa(pid)), Err: err})
+	dir := fs.pidFile(path[:0], pid, "")
+	if err := quick.stat(dir, &st); err != nil {
+		return 0, pidError(pid, &os.PathError{Op: "stat", Path: goPath(dir), Err: err})
 	}
 	return st.Uid, nil
 }
@@ -159,11 +161,13 @@ func (fs FS) NamespaceInode(pid int, kind string) (uint64, error) {
 	if !slices.Contains(namespaceKinds, kind) {
 		return 0, fmt.Errorf("unknown namespace kind %q", kind)
 	}
-	link, err := os.Readlink(fs.Path(strconv.Itoa(pid), "ns", kind))
+	var path, link [64]byte
+	name := fs.pidFile(path[:0], pid, "ns/"+kind)
+	n, err := quick.readlinkat(atFDCWD, name, link[:])
 	if err != nil {
-		return 0, pidError(pid, err)
+		return 0, pidError(pid, &os.PathError{Op: "readlink", Path: goPath(name), Err: err})
 	}
-	ino, err := ParseNamespaceLink(link)
+	ino, err := ParseNamespaceLink(string(link[:n]))
 	if err != nil {
 		return 0, fmt.Errorf("pid %d ns/%s: %w", pid, kind, err)
 	}
@@ -328,9 +332,10 @@ func ParseCgroup(data []byte) string {
 	return ""
 }
 
-// readPid reads /proc/PID/name whole.
-func (fs FS) readPid(pid int, name string) ([]byte, error) {
-	data, err := readFile(fs.Path(strconv.Itoa(pid), name))
+// readPid reads /proc/PID/name whole, with sys.
+func (fs FS) readPid(sys syscalls, pid int, name string) ([]byte, error) {
+	var path [64]byte
+	data, err := sys.readAll(fs.pidFile(path[:0], pid, name))
 	if err != nil {
 		return nil, pidError(pid, err)
 	}

@@ -23,12 +23,13 @@ const (
 	// the namespace's lock behind a mount, cgroup for cgroup_mutex,
 	// cmdline for the target's mmap lock.
 	mayWait syscalls = false
-	// quick calls only list processes and fds, read fd links and print
-	// fdinfo, which wait on nothing but short locks of the kernel's own
-	// (a group's mark lock, a task's lock). They run raw, holding the
-	// thread's processor: the Go scheduler neither sees nor preempts
-	// them. The fdinfo of an fd with many marks is the exception (see
-	// LongReads).
+	// quick calls only list processes and fds, read fd links, print
+	// fdinfo and read who a process is (the owner of /proc/PID, its
+	// namespace links, comm), which wait on nothing but short locks of
+	// the kernel's own (a group's mark lock, a task's lock). They run
+	// raw, holding the thread's processor: the Go scheduler neither sees
+	// nor preempts them. The fdinfo of an fd with many marks is the
+	// exception (see LongReads).
 	quick syscalls = true
 )
 
@@ -39,6 +40,12 @@ func (s syscalls) open(path []byte, flags int) (int, error) {
 		return -1, errno
 	}
 	return int(fd), nil
+}
+
+// stat stats path, NUL-terminated, following links.
+func (s syscalls) stat(path []byte, st *unix.Stat_t) error {
+	_, errno := s.call(unix.SYS_NEWFSTATAT, uintptr(atFDCWD), uintptr(unsafe.Pointer(&path[0])), uintptr(unsafe.Pointer(st)), 0)
+	return errnoErr(errno)
 }
 
 func (s syscalls) read(fd int, buf []byte) (int, error) {
@@ -102,6 +109,12 @@ func appendPidDir(dst []byte, root string, pid int) []byte {
 func (fs FS) fdFile(dst []byte, pid int, dir string, fd int) []byte {
 	dst = append(append(appendPidDir(dst, fs.Root, pid), dir...), '/')
 	return append(strconv.AppendInt(dst, int64(fd), 10), 0)
+}
+
+// pidFile appends to dst the path of name in pid's directory ("comm",
+// "ns/user"; "" for the directory), NUL-terminated.
+func (fs FS) pidFile(dst []byte, pid int, name string) []byte {
+	return append(append(appendPidDir(dst, fs.Root, pid), name...), 0)
 }
 
 // goPath is the Go string of a NUL-terminated path, for messages.
