@@ -129,11 +129,12 @@ func (b *bench) hostPhase() error {
 			{name: "limits", run: generate(limitsStar, 1, "fanotify_limits")},
 			{name: "raw_walk_identities", run: rawRun(rawWalkWithIdentities)},
 		}
-		cOf, cIdentitiesOf := noCost, noCost
+		cOf, cIdentitiesOf, cGroupsOf := noCost, noCost, noCost
 		allLong, limitsLong := noCost, noCost
 		if n == b.o.procs {
 			items, cOf = b.cbin.withC(items)
 			items, cIdentitiesOf = b.cbin.withC(items, "--identities")
+			items, cGroupsOf = b.cbin.withC(items, "--identities", "--groups")
 			var stop func()
 			items, allLong, stop, err = b.withLongLived(items, "select_all_long_lived", notifyStar, minRows, "fanotify_marks", "inotify_watches")
 			if err != nil {
@@ -165,7 +166,7 @@ func (b *bench) hostPhase() error {
 		what := fmt.Sprintf("%d processes × (%d inotify watches + %d fanotify marks)", n, b.o.watches, b.o.marks)
 		b.addGoal(ratioGoal("fanotify_marks + inotify_watches SELECT *", all, raw, c, 1.3,
 			fmt.Sprintf("%s; SELECT *, path (the hidden column, a file handle decoded per mark): %s, %.2f× the Go walk; %s; %s",
-				what, costCell(withPath), ratio(withPath, raw), identitiesNote(all, rawIdentities, cIdentitiesOf(m)),
+				what, costCell(withPath), ratio(withPath, raw), identitiesNote(all, rawIdentities, cIdentitiesOf(m), cGroupsOf(m), c),
 				longLivedNote(*allLong(m), raw, c))))
 		b.addGoal(ratioGoal("fanotify_marks + inotify_watches COUNT(*)", count, raw, c, 1.1, what))
 		b.addGoal(ratioGoal("fanotify_limits", limits, raw, c, 1.5, what+"; "+longLivedNote(*limitsLong(m), raw, c)))
@@ -208,11 +209,16 @@ func longLivedNote(long, goWalk cost, cWalk *cost) string {
 // identitiesNote compares SELECT * with the raw walks that also make the
 // reads of each holder's identity, which its holder columns show and the
 // goal's baseline does not make.
-func identitiesNote(all, goWalk cost, cWalk *cost) string {
+func identitiesNote(all, goWalk cost, cWalk, cGroups, cPlain *cost) string {
 	note := fmt.Sprintf("the raw walk also reading each holder's identity (stat, ns/user, ns/mnt, comm, cgroup): Go %s, SELECT * %.2f× that",
 		costCell(goWalk), ratio(all, goWalk))
 	if cWalk != nil {
 		note += fmt.Sprintf("; C %s, %.2f×", costCell(*cWalk), ratio(all, *cWalk))
+	}
+	if cGroups != nil && cPlain != nil {
+		note += fmt.Sprintf("; the C walk reading identities and also telling which fds share a file, by kcmp in about the fewest "+
+			"comparisons that can (the group columns), every kernel read SELECT * makes in one pass: %s, %.2f× the C walk, SELECT * %.2f× that",
+			costCell(*cGroups), ratio(*cGroups, *cPlain), ratio(all, *cGroups))
 	}
 	return note
 }

@@ -1,10 +1,14 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"strconv"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/osquery-fanotify/osquery-fanotify/fanotify/fanotifytest"
 )
@@ -50,5 +54,54 @@ func TestRawWalkAllocatesNothing(t *testing.T) {
 	r := newRawReader()
 	if allocs := testing.AllocsPerRun(5, func() { rawWalk(r) }); allocs != 0 {
 		t.Fatalf("the raw walk allocated %v times", allocs)
+	}
+}
+
+// The C walk's --groups finds the open files its fds share: alone in a pid
+// namespace of its own, holding one inotify instance through two fds and
+// another through one, it adds 2 (files) to the bytes the walk reads.
+func TestCWalkGroupsCountsSharedFilesOnce(t *testing.T) {
+	c, err := buildCBaselines()
+	if errors.Is(err, errNoCompiler) {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(c.dir)
+	// Each fd handed over is one of its own: the first instance's twice.
+	first, err := unix.InotifyInit1(unix.IN_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := unix.FcntlInt(uintptr(first), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := unix.InotifyInit1(unix.IN_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fds []*os.File
+	for _, fd := range []int{first, again, second} {
+		f := os.NewFile(uintptr(fd), "inotify")
+		defer f.Close()
+		fds = append(fds, f)
+	}
+	walkAlone := func(args ...string) int64 {
+		cmd := exec.Command("unshare", append([]string{"--pid", "--fork", "--mount-proc", c.walk, "1", inotifyLink}, args...)...)
+		cmd.ExtraFiles = fds
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("%v: %v", cmd, err)
+		}
+		var cpu, wall, bytes int64
+		if _, err := fmt.Sscan(string(out), &cpu, &wall, &bytes); err != nil {
+			t.Fatalf("%v said %q: %v", cmd, out, err)
+		}
+		return bytes
+	}
+	if files := walkAlone("--groups") - walkAlone(); files != 2 {
+		t.Fatalf("--groups added %d, want 2 files", files)
 	}
 }
