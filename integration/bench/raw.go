@@ -37,6 +37,11 @@ type rawReader struct {
 	procDents []byte // the listing of /proc
 	dirDents  []byte // the listing of a directory of one process
 	path      []byte
+	// later, when set, names the fds whose fdinfo a walk leaves for a
+	// second pass: their paths go to laterPaths, NUL-terminated one after
+	// the other.
+	later      string
+	laterPaths []byte
 }
 
 func newRawReader() *rawReader {
@@ -63,6 +68,21 @@ func rawWalkWithIdentities(r *rawReader) (int, error) {
 	return r.walk(true, []string{fanotifyLink, inotifyLink})
 }
 
+// rawWalkInTwoPasses is rawWalk as two queries, one per table, read: a
+// walk reading the fdinfo of fanotify fds, then the fdinfo of the inotify
+// fds it found, by path.
+func rawWalkInTwoPasses(r *rawReader) (int, error) {
+	r.later, r.laterPaths = inotifyLink, r.laterPaths[:0]
+	defer func() { r.later = "" }()
+	total, err := r.walk(false, []string{fanotifyLink})
+	for rest := r.laterPaths; len(rest) > 0; {
+		end := bytes.IndexByte(rest, 0) + 1
+		total += r.readFile(true, rest[:end])
+		rest = rest[end:]
+	}
+	return total, err
+}
+
 // walk is the raw walk of the fds linked to targets, reading each holder's
 // identity too when identities is set. Like the project's walk, it lists a
 // directory with getdents on an fd it opens, and readlinks each fd relative
@@ -84,6 +104,10 @@ func (r *rawReader) walk(identities bool, targets []string) (int, error) {
 		holder := false
 		r.eachName(dir, r.dirDents, func(fd []byte) {
 			n, err := readlinkat(r.quick, dir, fd, r.link)
+			if err == nil && r.later != "" && string(r.link[:n]) == r.later {
+				r.laterPaths = append(r.laterPaths, r.setPath("/proc/", pid, "/fdinfo/", fd)...)
+				return
+			}
 			if err != nil || !isTarget(r.link[:n], targets) {
 				return
 			}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -103,5 +104,27 @@ func TestCWalkGroupsCountsSharedFilesOnce(t *testing.T) {
 	}
 	if files := walkAlone("--groups") - walkAlone(); files != 2 {
 		t.Fatalf("--groups added %d, want 2 files", files)
+	}
+}
+
+// The raw walk in two passes leaves the inotify fds it finds, this test's
+// among them, for its second pass, and allocates nothing once its list of
+// them has grown.
+func TestRawWalkInTwoPassesReadsInotifyFdinfoSecond(t *testing.T) {
+	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	r := newRawReader()
+	if _, err := rawWalkInTwoPasses(r); err != nil {
+		t.Fatal(err)
+	}
+	ours := fmt.Sprintf("/proc/%d/fdinfo/%d\x00", os.Getpid(), fd)
+	if !bytes.Contains(r.laterPaths, []byte(ours)) {
+		t.Fatalf("the second pass did not read %q", ours)
+	}
+	if allocs := testing.AllocsPerRun(5, func() { rawWalkInTwoPasses(r) }); allocs != 0 {
+		t.Fatalf("the walk in two passes allocated %v times", allocs)
 	}
 }
