@@ -76,7 +76,7 @@ type Group struct {
 	Info     procfs.Fdinfo
 	ParseErr error
 
-	first   *procfs.NotifyFD // the primary holder's fd, to compare others with
+	first   *procfs.NotifyFD // the primary holder's fd, to read its marks again
 	snap    *Snapshot
 	charge  Charge
 	charged bool // the primary holder's identity could be read

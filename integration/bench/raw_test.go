@@ -71,18 +71,12 @@ func TestCWalkGroupsCountsSharedFilesOnce(t *testing.T) {
 	}
 	defer os.RemoveAll(c.dir)
 	// Each fd handed over is one of its own: the first instance's twice.
-	first, err := unix.InotifyInit1(unix.IN_CLOEXEC)
-	if err != nil {
-		t.Fatal(err)
-	}
+	first := fanotifytest.Inotify(t)
 	again, err := unix.FcntlInt(uintptr(first), unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	second, err := unix.InotifyInit1(unix.IN_CLOEXEC)
-	if err != nil {
-		t.Fatal(err)
-	}
+	second := fanotifytest.Inotify(t)
 	var fds []*os.File
 	for _, fd := range []int{first, again, second} {
 		f := os.NewFile(uintptr(fd), "inotify")
@@ -111,10 +105,7 @@ func TestCWalkGroupsCountsSharedFilesOnce(t *testing.T) {
 // among them, for its second pass, and allocates nothing once its list of
 // them has grown.
 func TestRawWalkInTwoPassesReadsInotifyFdinfoSecond(t *testing.T) {
-	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC)
-	if err != nil {
-		t.Fatal(err)
-	}
+	fd := fanotifytest.Inotify(t)
 	defer unix.Close(fd)
 	r := newRawReader()
 	if _, err := rawWalkInTwoPasses(r); err != nil {
